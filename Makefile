@@ -1,0 +1,54 @@
+# One entry for every developer task. CI runs `make test`.
+SHELL := /bin/bash
+PY ?= .venv/bin/python
+VENV := .venv
+PROTO_FILES := $(wildcard protos/hostcheck/v1/*.proto)
+PROTOC = $(PY) -m grpc_tools.protoc -I protos -I third_party/googleapis
+
+.PHONY: help setup deps services protos protos-check lint dev test test-fast bench clean
+
+help:
+	@echo "make dev          run the whole system on the embedded default (SQLite, in-process live state)"
+	@echo "make test         install what tests need, start Postgres and Redis if needed, run every test"
+	@echo "make lint         ruff, buf lint, generated code freshness"
+	@echo "make protos       regenerate gen/ and gateway/hostcheck.pb from protos/"
+	@echo "make bench        benchmarks (long)"
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+deps: $(VENV)/.installed
+
+# System packages and servers the tests need (Debian 12); idempotent.
+services:
+	scripts/setup-system.sh
+
+protos: deps
+	rm -rf gen/hostcheck && mkdir -p gen/hostcheck/v1
+	$(PROTOC) --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTO_FILES)
+	touch gen/hostcheck/__init__.py gen/hostcheck/v1/__init__.py
+	$(PROTOC) --include_imports --include_source_info --descriptor_set_out=gateway/hostcheck.pb $(PROTO_FILES)
+
+# Fails when gen/ or the descriptor set is not what `make protos` makes from protos/.
+protos-check: deps
+	scripts/check-protos.sh
+
+lint: deps protos-check
+	$(VENV)/bin/ruff check .
+	scripts/buf.sh lint
+
+dev: deps
+	$(VENV)/bin/hostcheck dev $(ARGS)
+
+test: deps services
+	$(MAKE) protos-check
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: deps services
+	$(VENV)/bin/pytest -m bench -p no:cacheprovider bench $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,234 @@
+"""The agent: holds one stream to a scheduler, runs tasks, reports results until acknowledged.
+
+States: connecting -> ready -> (draining) -> offline. Results stay in `unacked`
+until the scheduler acknowledges them and are resent after every reconnect, so
+a result the agent produced is never lost; the results service stores each
+task's result once, so resending never duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import random
+import time
+from collections import OrderedDict
+
+import grpc
+
+from agent.identity import Identity, ensure_identity
+from agent.probers import PROBERS, Prober
+from agent.runner import run_task
+from hostcheck.v1 import scheduler_pb2, scheduler_pb2_grpc
+from services.config import AgentConfig
+from services.domain.targets import TargetGuard
+from services.grpcserver import CHANNEL_OPTIONS
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+
+
+class State(enum.StrEnum):
+    CONNECTING = "connecting"
+    READY = "ready"
+    DRAINING = "draining"
+    OFFLINE = "offline"
+
+
+class _Reconnect(Exception):
+    """The scheduler asked us to go (drain) or the stream ended."""
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, *, probers: dict[str, Prober] | None = None) -> None:
+        self.config = config
+        self.probers = probers if probers is not None else PROBERS
+        self.guard = TargetGuard.from_cidrs(config.allow_targets)
+        self.state = State.OFFLINE
+        self.identity: Identity | None = None
+        self.unacked: OrderedDict[str, scheduler_pb2.TaskResult] = OrderedDict()
+        self.running: dict[str, asyncio.Task] = {}
+        self.seen: OrderedDict[str, None] = OrderedDict()  # task ids already taken (dedupe re-delivery)
+        self.connects = 0
+        self.ready = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._slots = asyncio.Semaphore(config.concurrency)
+        self._outbox: asyncio.Queue[scheduler_pb2.ConnectRequest] | None = None
+        self._pending_send: list[scheduler_pb2.TaskResult] = []
+        self._flush_wakeup = asyncio.Event()
+        self._heartbeat_s = 10.0
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connects and reconnects (randomised backoff) until `stop()`."""
+        self.identity = await ensure_identity(self.config, capabilities=sorted(self.probers), version=VERSION,
+                                              stop=self._stopping)
+        backoff = 0.2
+        while not self._stopping.is_set():
+            self.state = State.CONNECTING
+            started = time.monotonic()
+            try:
+                await self._session()
+            except _Reconnect as exc:
+                log.info("reconnecting: %s", exc)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                    log.error("scheduler refused our token: %s", exc.details())
+                    backoff = max(backoff, 5.0)
+                else:
+                    log.warning("stream to %s failed: %s %s", self.config.scheduler_addr, exc.code().name,
+                                exc.details())
+            finally:
+                self.ready.clear()
+            if self._stopping.is_set():
+                break
+            if time.monotonic() - started > 30:
+                backoff = 0.2  # it held for a while: reconnect quickly
+            delay = random.uniform(0, backoff)  # full jitter spreads a herd of agents
+            backoff = min(backoff * 2, 30.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+        self.state = State.OFFLINE
+
+    async def stop(self, *, drain_timeout_s: float | None = None) -> None:
+        """Takes no new tasks, finishes running ones (up to the drain timeout), then disconnects."""
+        timeout = self.config.drain_timeout_s if drain_timeout_s is None else drain_timeout_s
+        self.state = State.DRAINING
+        deadline = time.monotonic() + timeout
+        if self.running:
+            await asyncio.wait(list(self.running.values()), timeout=timeout)
+        for task in self.running.values():
+            task.cancel()
+        # Give the scheduler a moment to acknowledge what we just sent.
+        while self.unacked and self.ready.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        self._stopping.set()
+
+    # ---- one stream -----------------------------------------------------------------------
+
+    async def _session(self) -> None:
+        assert self.identity is not None
+        metadata = (("x-agent-id", self.identity.agent_id),
+                    ("authorization", f"Bearer {self.identity.api_token}"))
+        async with grpc.aio.insecure_channel(self.config.scheduler_addr, options=CHANNEL_OPTIONS) as channel:
+            call = scheduler_pb2_grpc.AgentStreamServiceStub(channel).Connect(metadata=metadata)
+            self._outbox = asyncio.Queue()
+            await call.write(scheduler_pb2.ConnectRequest(hello=scheduler_pb2.AgentHello(
+                version=VERSION, capabilities=sorted(self.probers), max_concurrency=self.config.concurrency,
+                unacked_results=len(self.unacked))))
+            first = await call.read()
+            if first is grpc.aio.EOF or first.WhichOneof("message") != "welcome":
+                raise _Reconnect("no welcome from the scheduler")
+            self._heartbeat_s = first.welcome.heartbeat_interval_s or 10.0
+            self.connects += 1
+            self.state = State.READY if self.state != State.DRAINING else State.DRAINING
+            log.info("connected to scheduler %s as %s", first.welcome.scheduler_id, self.identity.agent_id)
+            # Everything not yet acknowledged goes again: the previous stream may have lost it.
+            if self.unacked:
+                self._queue_results(list(self.unacked.values()))
+            self.ready.set()
+            helpers = [asyncio.create_task(self._writer(call)), asyncio.create_task(self._heartbeats()),
+                       asyncio.create_task(self._flusher())]
+            reader = asyncio.create_task(self._reader(call))
+            stop = asyncio.create_task(self._stopping.wait())
+            try:
+                done, _ = await asyncio.wait([reader, stop, *helpers], return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task is not stop and task.exception() is not None:
+                        raise task.exception()
+            finally:
+                for task in (reader, stop, *helpers):
+                    task.cancel()
+                for task in (reader, stop, *helpers):
+                    with contextlib.suppress(BaseException):
+                        await task
+                self._outbox = None
+                self._pending_send.clear()
+                call.cancel()
+
+    async def _writer(self, call) -> None:
+        assert self._outbox is not None
+        while True:
+            message = await self._outbox.get()
+            await call.write(message)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_s)
+            self._send(scheduler_pb2.ConnectRequest(heartbeat=scheduler_pb2.AgentHeartbeat(
+                tasks_in_flight=len(self.running))))
+
+    def _send(self, message: scheduler_pb2.ConnectRequest) -> None:
+        if self._outbox is not None:
+            self._outbox.put_nowait(message)
+
+    async def _reader(self, call) -> None:
+        while True:
+            message = await call.read()
+            if message is grpc.aio.EOF:
+                raise _Reconnect("scheduler closed the stream")
+            kind = message.WhichOneof("message")
+            if kind == "tasks":
+                for task in message.tasks.tasks:
+                    self._start(task)
+            elif kind == "ack":
+                for task_id in message.ack.task_ids:
+                    self.unacked.pop(task_id, None)
+            elif kind == "cancel":
+                for task_id in message.cancel.task_ids:
+                    running = self.running.get(task_id)
+                    if running is not None:
+                        running.cancel()
+            elif kind == "drain":
+                raise _Reconnect(f"scheduler draining: {message.drain.reason}")
+
+    # ---- tasks and results ----------------------------------------------------------------
+
+    def _start(self, task: scheduler_pb2.Task) -> None:
+        if task.task_id in self.seen:
+            # Re-delivered: running now, or its result is in unacked and will be resent.
+            return
+        self.seen[task.task_id] = None
+        while len(self.seen) > 100_000:
+            self.seen.popitem(last=False)
+        self.running[task.task_id] = asyncio.create_task(self._run(task), name=f"task-{task.task_id}")
+
+    async def _run(self, task: scheduler_pb2.Task) -> None:
+        try:
+            if self.state == State.DRAINING:
+                from agent.runner import _now_ts
+
+                result = scheduler_pb2.TaskResult(task_id=task.task_id, check_id=task.check_id,
+                                                  check_type=task.check_type, success=False,
+                                                  error="agent is shutting down", error_code="agent_draining",
+                                                  started_at=_now_ts(), finished_at=_now_ts())
+            else:
+                async with self._slots:
+                    result = await run_task(task, self.guard, self.probers)
+        except asyncio.CancelledError:
+            self.running.pop(task.task_id, None)
+            raise
+        self.running.pop(task.task_id, None)
+        self.unacked[task.task_id] = result
+        self._queue_results([result])
+
+    def _queue_results(self, results: list[scheduler_pb2.TaskResult]) -> None:
+        self._pending_send.extend(results)
+        self._flush_wakeup.set()
+
+    async def _flusher(self) -> None:
+        """Sends results in batches: up to result_batch_size, waiting at most result_flush_ms."""
+        size = self.config.result_batch_size
+        linger = self.config.result_flush_ms / 1000.0
+        while True:
+            await self._flush_wakeup.wait()
+            if len(self._pending_send) < size and linger > 0:
+                await asyncio.sleep(linger)
+            self._flush_wakeup.clear()
+            while self._pending_send:
+                batch, self._pending_send = self._pending_send[:size], self._pending_send[size:]
+                self._send(scheduler_pb2.ConnectRequest(results=scheduler_pb2.ResultBatch(results=batch)))

@@ -1,0 +1,96 @@
+"""The agent's identity: its id and api token, from config, from its state file, or by registering."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from hostcheck.v1 import registry_pb2, registry_pb2_grpc
+from services.config import AgentConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Identity:
+    agent_id: str
+    api_token: str
+
+
+class IdentityError(RuntimeError):
+    pass
+
+
+def _read_state(path: Path) -> Identity | None:
+    try:
+        doc = json.loads(path.read_text())
+        return Identity(doc["agent_id"], doc["api_token"])
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError) as exc:
+        raise IdentityError(f"state file {path} is unreadable ({exc}); remove it to register again") from exc
+
+
+def _write_state(path: Path, identity: Identity) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"agent_id": identity.agent_id, "api_token": identity.api_token}, f)
+    os.replace(tmp, path)
+
+
+def labels(config: AgentConfig) -> dict[str, str]:
+    out = {}
+    for item in config.labels:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise IdentityError(f"label {item!r} is not key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+async def ensure_identity(config: AgentConfig, *, capabilities: list[str], version: str,
+                          stop: asyncio.Event | None = None) -> Identity:
+    """Config first, then the state file; else registers (retrying while the registry is down)."""
+    if config.agent_id and config.api_token:
+        return Identity(config.agent_id, config.api_token)
+    path = Path(os.path.expanduser(config.state_file))
+    found = _read_state(path)
+    if found is not None:
+        return found
+    if not config.registration_token:
+        raise IdentityError(f"no agent token in {path} and no registration token (HOSTCHECK_REGISTRATION_TOKEN) "
+                            "to register with")
+    request = registry_pb2.RegisterAgentRequest(
+        name=config.name or socket.gethostname(), location=config.location, region=config.region,
+        country=config.country, city=config.city, asn=config.asn, labels=labels(config),
+        capabilities=capabilities, version=version)
+    delay = 0.2
+    async with grpc.aio.insecure_channel(config.registry_addr) as channel:
+        stub = registry_pb2_grpc.RegistryServiceStub(channel)
+        while True:
+            try:
+                reply = await stub.RegisterAgent(
+                    request, metadata=[("x-registration-token", config.registration_token)], timeout=10)
+                break
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    log.warning("registry at %s unavailable, retrying registration", config.registry_addr)
+                    if stop is not None and stop.is_set():
+                        raise IdentityError("stopped before registering") from exc
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 10)
+                    continue
+                raise IdentityError(f"registration refused: {exc.code().name}: {exc.details()}") from exc
+    identity = Identity(reply.agent_id, reply.api_token)
+    _write_state(path, identity)
+    log.info("registered as agent %s; token kept in %s", identity.agent_id, path)
+    return identity

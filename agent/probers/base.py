@@ -1,0 +1,97 @@
+"""What every prober shares: its one signature, its result, and name resolution under the guard.
+
+A prober is `async def probe(request: ProbeRequest) -> ProbeResult`. It raises
+`ProbeError(code, message)` for an expected failure (refused, timeout, nxdomain,
+...); the runner turns that, a timeout or any other exception into a failed
+result, so one failing check never breaks the agent or its stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from services.domain.targets import IPAddress, Target, TargetGuard
+
+
+class ProbeError(Exception):
+    """An expected failure, reported as a result with `code` (timeout, refused, ...)."""
+
+    def __init__(self, code: str, message: str, data: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data or {}
+
+
+@dataclass
+class ProbeResult:
+    success: bool
+    data: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    error_code: str = ""
+
+
+@dataclass(frozen=True)
+class ProbeRequest:
+    target: Target
+    # The check type's options message (e.g. hostcheck.v1.TcpOptions).
+    options: Any
+    # Seconds the probe may take in all.
+    timeout: float
+    # 4 or 6 to force a family for a host name; 0 for any.
+    ip_version: int
+    guard: TargetGuard
+
+
+class Prober(Protocol):
+    async def __call__(self, request: ProbeRequest) -> ProbeResult: ...
+
+
+async def resolve(request: ProbeRequest, *, port: int | None = None) -> list[IPAddress]:
+    """Addresses of the target host in preference order, each allowed by the guard.
+
+    An IP target is used as is. For a name, every address it resolves to must be
+    allowed: a name that resolves to 127.0.0.1 is refused (DNS rebinding).
+    """
+    host = request.target.host
+    ip = request.target.ip
+    if ip is not None:
+        _check_family(ip, request.ip_version)
+        _guard(request.guard, ip, host)
+        return [ip]
+    family = {4: socket.AF_INET, 6: socket.AF_INET6}.get(request.ip_version, socket.AF_UNSPEC)
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        code = "nxdomain" if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5)) else "dns_error"
+        raise ProbeError(code, f"cannot resolve {host}: {exc.strerror}") from exc
+    addrs: list[IPAddress] = []
+    for info in infos:
+        addr = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        if addr not in addrs:
+            addrs.append(addr)
+    if not addrs:
+        raise ProbeError("nxdomain", f"{host} has no address for IPv{request.ip_version or '4/6'}")
+    for addr in addrs:
+        _guard(request.guard, addr, host)
+    return addrs
+
+
+def _check_family(ip: IPAddress, ip_version: int) -> None:
+    if ip_version and ip.version != ip_version:
+        raise ProbeError("bad_target", f"{ip} is not an IPv{ip_version} address")
+
+
+def _guard(guard: TargetGuard, ip: IPAddress, host: str) -> None:
+    reason = guard.refusal(ip)
+    if reason:
+        raise ProbeError("target_refused", f"{host}: {reason}", {"address": str(ip)})
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 3)

@@ -1,0 +1,56 @@
+"""Running one task: the prober under its timeout; every outcome becomes a TaskResult."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+
+from google.protobuf import struct_pb2, timestamp_pb2
+
+from agent.probers import PROBERS, ProbeError, Prober, ProbeRequest, ProbeResult
+from hostcheck.v1 import scheduler_pb2
+from services.domain.targets import TargetError, TargetGuard, parse_target
+
+log = logging.getLogger(__name__)
+
+
+def _now_ts() -> timestamp_pb2.Timestamp:
+    out = timestamp_pb2.Timestamp()
+    out.FromDatetime(datetime.now(UTC))
+    return out
+
+
+async def run_task(task: scheduler_pb2.Task, guard: TargetGuard,
+                   probers: dict[str, Prober] = PROBERS) -> scheduler_pb2.TaskResult:
+    started_at = _now_ts()
+    started = time.perf_counter()
+    timeout = max(task.timeout_ms, 1) / 1000.0
+    try:
+        prober = probers.get(task.check_type)
+        if prober is None:
+            raise ProbeError("unsupported", f"this agent cannot run {task.check_type!r} checks")
+        try:
+            target = parse_target(task.target)
+        except TargetError as exc:
+            raise ProbeError("bad_target", f"target {task.target!r}: {exc}") from exc
+        request = ProbeRequest(target=target, options=getattr(task.options, task.check_type), timeout=timeout,
+                               ip_version=task.ip_version, guard=guard)
+        try:
+            async with asyncio.timeout(timeout):
+                outcome = await prober(request)
+        except TimeoutError as exc:
+            raise ProbeError("timeout", f"{task.check_type} check of {task.target} timed out after {timeout:g} s") from exc
+    except ProbeError as exc:
+        outcome = ProbeResult(False, exc.data, exc.message, exc.code)
+    except Exception as exc:  # noqa: BLE001 - one failing check never breaks the agent
+        log.exception("prober %s crashed on %s", task.check_type, task.target)
+        outcome = ProbeResult(False, {}, f"{type(exc).__name__}: {exc}", "agent_error")
+    data = struct_pb2.Struct()
+    data.update(outcome.data)
+    return scheduler_pb2.TaskResult(
+        task_id=task.task_id, check_id=task.check_id, check_type=task.check_type, success=outcome.success,
+        data=data, error=outcome.error, error_code=outcome.error_code,
+        duration_ms=round((time.perf_counter() - started) * 1000.0, 3), started_at=started_at,
+        finished_at=_now_ts())

@@ -1,0 +1,164 @@
+"""Configuration: one dataclass per process, every field documented, read once from the environment.
+
+Each field `foo_bar` is read from `HOSTCHECK_FOO_BAR`. A malformed value, or a
+`HOSTCHECK_*` variable that no process knows (a typo), fails loudly at start.
+Tests pass their own mapping instead of `os.environ`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+PREFIX = "HOSTCHECK_"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def doc(text: str, default=dataclasses.MISSING, default_factory=dataclasses.MISSING):
+    """A dataclass field with its documentation (shown by `hostcheck config`)."""
+    kwargs = {"metadata": {"doc": text}}
+    if default is not dataclasses.MISSING:
+        kwargs["default"] = default
+    if default_factory is not dataclasses.MISSING:
+        kwargs["default_factory"] = default_factory
+    return field(**kwargs)
+
+
+@dataclass(frozen=True)
+class CommonConfig:
+    database_url: str = doc("SQLAlchemy URL of the database: postgresql://user:pass@host/db or sqlite:///path.",
+                            "postgresql://postgres@127.0.0.1:5432/hostcheck")
+    live_state_url: str = doc("Live state: redis://host:port/db, or memory:// (one process only).",
+                              "redis://127.0.0.1:6379/0")
+    log_level: str = doc("Log level: DEBUG, INFO, WARNING, ERROR.", "INFO")
+    log_format: str = doc("Log format: text or json.", "text")
+
+
+@dataclass(frozen=True)
+class RegistryConfig(CommonConfig):
+    listen: str = doc("Address the registry's gRPC server binds.", "127.0.0.1:50051")
+    registration_token: str = doc("Master token agents present to register (x-registration-token). Required.", "")
+    results_addr: str = doc("Address of the results service (for agent stats).", "127.0.0.1:50053")
+    migrate: bool = doc("Apply database migrations at start.", True)
+
+
+@dataclass(frozen=True)
+class ResultsConfig(CommonConfig):
+    listen: str = doc("Address the results service's gRPC server binds.", "127.0.0.1:50053")
+    task_grace_s: float = doc("Seconds past a task's deadline before it is marked timed out.", 5.0)
+    sweep_interval_s: float = doc("Seconds between sweeps for overdue tasks.", 1.0)
+    migrate: bool = doc("Apply database migrations at start.", True)
+
+
+@dataclass(frozen=True)
+class SchedulerConfig(CommonConfig):
+    listen: str = doc("Address the scheduler's gRPC server (agent streams and CreateCheck) binds.",
+                      "127.0.0.1:50052")
+    registry_addr: str = doc("Address of the registry service.", "127.0.0.1:50051")
+    results_addr: str = doc("Address of the results service.", "127.0.0.1:50053")
+    scheduler_id: str = doc("This replica's id; empty: host name and pid.", "")
+    heartbeat_interval_s: float = doc("Seconds between agent heartbeats.", 10.0)
+    offline_after_s: float = doc("An agent with no heartbeat this long is offline.", 30.0)
+    allow_targets: tuple[str, ...] = doc("CIDRs allowed despite the target guard (comma-separated).",
+                                         default_factory=tuple)
+    rate_limit: int = doc("Checks per client IP per window; 0 disables.", 100)
+    rate_limit_window_s: int = doc("Rate-limit window in seconds.", 3600)
+    dispatch_grace_s: float = doc("Seconds added to a task's timeout for dispatch and reporting.", 5.0)
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    scheduler_addr: str = doc("Address of the scheduler's agent stream.", "127.0.0.1:50052")
+    registry_addr: str = doc("Address of the registry (only used to register).", "127.0.0.1:50051")
+    registration_token: str = doc("Master registration token; used once when the agent has no token.", "")
+    state_file: str = doc("Where the agent keeps its id and api token (mode 0600).",
+                          "~/.local/state/hostcheck/agent.json")
+    agent_id: str = doc("Agent id; with api_token, skips registration.", "")
+    api_token: str = doc("Agent api token; with agent_id, skips registration.", "")
+    name: str = doc("Display name; empty: the host name.", "")
+    location: str = doc("Free-text location, e.g. 'Frankfurt, DE'.", "")
+    region: str = doc("Region, e.g. eu-central.", "")
+    country: str = doc("ISO 3166 alpha-2 country code.", "")
+    city: str = doc("City.", "")
+    asn: int = doc("Autonomous system number of the agent's network.", 0)
+    labels: tuple[str, ...] = doc("Labels as key=value, comma-separated.", default_factory=tuple)
+    concurrency: int = doc("Tasks run at once.", 64)
+    allow_targets: tuple[str, ...] = doc("CIDRs allowed despite the target guard (comma-separated).",
+                                         default_factory=tuple)
+    result_batch_size: int = doc("Results per batch sent up the stream.", 100)
+    result_flush_ms: int = doc("Milliseconds a result may wait for its batch.", 20)
+    drain_timeout_s: float = doc("On SIGTERM, seconds to finish in-flight tasks.", 30.0)
+    log_level: str = doc("Log level.", "INFO")
+
+
+ALL_CONFIGS = (RegistryConfig, ResultsConfig, SchedulerConfig, AgentConfig)
+# Read by other parts (dev runner, tests); not config fields.
+EXTRA_KNOWN = {"HOSTCHECK_DATA_DIR", "HOSTCHECK_SERVER"} | {
+    f"HOSTCHECK_GATEWAY_{name}" for name in ("LISTEN_ADDRESS", "LISTEN_PORT", "ADMIN_PORT", "SCHEDULER_ADDR",
+                                             "RESULTS_ADDR", "REGISTRY_ADDR", "DESCRIPTOR")}
+
+
+def _known_vars() -> set[str]:
+    return {PREFIX + f.name.upper() for cls in ALL_CONFIGS for f in dataclasses.fields(cls)} | EXTRA_KNOWN
+
+
+def _parse(name: str, raw: str, tp) -> object:
+    if tp is bool:
+        low = raw.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{name}={raw!r}: expected true or false")
+    if tp is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r}: expected an integer") from None
+    if tp is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r}: expected a number") from None
+    if typing.get_origin(tp) is tuple:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw
+
+
+T = typing.TypeVar("T")
+
+
+def load(cls: type[T], env: Mapping[str, str] | None = None, **overrides) -> T:
+    """Builds `cls` from HOSTCHECK_* variables (then `overrides`); fails on typos and bad values."""
+    env = os.environ if env is None else env
+    unknown = sorted(k for k in env if k.startswith(PREFIX) and k not in _known_vars())
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+    hints = typing.get_type_hints(cls)
+    values: dict[str, object] = {}
+    for f in dataclasses.fields(cls):
+        var = PREFIX + f.name.upper()
+        if var in env:
+            values[f.name] = _parse(var, env[var], hints[f.name])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return cls(**values)
+
+
+def describe(cls) -> list[tuple[str, str, str]]:
+    """(variable, default, doc) for each field: the documentation of a process's settings."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else "")
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        rows.append((PREFIX + f.name.upper(), str(default), f.metadata.get("doc", "")))
+    return rows
+
+

@@ -1,0 +1,226 @@
+"""The registry: agent identity (registration with the master token, hashed api tokens),
+listing with live status, detail and stats."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import uuid
+from datetime import UTC, datetime
+
+from hostcheck.v1 import agents_pb2, registry_pb2, registry_pb2_grpc, results_pb2, results_pb2_grpc
+from sqlalchemy import select, update
+
+from services.config import RegistryConfig
+from services.domain.checks import CHECK_TYPES, require_uuid
+from services.errors import (
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    grpc_errors,
+)
+from services.grpcserver import Server, channel, start_server
+from services.results.views import ts
+from services.storage import db
+from services.storage.livestate import LiveState, Presence, create_live_state
+from services.storage.models import AgentRow
+
+log = logging.getLogger(__name__)
+
+REGISTRATION_HEADER = "x-registration-token"
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+def hash_token(token: str) -> str:
+    # Tokens are 256-bit random: a plain digest is enough (no password stretching needed).
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def metadata_value(context, key: str) -> str:
+    for k, v in context.invocation_metadata() or ():
+        if k == key:
+            return v
+    return ""
+
+
+def validate_registration(req: registry_pb2.RegisterAgentRequest) -> None:
+    bad = []
+    if not req.name.strip() or len(req.name) > 255:
+        bad.append(FieldViolation("name", "must be 1-255 characters"))
+    for name, limit in (("location", 255), ("region", 64), ("city", 128), ("version", 64)):
+        if len(getattr(req, name)) > limit:
+            bad.append(FieldViolation(name, f"must be at most {limit} characters"))
+    if req.country and not _COUNTRY.match(req.country):
+        bad.append(FieldViolation("country", "must be an ISO 3166 alpha-2 code, e.g. DE"))
+    for i, cap in enumerate(req.capabilities):
+        if cap not in CHECK_TYPES:
+            bad.append(FieldViolation(f"capabilities[{i}]", f"unknown check type {cap[:40]!r}"))
+    if len(req.labels) > 32:
+        bad.append(FieldViolation("labels", "at most 32 labels"))
+    for key, value in req.labels.items():
+        if not key or len(key) > 63 or len(value) > 255:
+            bad.append(FieldViolation(f"labels[{key[:40]}]", "key 1-63 and value 0-255 characters"))
+    if bad:
+        raise InvalidArgument(bad)
+
+
+def agent_view(row: AgentRow, presence: Presence | None) -> agents_pb2.Agent:
+    status = "revoked" if row.revoked_at else ("online" if presence else "offline")
+    last = datetime.fromtimestamp(presence.last_heartbeat, UTC) if presence else row.last_heartbeat
+    return agents_pb2.Agent(
+        agent_id=str(row.id), name=row.name, location=row.location, region=row.region, country=row.country,
+        city=row.city, asn=row.asn, labels={k: str(v) for k, v in (row.labels or {}).items()},
+        capabilities=presence.capabilities if presence and presence.capabilities else list(row.capabilities or []),
+        version=presence.version if presence and presence.version else row.version, status=status,
+        last_heartbeat=ts(last), tasks_in_flight=presence.tasks_in_flight if presence else 0,
+        registered_at=ts(row.registered_at))
+
+
+class RegistryStore:
+    def __init__(self, sessions) -> None:
+        self.sessions = sessions
+
+    async def add(self, row: AgentRow) -> None:
+        async with self.sessions() as session, session.begin():
+            session.add(row)
+
+    async def get(self, agent_id: uuid.UUID) -> AgentRow:
+        async with self.sessions() as session:
+            row = await session.get(AgentRow, agent_id)
+        if row is None:
+            raise NotFound(f"agent {agent_id} not found")
+        return row
+
+    async def all(self, *, region: str = "", country: str = "") -> list[AgentRow]:
+        stmt = select(AgentRow).order_by(AgentRow.name, AgentRow.id)
+        if region:
+            stmt = stmt.where(AgentRow.region == region)
+        if country:
+            stmt = stmt.where(AgentRow.country == country)
+        async with self.sessions() as session:
+            return list((await session.scalars(stmt)).all())
+
+    async def touch(self, agent_id: uuid.UUID, version: str = "") -> None:
+        values = {"last_heartbeat": datetime.now(UTC)}
+        if version:
+            values["version"] = version
+        async with self.sessions() as session, session.begin():
+            await session.execute(update(AgentRow).where(AgentRow.id == agent_id).values(**values))
+
+
+class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
+    def __init__(self, store: RegistryStore, live: LiveState, results: results_pb2_grpc.ResultsIngestServiceStub,
+                 registration_token: str) -> None:
+        self.store = store
+        self.live = live
+        self.results = results
+        self.registration_token = registration_token
+
+    @grpc_errors
+    async def RegisterAgent(self, request, context):
+        presented = metadata_value(context, REGISTRATION_HEADER)
+        if not self.registration_token:
+            raise PermissionDenied("registration is disabled: the registry has no registration token set")
+        if not presented:
+            raise Unauthenticated(f"registration needs the {REGISTRATION_HEADER} header")
+        if not hmac.compare_digest(presented.encode(), self.registration_token.encode()):
+            raise Unauthenticated("wrong registration token")
+        validate_registration(request)
+        token = secrets.token_urlsafe(32)
+        row = AgentRow(id=uuid.uuid4(), name=request.name.strip(), location=request.location,
+                       region=request.region, country=request.country, city=request.city, asn=request.asn,
+                       labels=dict(request.labels), capabilities=list(request.capabilities),
+                       version=request.version, api_token_hash=hash_token(token), metadata_={})
+        await self.store.add(row)
+        log.info("registered agent %s (%s)", row.id, row.name)
+        return registry_pb2.RegisterAgentResponse(agent_id=str(row.id), api_token=token)
+
+    @grpc_errors
+    async def ListAgents(self, request, context):
+        if request.status not in ("", "online", "offline", "revoked"):
+            raise InvalidArgument(field="status", reason="must be online, offline or revoked")
+        rows = await self.store.all(region=request.region, country=request.country)
+        presence = await self.live.get_presence([str(r.id) for r in rows])
+        agents = [agent_view(r, presence.get(str(r.id))) for r in rows]
+        online = sum(1 for a in agents if a.status == "online")
+        if request.status:
+            agents = [a for a in agents if a.status == request.status]
+        return registry_pb2.ListAgentsResponse(agents=agents, online=online, total=len(rows))
+
+    async def _agent(self, agent_id: str) -> agents_pb2.Agent:
+        row = await self.store.get(require_uuid("agent_id", agent_id))
+        presence = await self.live.get_presence([str(row.id)])
+        return agent_view(row, presence.get(str(row.id)))
+
+    @grpc_errors
+    async def GetAgent(self, request, context):
+        return registry_pb2.GetAgentResponse(agent=await self._agent(request.agent_id))
+
+    @grpc_errors
+    async def GetAgentStats(self, request, context):
+        agent = await self._agent(request.agent_id)
+        stats = await self.results.GetAgentResultStats(
+            results_pb2.GetAgentResultStatsRequest(agent_id=agent.agent_id), timeout=10)
+        return registry_pb2.GetAgentStatsResponse(
+            agent=agent, results_total=stats.results_total, results_succeeded=stats.results_succeeded,
+            tasks_timed_out=stats.tasks_timed_out, by_type=stats.by_type)
+
+
+class AgentAuthServicer(registry_pb2_grpc.AgentAuthServiceServicer):
+    def __init__(self, store: RegistryStore) -> None:
+        self.store = store
+
+    @grpc_errors
+    async def VerifyAgentToken(self, request, context):
+        try:
+            agent_id = uuid.UUID(request.agent_id)
+            row = await self.store.get(agent_id)
+        except (ValueError, NotFound):
+            raise Unauthenticated("unknown agent or wrong token") from None
+        if not hmac.compare_digest(row.api_token_hash, hash_token(request.api_token)):
+            raise Unauthenticated("unknown agent or wrong token")
+        if row.revoked_at is not None:
+            raise Unauthenticated(f"agent {agent_id} was revoked")
+        await self.store.touch(agent_id)
+        return registry_pb2.VerifyAgentTokenResponse(agent=agent_view(row, None))
+
+
+class RegistryService:
+    def __init__(self, server: Server, engine, results_channel) -> None:
+        self.server = server
+        self.engine = engine
+        self.results_channel = results_channel
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def stop(self) -> None:
+        await self.server.stop()
+        await self.results_channel.close()
+        await self.engine.dispose()
+
+
+async def start(config: RegistryConfig, *, live: LiveState | None = None) -> RegistryService:
+    if not config.registration_token:
+        log.warning("HOSTCHECK_REGISTRATION_TOKEN is not set: agents cannot register")
+    if config.migrate:
+        await asyncio.to_thread(db.migrate, config.database_url)
+    engine = db.create_engine(config.database_url)
+    store = RegistryStore(db.sessionmaker(engine))
+    live = live or create_live_state(config.live_state_url)
+    results_channel = channel(config.results_addr)
+    server = await start_server(config.listen, [
+        (registry_pb2_grpc.add_RegistryServiceServicer_to_server,
+         RegistryServicer(store, live, results_pb2_grpc.ResultsIngestServiceStub(results_channel),
+                          config.registration_token)),
+        (registry_pb2_grpc.add_AgentAuthServiceServicer_to_server, AgentAuthServicer(store)),
+    ], [registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name,
+        registry_pb2.DESCRIPTOR.services_by_name["AgentAuthService"].full_name])
+    return RegistryService(server, engine, results_channel)

@@ -1,0 +1,278 @@
+"""The results service: checks, tasks and results in the database; live events to watchers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf import json_format
+from hostcheck.v1 import registry_pb2, results_pb2, results_pb2_grpc
+
+from services.config import ResultsConfig
+from services.domain.checks import require_uuid
+from services.errors import InvalidArgument, grpc_errors
+from services.grpcserver import Server, start_server
+from services.results.store import TERMINAL_CHECK, Changes, IncomingResult, PlannedTask, ResultsStore
+from services.results.views import check_view
+from services.storage import db
+from services.storage.livestate import LiveState, create_live_state
+
+log = logging.getLogger(__name__)
+
+# A watcher re-reads the check from storage when no event came for this long, so
+# an event lost in a Redis restart delays an update but never hides it.
+WATCH_RESYNC_S = 5.0
+
+
+# JSON {"reason": str, "tasks": [[agent_id, task_id], ...]}: tasks whose agents should stop.
+CANCELS_CHANNEL = "cancels"
+
+
+def channel(check_id: uuid.UUID | str) -> str:
+    return f"check:{check_id}"
+
+
+class Events:
+    """Publishes what a write changed to the check's channel."""
+
+    def __init__(self, store: ResultsStore, live: LiveState) -> None:
+        self.store = store
+        self.live = live
+
+    async def publish(self, changes: Changes) -> None:
+        for check_id, task_ids in changes.tasks.items():
+            try:
+                row = await self.store.get_check(check_id)
+            except Exception:  # noqa: BLE001 - deleted meanwhile
+                continue
+            check = check_view(row)
+            changed = {str(t) for t in task_ids}
+            for task in check.tasks:
+                if task.task_id in changed:
+                    await self._send(check_id, results_pb2.WatchCheckResponse(
+                        event="task", task=task, check_status=check.status, tasks_done=check.tasks_done,
+                        tasks_total=check.tasks_total))
+            if check.status in TERMINAL_CHECK:
+                await self._send(check_id, results_pb2.WatchCheckResponse(
+                    event="done", check=check, check_status=check.status, tasks_done=check.tasks_done,
+                    tasks_total=check.tasks_total))
+
+    async def _send(self, check_id: uuid.UUID, event: results_pb2.WatchCheckResponse) -> None:
+        try:
+            await self.live.publish(channel(check_id), event.SerializeToString())
+        except Exception as exc:  # noqa: BLE001 - watchers resync from storage
+            log.warning("cannot publish event of check %s: %s", check_id, exc)
+
+
+class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
+    def __init__(self, store: ResultsStore, live: LiveState) -> None:
+        self.store = store
+        self.live = live
+
+    @grpc_errors
+    async def GetCheck(self, request, context):
+        check_id = require_uuid("check_id", request.check_id)
+        return results_pb2.GetCheckResponse(check=check_view(await self.store.get_check(check_id)))
+
+    @grpc_errors
+    async def ListChecks(self, request, context):
+        rows, token = await self.store.list_checks(page_size=request.page_size, page_token=request.page_token,
+                                                   status=request.status, target=request.target)
+        return results_pb2.ListChecksResponse(
+            checks=[check_view(r, with_tasks=False, tasks_done=d, tasks_total=t) for r, d, t in rows],
+            next_page_token=token)
+
+    @grpc_errors
+    async def DeleteCheck(self, request, context):
+        check_id = require_uuid("check_id", request.check_id)
+        pending = await self.store.delete_check(check_id)
+        deleted = results_pb2.WatchCheckResponse(event="deleted", check_status="deleted")
+        await self.live.publish(channel(check_id), deleted.SerializeToString())
+        if pending:
+            # The schedulers holding these agents tell them to stop (scheduler: CANCELS_CHANNEL).
+            await self.live.publish(CANCELS_CHANNEL, json.dumps({
+                "reason": f"check {check_id} deleted",
+                "tasks": [[str(a), str(t)] for a, t in pending]}).encode())
+        return results_pb2.DeleteCheckResponse(check_id=str(check_id))
+
+    @grpc_errors
+    async def WatchCheck(self, request, context):
+        check_id = require_uuid("check_id", request.check_id)
+        async with self.live.subscribe(channel(check_id)) as sub:
+            check = check_view(await self.store.get_check(check_id))
+            yield results_pb2.WatchCheckResponse(event="snapshot", check=check, check_status=check.status,
+                                                 tasks_done=check.tasks_done, tasks_total=check.tasks_total)
+            if check.status in TERMINAL_CHECK:
+                yield results_pb2.WatchCheckResponse(event="done", check=check, check_status=check.status,
+                                                     tasks_done=check.tasks_done, tasks_total=check.tasks_total)
+                return
+            sent = {t.task_id: t.status for t in check.tasks}
+            while True:
+                raw = await sub.get(timeout=WATCH_RESYNC_S)
+                if raw is None:
+                    events = await self._resync(check_id, sent)
+                else:
+                    event = results_pb2.WatchCheckResponse.FromString(raw)
+                    events = [event]
+                for event in events:
+                    if event.event == "deleted":
+                        return
+                    if event.event == "task":
+                        if sent.get(event.task.task_id) == event.task.status:
+                            continue
+                        sent[event.task.task_id] = event.task.status
+                    yield event
+                    if event.event == "done":
+                        return
+
+    async def _resync(self, check_id: uuid.UUID, sent: dict[str, str]) -> list[results_pb2.WatchCheckResponse]:
+        check = check_view(await self.store.get_check(check_id))
+        events = [results_pb2.WatchCheckResponse(event="task", task=t, check_status=check.status,
+                                                 tasks_done=check.tasks_done, tasks_total=check.tasks_total)
+                  for t in check.tasks if sent.get(t.task_id) != t.status]
+        if check.status in TERMINAL_CHECK:
+            events.append(results_pb2.WatchCheckResponse(event="done", check=check, check_status=check.status,
+                                                         tasks_done=check.tasks_done, tasks_total=check.tasks_total))
+        return events
+
+
+def _dt(ts) -> datetime | None:
+    if ts is None or (ts.seconds == 0 and ts.nanos == 0):
+        return None
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+class ResultsIngestServicer(results_pb2_grpc.ResultsIngestServiceServicer):
+    def __init__(self, store: ResultsStore, events: Events) -> None:
+        self.store = store
+        self.events = events
+
+    @grpc_errors
+    async def OpenCheck(self, request, context):
+        check_id = require_uuid("check_id", request.check_id)
+        if not request.request.target:
+            raise InvalidArgument(field="request.target", reason="must not be empty")
+        tasks = []
+        for i, t in enumerate(request.tasks):
+            tasks.append(PlannedTask(task_id=require_uuid(f"tasks[{i}].task_id", t.task_id),
+                                     agent_id=require_uuid(f"tasks[{i}].agent_id", t.agent_id),
+                                     check_type=t.check_type, deadline=_dt(t.deadline) or _dt(request.deadline)))
+        deadline = _dt(request.deadline) or datetime.now(UTC) + timedelta(minutes=2)
+        row = await self.store.open_check(
+            check_id=check_id, target=request.request.target, check_types=list(request.request.checks),
+            request=json_format.MessageToDict(request.request, preserving_proto_field_name=True),
+            tasks=tasks, deadline=deadline, client_ip=request.client_ip)
+        return results_pb2.OpenCheckResponse(check=check_view(row))
+
+    @grpc_errors
+    async def RecordResults(self, request, context):
+        incoming = []
+        for i, item in enumerate(request.results):
+            r = item.result
+            incoming.append(IncomingResult(
+                agent_id=require_uuid(f"results[{i}].agent_id", item.agent_id),
+                task_id=require_uuid(f"results[{i}].result.task_id", r.task_id), success=r.success,
+                data=json_format.MessageToDict(r.data), error=r.error[:4096], error_code=r.error_code[:64],
+                duration_ms=r.duration_ms, started_at=_dt(r.started_at)))
+        changes = await self.store.record_results(incoming)
+        await self.events.publish(changes)
+        return results_pb2.RecordResultsResponse(stored_task_ids=changes.stored, unknown_task_ids=changes.unknown)
+
+    @grpc_errors
+    async def GetAgentResultStats(self, request, context):
+        agent_id = require_uuid("agent_id", request.agent_id)
+        rows, extra = await self.store.agent_stats(agent_id)
+        by_type = [registry_pb2.CheckTypeStats(check_type=t, total=n, succeeded=ok, failed=n - ok,
+                                               avg_duration_ms=float(avg or 0.0)) for t, n, ok, avg in rows]
+        return results_pb2.GetAgentResultStatsResponse(
+            results_total=sum(s.total for s in by_type), results_succeeded=sum(s.succeeded for s in by_type),
+            tasks_timed_out=extra["timed_out"], by_type=by_type)
+
+
+class DeadlineSweeper:
+    """Ends overdue tasks as timed_out with a reason; several replicas may run it at once."""
+
+    def __init__(self, store: ResultsStore, live: LiveState, events: Events, *, grace_s: float,
+                 interval_s: float) -> None:
+        self.store = store
+        self.live = live
+        self.events = events
+        self.grace = timedelta(seconds=grace_s)
+        self.interval_s = interval_s
+
+    async def sweep_once(self) -> int:
+        now = datetime.now(UTC)
+        overdue = await self.store.overdue_tasks(now - self.grace)
+        if not overdue:
+            return 0
+        agent_ids = sorted({str(a) for _, a in overdue})
+        try:
+            online = await self.live.get_presence(agent_ids)
+        except Exception:  # noqa: BLE001 - reasons get vaguer, tasks still end
+            online = {}
+        names = await self.store.agent_names([uuid.UUID(a) for a in agent_ids])
+        reasons = {}
+        for task_id, agent_id in overdue:
+            name = names.get(agent_id, str(agent_id))
+            if str(agent_id) in online:
+                reasons[task_id] = f"agent {name} did not report a result before the deadline"
+            else:
+                reasons[task_id] = f"agent {name} went offline (no heartbeat) before reporting a result"
+        changes = await self.store.time_out(reasons, now)
+        await self.events.publish(changes)
+        return sum(len(v) for v in changes.tasks.values())
+
+    async def run(self) -> None:
+        while True:
+            try:
+                swept = await self.sweep_once()
+                if swept:
+                    log.info("timed out %d overdue task(s)", swept)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - storage outage: try again next round
+                log.warning("deadline sweep failed: %s", exc)
+            await asyncio.sleep(self.interval_s)
+
+
+class ResultsService:
+    """The running results service: server, storage, live state and sweeper."""
+
+    def __init__(self, server: Server, engine, live: LiveState, sweeper_task: asyncio.Task) -> None:
+        self.server = server
+        self.engine = engine
+        self.live = live
+        self.sweeper_task = sweeper_task
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def stop(self) -> None:
+        self.sweeper_task.cancel()
+        with contextlib.suppress(BaseException):
+            await self.sweeper_task
+        await self.server.stop()
+        await self.engine.dispose()
+
+
+async def start(config: ResultsConfig, *, live: LiveState | None = None) -> ResultsService:
+    if config.migrate:
+        await asyncio.to_thread(db.migrate, config.database_url)
+    engine = db.create_engine(config.database_url)
+    store = ResultsStore(db.sessionmaker(engine))
+    live = live or create_live_state(config.live_state_url)
+    events = Events(store, live)
+    server = await start_server(config.listen, [
+        (results_pb2_grpc.add_ResultsServiceServicer_to_server, ResultsServicer(store, live)),
+        (results_pb2_grpc.add_ResultsIngestServiceServicer_to_server, ResultsIngestServicer(store, events)),
+    ], [results_pb2.DESCRIPTOR.services_by_name["ResultsService"].full_name,
+        results_pb2.DESCRIPTOR.services_by_name["ResultsIngestService"].full_name])
+    sweeper = DeadlineSweeper(store, live, events, grace_s=config.task_grace_s, interval_s=config.sweep_interval_s)
+    task = asyncio.create_task(sweeper.run(), name="deadline-sweeper")
+    return ResultsService(server, engine, live, task)
+

@@ -1,0 +1,279 @@
+"""Persistence of checks, tasks and results: the rules that keep them correct.
+
+- A result is stored at most once per task (resends are acknowledged, not duplicated).
+- A task ends completed (probe succeeded), failed (probe failed) or timed_out
+  (no result by its deadline plus grace); never pending forever.
+- A check is terminal when its last task is: completed if any task produced a
+  result, failed if none did.
+- Changes to one check are serialised by locking its row, so two replicas
+  storing results of the same check never both miss its completion.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from hostcheck.v1 import checks_pb2
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
+
+from services.errors import InvalidArgument, NotFound
+from services.storage.models import AgentRow, CheckRow, ResultRow, TaskRow, utcnow
+
+TERMINAL_TASK = ("completed", "failed", "timed_out")
+TERMINAL_CHECK = ("completed", "failed")
+CHECK_STATUSES = ("pending", "in_progress", "completed", "failed")
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    task_id: uuid.UUID
+    agent_id: uuid.UUID
+    check_type: str
+    deadline: datetime
+
+
+@dataclass(frozen=True)
+class IncomingResult:
+    agent_id: uuid.UUID
+    task_id: uuid.UUID
+    success: bool
+    data: dict
+    error: str
+    error_code: str
+    duration_ms: float
+    started_at: datetime | None
+
+
+@dataclass
+class Changes:
+    """What a write changed, for live events."""
+
+    stored: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    tasks: dict[uuid.UUID, list[uuid.UUID]] = field(default_factory=lambda: defaultdict(list))
+    finished_checks: set[uuid.UUID] = field(default_factory=set)
+
+
+def _lock(stmt, session: AsyncSession, *, skip_locked: bool = False):
+    if session.bind.dialect.name == "postgresql":
+        return stmt.with_for_update(skip_locked=skip_locked)
+    return stmt  # SQLite serialises writers itself
+
+
+class ResultsStore:
+    def __init__(self, sessions: async_sessionmaker) -> None:
+        self.sessions = sessions
+
+    async def open_check(self, *, check_id: uuid.UUID, target: str, check_types: list[str], request: dict,
+                         tasks: list[PlannedTask], deadline: datetime, client_ip: str) -> CheckRow:
+        async with self.sessions() as session, session.begin():
+            agent_ids = {t.agent_id for t in tasks}
+            known = set((await session.scalars(select(AgentRow.id).where(AgentRow.id.in_(agent_ids)))).all())
+            missing = agent_ids - known
+            if missing:
+                raise InvalidArgument(field="tasks", reason=f"unknown agent {sorted(missing)[0]}")
+            if await session.get(CheckRow, check_id) is not None:
+                raise InvalidArgument(field="check_id", reason=f"check {check_id} exists already")
+            now = utcnow()
+            check = CheckRow(id=check_id, target=target, check_types=check_types, request=request,
+                             status="in_progress" if tasks else "failed", created_at=now, deadline_at=deadline,
+                             client_ip=client_ip, completed_at=None if tasks else now)
+            session.add(check)
+            await session.flush()
+            session.add_all(TaskRow(id=t.task_id, check_id=check_id, agent_id=t.agent_id, check_type=t.check_type,
+                                    status="pending", created_at=now, deadline_at=t.deadline) for t in tasks)
+        return await self.get_check(check_id)
+
+    async def get_check(self, check_id: uuid.UUID) -> CheckRow:
+        async with self.sessions() as session:
+            row = await session.scalar(
+                select(CheckRow).where(CheckRow.id == check_id)
+                .options(selectinload(CheckRow.tasks).joinedload(TaskRow.agent),
+                         selectinload(CheckRow.tasks).joinedload(TaskRow.result)))
+        if row is None:
+            raise NotFound(f"check {check_id} not found")
+        return row
+
+    async def list_checks(self, *, page_size: int, page_token: str, status: str, target: str
+                          ) -> tuple[list[tuple[CheckRow, int, int]], str]:
+        if page_size == 0:
+            page_size = 50
+        if not 1 <= page_size <= 200:
+            raise InvalidArgument(field="page_size", reason="must be 1-200")
+        if status and status not in CHECK_STATUSES:
+            raise InvalidArgument(field="status", reason=f"must be one of {', '.join(CHECK_STATUSES)}")
+        if len(target) > 255:
+            raise InvalidArgument(field="target", reason="must be at most 255 characters")
+        stmt = select(CheckRow)
+        if status:
+            stmt = stmt.where(CheckRow.status == status)
+        if target:
+            stmt = stmt.where(CheckRow.target == target)
+        if page_token:
+            created, last_id = _decode_token(page_token)
+            stmt = stmt.where(or_(CheckRow.created_at < created,
+                                  and_(CheckRow.created_at == created, CheckRow.id < last_id)))
+        stmt = stmt.order_by(CheckRow.created_at.desc(), CheckRow.id.desc()).limit(page_size + 1)
+        async with self.sessions() as session:
+            rows = list((await session.scalars(stmt)).all())
+            more = len(rows) > page_size
+            rows = rows[:page_size]
+            counts: dict[uuid.UUID, tuple[int, int]] = {}
+            if rows:
+                q = (select(TaskRow.check_id, func.count(), func.count().filter(TaskRow.status != "pending"))
+                     .where(TaskRow.check_id.in_([r.id for r in rows])).group_by(TaskRow.check_id))
+                for check_id, total, finished in (await session.execute(q)).all():
+                    counts[check_id] = (finished, total)
+        token = _encode_token(rows[-1]) if more else ""
+        return [(r, *counts.get(r.id, (0, 0))) for r in rows], token
+
+    async def delete_check(self, check_id: uuid.UUID) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """Deletes a check with its tasks and results; returns the (agent, task) pairs still pending."""
+        async with self.sessions() as session, session.begin():
+            check = await session.scalar(_lock(select(CheckRow).where(CheckRow.id == check_id), session))
+            if check is None:
+                raise NotFound(f"check {check_id} not found")
+            pending = (await session.execute(select(TaskRow.agent_id, TaskRow.id).where(
+                TaskRow.check_id == check_id, TaskRow.status == "pending"))).all()
+            await session.execute(delete(ResultRow).where(ResultRow.check_id == check_id))
+            await session.execute(delete(TaskRow).where(TaskRow.check_id == check_id))
+            await session.execute(delete(CheckRow).where(CheckRow.id == check_id))
+        return [(a, t) for a, t in pending]
+
+    async def record_results(self, results: list[IncomingResult]) -> Changes:
+        changes = Changes()
+        if not results:
+            return changes
+        # The last word for a task id within one batch wins; resends carry the same content.
+        by_task = {r.task_id: r for r in results}
+        async with self.sessions() as session, session.begin():
+            tasks = {t.id: t for t in (await session.scalars(
+                select(TaskRow).where(TaskRow.id.in_(by_task)).execution_options(populate_existing=True)
+            )).unique().all()}
+            check_ids = sorted({t.check_id for t in tasks.values()})
+            if check_ids:
+                await session.execute(_lock(select(CheckRow.id).where(CheckRow.id.in_(check_ids))
+                                            .order_by(CheckRow.id), session))
+                tasks = {t.id: t for t in (await session.scalars(
+                    select(TaskRow).where(TaskRow.id.in_(by_task)).execution_options(populate_existing=True)
+                )).unique().all()}
+            existing = set((await session.scalars(
+                select(ResultRow.task_id).where(ResultRow.task_id.in_(by_task)))).all())
+            now = utcnow()
+            for task_id, incoming in by_task.items():
+                task = tasks.get(task_id)
+                if task is None or task.agent_id != incoming.agent_id:
+                    # Deleted check, or a task that is not this agent's: nothing to store.
+                    changes.unknown.append(str(task_id))
+                    continue
+                changes.stored.append(str(task_id))
+                if task_id in existing:
+                    continue
+                late = task.status in TERMINAL_TASK
+                session.add(ResultRow(
+                    task_id=task_id, check_id=task.check_id, agent_id=task.agent_id, check_type=task.check_type,
+                    success=incoming.success, data=incoming.data, error=incoming.error or None,
+                    error_code=incoming.error_code, duration_ms=incoming.duration_ms,
+                    started_at=incoming.started_at, created_at=now, late=late))
+                if not late:
+                    task.status = "completed" if incoming.success else "failed"
+                    task.started_at = incoming.started_at
+                    task.completed_at = now
+                    task.reason = "" if incoming.success else (incoming.error_code or "failed")
+                changes.tasks[task.check_id].append(task_id)
+            await session.flush()
+            await self._finish_checks(session, list(changes.tasks), now, changes)
+        return changes
+
+    async def _finish_checks(self, session: AsyncSession, check_ids: list[uuid.UUID], now: datetime,
+                             changes: Changes) -> None:
+        if not check_ids:
+            return
+        rows = (await session.execute(
+            select(TaskRow.check_id, TaskRow.status, func.count()).where(TaskRow.check_id.in_(check_ids))
+            .group_by(TaskRow.check_id, TaskRow.status))).all()
+        by_check: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
+        for check_id, status, n in rows:
+            by_check[check_id][status] = n
+        for check_id in check_ids:
+            counts = by_check.get(check_id, {})
+            if counts.get("pending"):
+                continue
+            status = "completed" if counts.get("completed") or counts.get("failed") else "failed"
+            result = await session.execute(
+                update(CheckRow).where(CheckRow.id == check_id, CheckRow.status.not_in(TERMINAL_CHECK))
+                .values(status=status, completed_at=now))
+            if result.rowcount:
+                changes.finished_checks.add(check_id)
+
+    async def overdue_tasks(self, now: datetime, limit: int = 1000) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """(task id, agent id) of pending tasks past their deadline."""
+        async with self.sessions() as session:
+            rows = (await session.execute(
+                select(TaskRow.id, TaskRow.agent_id).where(TaskRow.status == "pending", TaskRow.deadline_at < now)
+                .order_by(TaskRow.deadline_at).limit(limit))).all()
+        return [(t, a) for t, a in rows]
+
+    async def time_out(self, reasons: dict[uuid.UUID, str], now: datetime) -> Changes:
+        """Marks these pending tasks timed out (each with its reason); safe with several replicas."""
+        changes = Changes()
+        if not reasons:
+            return changes
+        async with self.sessions() as session, session.begin():
+            check_ids = sorted(set((await session.scalars(
+                select(TaskRow.check_id).where(TaskRow.id.in_(reasons), TaskRow.status == "pending"))).all()))
+            if not check_ids:
+                return changes
+            # Another replica sweeping the same checks holds their locks: leave those to it.
+            locked = set((await session.scalars(_lock(
+                select(CheckRow.id).where(CheckRow.id.in_(check_ids)).order_by(CheckRow.id), session,
+                skip_locked=True))).all())
+            tasks = (await session.scalars(select(TaskRow).where(
+                TaskRow.id.in_(reasons), TaskRow.status == "pending", TaskRow.check_id.in_(locked))
+                .execution_options(populate_existing=True))).unique().all()
+            for task in tasks:
+                task.status = "timed_out"
+                task.reason = reasons[task.id]
+                task.completed_at = now
+                changes.tasks[task.check_id].append(task.id)
+            await session.flush()
+            await self._finish_checks(session, list(changes.tasks), now, changes)
+        return changes
+
+    async def tasks(self, task_ids: list[uuid.UUID]) -> list[TaskRow]:
+        async with self.sessions() as session:
+            return list((await session.scalars(select(TaskRow).where(TaskRow.id.in_(task_ids)))).unique().all())
+
+    async def agent_names(self, agent_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+        async with self.sessions() as session:
+            rows = (await session.execute(select(AgentRow.id, AgentRow.name).where(AgentRow.id.in_(agent_ids)))).all()
+        return dict(rows)
+
+    async def agent_stats(self, agent_id: uuid.UUID) -> tuple[list[checks_pb2.CheckResult], dict]:
+        async with self.sessions() as session:
+            rows = (await session.execute(
+                select(ResultRow.check_type, func.count(), func.count().filter(ResultRow.success.is_(True)),
+                       func.avg(ResultRow.duration_ms))
+                .where(ResultRow.agent_id == agent_id).group_by(ResultRow.check_type))).all()
+            timed_out = await session.scalar(select(func.count()).select_from(TaskRow).where(
+                TaskRow.agent_id == agent_id, TaskRow.status == "timed_out"))
+        return rows, {"timed_out": timed_out or 0}
+
+
+def _encode_token(row: CheckRow) -> str:
+    raw = f"{row.created_at.astimezone(UTC).isoformat()}|{row.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_token(token: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created, _, last = base64.urlsafe_b64decode(token.encode()).decode().partition("|")
+        return datetime.fromisoformat(created), uuid.UUID(last)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidArgument(field="page_token", reason="is not a token from a previous response") from None

@@ -1,0 +1,408 @@
+"""The scheduler: holds agent streams, keeps their live state, creates checks and dispatches tasks.
+
+Flow of a check: CreateCheck validates, picks agents from live state, has the
+results service persist the check and its tasks (OpenCheck), then pushes each
+agent its tasks: down the local stream when this replica holds the agent, else
+through live state to the replica that does. Results come up the streams, are
+forwarded to the results service in batches (retried while it is down, never
+dropped) and acknowledged to the agent only once stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import grpc
+from google.protobuf import timestamp_pb2
+from hostcheck.v1 import (
+    registry_pb2,
+    registry_pb2_grpc,
+    results_pb2,
+    results_pb2_grpc,
+    scheduler_pb2,
+    scheduler_pb2_grpc,
+)
+
+from services.config import SchedulerConfig
+from services.domain.checks import task_options, validate_create
+from services.domain.targets import TargetGuard
+from services.errors import ResourceExhausted, Unauthenticated, Unavailable, grpc_errors
+from services.grpcserver import PUBLIC_SERVICES, Server, channel, client_ip, start_server
+from services.results.service import CANCELS_CHANNEL
+from services.scheduler.selection import pick_agents
+from services.storage.livestate import LiveState, Presence, create_live_state
+
+log = logging.getLogger(__name__)
+
+VERSION_HEADER = "x-agent-version"
+HELLO_TIMEOUT_S = 10.0
+
+
+def _ts(dt: datetime) -> timestamp_pb2.Timestamp:
+    out = timestamp_pb2.Timestamp()
+    out.FromDatetime(dt)
+    return out
+
+
+@dataclass(eq=False)
+class AgentSession:
+    """One connected agent's stream on this replica."""
+
+    agent_id: str
+    agent: object  # hostcheck.v1.Agent from the registry
+    outbox: asyncio.Queue = field(default_factory=asyncio.Queue)
+    hello: scheduler_pb2.AgentHello | None = None
+    tasks_in_flight: int = 0
+    closed: bool = False
+
+    def send(self, message: scheduler_pb2.ConnectResponse | None) -> None:
+        if not self.closed:
+            self.outbox.put_nowait(message)
+
+
+@dataclass
+class _Pending:
+    agent_id: str
+    result: scheduler_pb2.TaskResult
+    session: AgentSession | None
+
+
+class ResultForwarder:
+    """Batches results from every stream into RecordResults calls; retries until stored.
+
+    An agent keeps a result until acknowledged, so an ack goes out only after
+    the results service stored it (or said the task is unknown, e.g. deleted).
+    """
+
+    def __init__(self, results: results_pb2_grpc.ResultsIngestServiceStub, live: LiveState, *,
+                 max_batch: int = 500, linger_s: float = 0.005) -> None:
+        self.results = results
+        self.live = live
+        self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self.max_batch = max_batch
+        self.linger_s = linger_s
+        self.stored_total = 0
+
+    def submit(self, agent_id: str, results, session: AgentSession | None) -> None:
+        for r in results:
+            self.queue.put_nowait(_Pending(agent_id, r, session))
+
+    async def run(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            deadline = time.monotonic() + self.linger_s
+            while len(batch) < self.max_batch:
+                timeout = deadline - time.monotonic()
+                if timeout <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self.queue.get(), timeout))
+                except TimeoutError:
+                    break
+            await self._store(batch)
+
+    async def _store(self, batch: list[_Pending]) -> None:
+        request = results_pb2.RecordResultsRequest(results=[
+            results_pb2.AgentResult(agent_id=p.agent_id, result=p.result) for p in batch])
+        delay = 0.1
+        while True:
+            try:
+                reply = await self.results.RecordResults(request, timeout=30)
+                break
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                    log.error("results refused a batch of %d: %s", len(batch), exc.details())
+                    reply = results_pb2.RecordResultsResponse(
+                        unknown_task_ids=[p.result.task_id for p in batch])
+                    break
+                log.warning("results service unavailable (%s); holding %d result(s)", exc.code().name, len(batch))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        done = set(reply.stored_task_ids) | set(reply.unknown_task_ids)
+        self.stored_total += len(reply.stored_task_ids)
+        acks: dict[int, tuple[AgentSession, list[str]]] = {}
+        by_agent: dict[str, list[str]] = {}
+        for p in batch:
+            if p.result.task_id not in done:
+                continue
+            by_agent.setdefault(p.agent_id, []).append(p.result.task_id)
+            if p.session is not None:
+                acks.setdefault(id(p.session), (p.session, []))[1].append(p.result.task_id)
+        for session, task_ids in acks.values():
+            session.send(scheduler_pb2.ConnectResponse(ack=scheduler_pb2.ResultAck(task_ids=task_ids)))
+        for agent_id, task_ids in by_agent.items():
+            with contextlib.suppress(Exception):
+                await self.live.remove_inflight(agent_id, task_ids)
+
+
+class Scheduler:
+    def __init__(self, config: SchedulerConfig, live: LiveState, auth: registry_pb2_grpc.AgentAuthServiceStub,
+                 results: results_pb2_grpc.ResultsIngestServiceStub) -> None:
+        self.config = config
+        self.id = config.scheduler_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.live = live
+        self.auth = auth
+        self.results = results
+        self.guard = TargetGuard.from_cidrs(config.allow_targets)
+        self.sessions: dict[str, AgentSession] = {}
+        self.forwarder = ResultForwarder(results, live)
+        self._tasks: list[asyncio.Task] = []
+
+    @property
+    def routing_channel(self) -> str:
+        return f"scheduler:{self.id}"
+
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self.forwarder.run(), name="result-forwarder"))
+        ready = asyncio.Event()
+        self._tasks.append(asyncio.create_task(self._listen(ready), name="scheduler-routing"))
+        await ready.wait()
+
+    async def _listen(self, ready: asyncio.Event) -> None:
+        async with self.live.subscribe(self.routing_channel) as routed, self.live.subscribe(CANCELS_CHANNEL) as cancels:
+            ready.set()
+            routed_get = asyncio.ensure_future(routed.get())
+            cancels_get = asyncio.ensure_future(cancels.get())
+            try:
+                while True:
+                    done, _ = await asyncio.wait({routed_get, cancels_get}, return_when=asyncio.FIRST_COMPLETED)
+                    if routed_get in done:
+                        msg = scheduler_pb2.RoutedTasks.FromString(routed_get.result())
+                        self._deliver_local(msg.agent_id, msg.batch)
+                        routed_get = asyncio.ensure_future(routed.get())
+                    if cancels_get in done:
+                        self._cancel_local(json.loads(cancels_get.result()))
+                        cancels_get = asyncio.ensure_future(cancels.get())
+            finally:
+                routed_get.cancel()
+                cancels_get.cancel()
+
+    def _deliver_local(self, agent_id: str, batch: scheduler_pb2.TaskBatch) -> bool:
+        session = self.sessions.get(agent_id)
+        if session is None:
+            log.warning("agent %s is not connected here; %d task(s) will time out", agent_id, len(batch.tasks))
+            return False
+        session.send(scheduler_pb2.ConnectResponse(tasks=batch))
+        return True
+
+    def _cancel_local(self, payload: dict) -> None:
+        by_agent: dict[str, list[str]] = {}
+        for agent_id, task_id in payload.get("tasks", []):
+            if agent_id in self.sessions:
+                by_agent.setdefault(agent_id, []).append(task_id)
+        for agent_id, task_ids in by_agent.items():
+            self.sessions[agent_id].send(scheduler_pb2.ConnectResponse(
+                cancel=scheduler_pb2.CancelTasks(task_ids=task_ids, reason=payload.get("reason", ""))))
+
+    async def stop(self, *, drain_s: float = 2.0) -> None:
+        """Tells every agent to reconnect elsewhere, waits briefly, then stops."""
+        for session in list(self.sessions.values()):
+            session.send(scheduler_pb2.ConnectResponse(drain=scheduler_pb2.Drain(reason="scheduler shutting down")))
+        deadline = time.monotonic() + drain_s
+        while self.sessions and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        # Results already received are stored before we go (the agents would resend them anyway).
+        while not self.forwarder.queue.empty() and time.monotonic() < deadline + drain_s:
+            await asyncio.sleep(0.05)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+
+    # ---- agent streams -------------------------------------------------------------------
+
+    async def authenticate(self, context) -> object:
+        md = dict(context.invocation_metadata() or ())
+        agent_id = md.get("x-agent-id", "")
+        auth = md.get("authorization", "")
+        if not agent_id or not auth.lower().startswith("bearer "):
+            raise Unauthenticated("agent stream needs x-agent-id and authorization: Bearer <api token>")
+        try:
+            reply = await self.auth.VerifyAgentToken(
+                registry_pb2.VerifyAgentTokenRequest(agent_id=agent_id, api_token=auth[7:].strip()), timeout=10)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                raise Unauthenticated(exc.details()) from None
+            raise Unavailable(f"registry unavailable: {exc.code().name}") from None
+        return reply.agent
+
+    def _presence(self, session: AgentSession) -> Presence:
+        agent = session.agent
+        hello = session.hello
+        return Presence(agent_id=session.agent_id, scheduler_id=self.id, last_heartbeat=time.time(),
+                        tasks_in_flight=session.tasks_in_flight, version=hello.version if hello else "",
+                        capabilities=list(hello.capabilities) if hello else list(agent.capabilities),
+                        name=agent.name, region=agent.region, country=agent.country, city=agent.city,
+                        labels=dict(agent.labels))
+
+    async def connect(self, request_iterator, context) -> None:
+        agent = await self.authenticate(context)
+        session = AgentSession(agent_id=agent.agent_id, agent=agent)
+        first = await asyncio.wait_for(anext(aiter(request_iterator), None), HELLO_TIMEOUT_S)
+        if first is None or first.WhichOneof("message") != "hello":
+            raise Unauthenticated("the first message on the stream must be hello")
+        session.hello = first.hello
+        old = self.sessions.get(session.agent_id)
+        if old is not None:
+            old.send(None)  # an agent has one stream; the newer wins
+        self.sessions[session.agent_id] = session
+        await self.live.set_presence(self._presence(session), self.config.offline_after_s)
+        log.info("agent %s (%s) connected, %d unacked result(s) to come", agent.name, agent.agent_id,
+                 first.hello.unacked_results)
+        session.send(scheduler_pb2.ConnectResponse(welcome=scheduler_pb2.Welcome(
+            scheduler_id=self.id, agent_id=session.agent_id,
+            heartbeat_interval_s=int(self.config.heartbeat_interval_s))))
+        reader = asyncio.create_task(self._read(session, request_iterator))
+        try:
+            while True:
+                message = await session.outbox.get()
+                if message is None:
+                    break
+                await context.write(message)
+        finally:
+            session.closed = True
+            reader.cancel()
+            with contextlib.suppress(BaseException):
+                await reader
+            if self.sessions.get(session.agent_id) is session:
+                del self.sessions[session.agent_id]
+                with contextlib.suppress(Exception):
+                    await self.live.clear_presence(session.agent_id, self.id)
+            log.info("agent %s (%s) disconnected", agent.name, agent.agent_id)
+
+    async def _read(self, session: AgentSession, request_iterator) -> None:
+        try:
+            async for message in request_iterator:
+                kind = message.WhichOneof("message")
+                if kind == "heartbeat":
+                    session.tasks_in_flight = message.heartbeat.tasks_in_flight
+                    await self.live.set_presence(self._presence(session), self.config.offline_after_s)
+                elif kind == "results":
+                    self.forwarder.submit(session.agent_id, message.results.results, session)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the stream broke; the agent reconnects
+            log.info("stream of agent %s ended: %s", session.agent_id, exc)
+        finally:
+            session.outbox.put_nowait(None)
+
+    # ---- creating checks -----------------------------------------------------------------
+
+    async def create_check(self, request: scheduler_pb2.CreateCheckRequest, ip: str) -> results_pb2.OpenCheckResponse:
+        valid = validate_create(request, self.guard)
+        if self.config.rate_limit:
+            allowed, retry = await self.live.hit_rate_limit(f"checks:{ip}", self.config.rate_limit,
+                                                            self.config.rate_limit_window_s)
+            if not allowed:
+                raise ResourceExhausted(f"rate limit of {self.config.rate_limit} checks per "
+                                        f"{self.config.rate_limit_window_s} s for {ip} reached", retry_after_s=retry)
+        online = await self.live.online_agents()
+        picked = pick_agents(online, valid.request.agents, valid.check_types)
+        check_id = str(uuid.uuid4())
+        now = datetime.now(UTC)
+        grace = timedelta(seconds=self.config.dispatch_grace_s)
+        planned: list[results_pb2.PlannedTask] = []
+        batches: dict[str, tuple[Presence, list[scheduler_pb2.Task]]] = {}
+        for presence, types in picked:
+            for check_type in types:
+                task_id = str(uuid.uuid4())
+                timeout_ms = valid.timeout_ms(check_type)
+                deadline = now + timedelta(milliseconds=timeout_ms) + grace
+                planned.append(results_pb2.PlannedTask(task_id=task_id, agent_id=presence.agent_id,
+                                                       check_type=check_type, deadline=_ts(deadline)))
+                batches.setdefault(presence.agent_id, (presence, []))[1].append(scheduler_pb2.Task(
+                    task_id=task_id, check_id=check_id, check_type=check_type, target=valid.request.target,
+                    options=task_options(valid.request, check_type), timeout_ms=timeout_ms,
+                    deadline=_ts(now + timedelta(milliseconds=timeout_ms)), ip_version=valid.request.ip_version))
+        check_deadline = max(t.deadline.ToDatetime(tzinfo=UTC) for t in planned)
+        try:
+            opened = await self.results.OpenCheck(results_pb2.OpenCheckRequest(
+                check_id=check_id, request=valid.request, tasks=planned, deadline=_ts(check_deadline),
+                client_ip=ip), timeout=15)
+        except grpc.aio.AioRpcError as exc:
+            raise Unavailable(f"cannot store the check: results service {exc.code().name}: {exc.details()}") from None
+        await self.dispatch(batches)
+        return opened
+
+    async def dispatch(self, batches: dict[str, tuple[Presence, list[scheduler_pb2.Task]]]) -> None:
+        for agent_id, (presence, tasks) in batches.items():
+            batch = scheduler_pb2.TaskBatch(tasks=tasks)
+            with contextlib.suppress(Exception):
+                await self.live.add_inflight(agent_id, {t.task_id: t.deadline.seconds for t in tasks})
+            if agent_id in self.sessions:
+                self._deliver_local(agent_id, batch)
+            else:
+                await self.live.publish(f"scheduler:{presence.scheduler_id}",
+                                        scheduler_pb2.RoutedTasks(agent_id=agent_id, batch=batch).SerializeToString())
+
+
+class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+
+    @grpc_errors
+    async def CreateCheck(self, request, context):
+        opened = await self.scheduler.create_check(request, client_ip(context))
+        return scheduler_pb2.CreateCheckResponse(check_id=opened.check.check_id, check=opened.check)
+
+
+class AgentStreamServicer(scheduler_pb2_grpc.AgentStreamServiceServicer):
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+
+    async def Connect(self, request_iterator, context):
+        try:
+            await self.scheduler.connect(request_iterator, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one place turns errors into statuses
+            from services.errors import translate
+
+            if isinstance(exc, TimeoutError):
+                exc = Unauthenticated("no hello within 10 s")
+            await context.abort_with_status(translate(exc))
+
+
+class SchedulerService:
+    def __init__(self, server: Server, scheduler: Scheduler, channels: list) -> None:
+        self.server = server
+        self.scheduler = scheduler
+        self.channels = channels
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def stop(self, *, drain_s: float = 2.0) -> None:
+        await self.server.set_serving(False)
+        await self.scheduler.stop(drain_s=drain_s)
+        await self.server.stop(grace=1.0)
+        for ch in self.channels:
+            await ch.close()
+
+
+async def start(config: SchedulerConfig, *, live: LiveState | None = None) -> SchedulerService:
+    live = live or create_live_state(config.live_state_url)
+    registry_channel = channel(config.registry_addr)
+    results_channel = channel(config.results_addr)
+    scheduler = Scheduler(config, live, registry_pb2_grpc.AgentAuthServiceStub(registry_channel),
+                          results_pb2_grpc.ResultsIngestServiceStub(results_channel))
+    await scheduler.start()
+    server = await start_server(config.listen, [
+        (scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server, SchedulerServicer(scheduler)),
+        (scheduler_pb2_grpc.add_AgentStreamServiceServicer_to_server, AgentStreamServicer(scheduler)),
+    ], [scheduler_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name,
+        scheduler_pb2.DESCRIPTOR.services_by_name["AgentStreamService"].full_name], reflect=PUBLIC_SERVICES)
+    return SchedulerService(server, scheduler, [registry_channel, results_channel])
+
+

@@ -1,0 +1,82 @@
+"""Engines and sessions: Postgres (psycopg 3) in production, a SQLite file for the embedded default."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import sqlalchemy.exc
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def async_url(url: str) -> str:
+    """postgresql://... -> postgresql+psycopg://...; sqlite:///f -> sqlite+aiosqlite:///f."""
+    u = make_url(url)
+    if u.get_backend_name() == "postgresql":
+        return str(u.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
+    if u.get_backend_name() == "sqlite":
+        return u.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    raise ValueError(f"unsupported database URL {u.render_as_string()!r}: use postgresql:// or sqlite:///")
+
+
+def sync_url(url: str) -> str:
+    u = make_url(url)
+    if u.get_backend_name() == "postgresql":
+        return u.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return u.set(drivername="sqlite").render_as_string(hide_password=False)
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    aurl = async_url(url)
+    if aurl.startswith("sqlite"):
+        engine = create_async_engine(aurl, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            # WAL lets the registry and results share the file; FKs are off by default in SQLite.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+        return engine
+    return create_async_engine(aurl, pool_size=pool_size, max_overflow=2 * pool_size, pool_pre_ping=True,
+                               pool_timeout=5, connect_args={"connect_timeout": 5})
+
+
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True when the database is unreachable or went away (retryable), not a bug."""
+    import psycopg
+
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.TimeoutError,
+                        sqlalchemy.exc.InterfaceError)):
+        return True
+    if isinstance(exc, (psycopg.OperationalError, sqlite3.OperationalError, ConnectionError,
+                        asyncio.TimeoutError)):
+        return True
+    return False
+
+
+def migrate(url: str) -> None:
+    """Brings the schema to the newest migration (alembic upgrade head)."""
+    from alembic import command
+    from alembic.config import Config
+
+    if make_url(url).get_backend_name() == "sqlite" and make_url(url).database:
+        Path(make_url(url).database).parent.mkdir(parents=True, exist_ok=True)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
+    command.upgrade(cfg, "head")

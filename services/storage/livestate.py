@@ -1,0 +1,356 @@
+"""Live state: which agents are online, which scheduler holds each, their in-flight tasks,
+pub/sub between processes, and rate-limit counters.
+
+One small interface, two implementations: Redis (production, shared by replicas)
+and in-process memory (the embedded default). `tests/test_livestate_contract.py`
+runs one suite against both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from abc import ABC, abstractmethod
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field
+
+import redis.asyncio as aioredis
+
+
+@dataclass
+class Presence:
+    """An agent's live state, refreshed by each heartbeat and expiring without them."""
+
+    agent_id: str
+    scheduler_id: str
+    last_heartbeat: float
+    tasks_in_flight: int = 0
+    version: str = ""
+    capabilities: list[str] = field(default_factory=list)
+    # Copied from the registry at connect, so picking agents needs no database.
+    name: str = ""
+    region: str = ""
+    country: str = ""
+    city: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+class Subscription:
+    """Messages of one channel, delivered to one local consumer."""
+
+    def __init__(self, hub: _Fanout, channel: str) -> None:
+        self._hub = hub
+        self.channel = channel
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=10_000)
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._iter()
+
+    async def _iter(self) -> AsyncIterator[bytes]:
+        while True:
+            yield await self.queue.get()
+
+    async def get(self, timeout: float | None = None) -> bytes | None:
+        try:
+            return await asyncio.wait_for(self.queue.get(), timeout)
+        except TimeoutError:
+            return None
+
+
+class _Fanout:
+    """Local fan-out of channel messages to subscriptions."""
+
+    def __init__(self) -> None:
+        self.subs: dict[str, set[Subscription]] = defaultdict(set)
+
+    def deliver(self, channel: str, payload: bytes) -> None:
+        for sub in list(self.subs.get(channel, ())):
+            try:
+                sub.queue.put_nowait(payload)
+            except asyncio.QueueFull:
+                pass  # a consumer this far behind re-reads state from storage
+
+
+class LiveState(ABC):
+    def __init__(self) -> None:
+        self._fanout = _Fanout()
+
+    @abstractmethod
+    async def set_presence(self, presence: Presence, ttl_s: float) -> None: ...
+
+    @abstractmethod
+    async def clear_presence(self, agent_id: str, scheduler_id: str) -> bool:
+        """Removes the presence only if `scheduler_id` still holds the agent."""
+
+    @abstractmethod
+    async def get_presence(self, agent_ids: list[str]) -> dict[str, Presence]: ...
+
+    @abstractmethod
+    async def online_agents(self) -> list[Presence]: ...
+
+    @abstractmethod
+    async def add_inflight(self, agent_id: str, task_deadlines: dict[str, float]) -> None: ...
+
+    @abstractmethod
+    async def remove_inflight(self, agent_id: str, task_ids: list[str]) -> None: ...
+
+    @abstractmethod
+    async def inflight(self, agent_id: str) -> dict[str, float]: ...
+
+    @abstractmethod
+    async def publish(self, channel: str, payload: bytes) -> None: ...
+
+    @abstractmethod
+    async def _subscribe_remote(self, channel: str) -> None: ...
+
+    @abstractmethod
+    async def _unsubscribe_remote(self, channel: str) -> None: ...
+
+    @abstractmethod
+    async def hit_rate_limit(self, key: str, limit: int, window_s: int) -> tuple[bool, int]:
+        """Counts one hit; returns (allowed, seconds until the window resets)."""
+
+    @abstractmethod
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None:
+        pass
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
+        sub = Subscription(self._fanout, channel)
+        first = not self._fanout.subs.get(channel)
+        self._fanout.subs[channel].add(sub)
+        try:
+            if first:
+                await self._subscribe_remote(channel)
+            yield sub
+        finally:
+            self._fanout.subs[channel].discard(sub)
+            if not self._fanout.subs[channel]:
+                del self._fanout.subs[channel]
+                with contextlib.suppress(Exception):
+                    await self._unsubscribe_remote(channel)
+
+
+class MemoryLiveState(LiveState):
+    """In-process live state for the embedded default (one process, no Redis)."""
+
+    def __init__(self, clock=time.time) -> None:
+        super().__init__()
+        self._clock = clock
+        self._presence: dict[str, tuple[Presence, float]] = {}
+        self._inflight: dict[str, dict[str, float]] = defaultdict(dict)
+        self._counters: dict[str, tuple[int, float]] = {}
+
+    def _alive(self, agent_id: str) -> Presence | None:
+        entry = self._presence.get(agent_id)
+        if entry is None:
+            return None
+        presence, expires = entry
+        if expires <= self._clock():
+            del self._presence[agent_id]
+            return None
+        return presence
+
+    async def set_presence(self, presence: Presence, ttl_s: float) -> None:
+        self._presence[presence.agent_id] = (presence, self._clock() + ttl_s)
+
+    async def clear_presence(self, agent_id: str, scheduler_id: str) -> bool:
+        current = self._alive(agent_id)
+        if current is not None and current.scheduler_id == scheduler_id:
+            del self._presence[agent_id]
+            return True
+        return False
+
+    async def get_presence(self, agent_ids: list[str]) -> dict[str, Presence]:
+        return {a: p for a in agent_ids if (p := self._alive(a)) is not None}
+
+    async def online_agents(self) -> list[Presence]:
+        return [p for a in list(self._presence) if (p := self._alive(a)) is not None]
+
+    async def add_inflight(self, agent_id: str, task_deadlines: dict[str, float]) -> None:
+        self._inflight[agent_id].update(task_deadlines)
+
+    async def remove_inflight(self, agent_id: str, task_ids: list[str]) -> None:
+        tasks = self._inflight.get(agent_id)
+        if tasks is not None:
+            for task_id in task_ids:
+                tasks.pop(task_id, None)
+            if not tasks:
+                del self._inflight[agent_id]
+
+    async def inflight(self, agent_id: str) -> dict[str, float]:
+        return dict(self._inflight.get(agent_id, {}))
+
+    async def publish(self, channel: str, payload: bytes) -> None:
+        self._fanout.deliver(channel, payload)
+
+    async def _subscribe_remote(self, channel: str) -> None:
+        pass
+
+    async def _unsubscribe_remote(self, channel: str) -> None:
+        pass
+
+    async def hit_rate_limit(self, key: str, limit: int, window_s: int) -> tuple[bool, int]:
+        now = self._clock()
+        count, reset_at = self._counters.get(key, (0, now + window_s))
+        if reset_at <= now:
+            count, reset_at = 0, now + window_s
+        count += 1
+        self._counters[key] = (count, reset_at)
+        return count <= limit, max(1, int(reset_at - now + 0.999))
+
+    async def ping(self) -> None:
+        pass
+
+
+_CLEAR_IF_HOLDER = """
+if redis.call('HGET', KEYS[1], 'scheduler_id') == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_RATE_LIMIT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('TTL', KEYS[1])
+if ttl < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+return {n, ttl}
+"""
+
+
+class RedisLiveState(LiveState):
+    """Live state in Redis, shared by every replica. Keys are prefixed so tests can share a server."""
+
+    def __init__(self, url: str, *, prefix: str = "hc:") -> None:
+        super().__init__()
+        self.redis = aioredis.from_url(url, socket_connect_timeout=3, socket_timeout=5,
+                                       health_check_interval=10)
+        self.prefix = prefix
+        self._pubsub = self.redis.pubsub()
+        self._reader: asyncio.Task | None = None
+        self._clear = self.redis.register_script(_CLEAR_IF_HOLDER)
+        self._rate = self.redis.register_script(_RATE_LIMIT)
+
+    def _k(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    async def set_presence(self, presence: Presence, ttl_s: float) -> None:
+        key = self._k("agent", presence.agent_id)
+        doc = asdict(presence)
+        doc["capabilities"] = json.dumps(presence.capabilities)
+        doc["labels"] = json.dumps(presence.labels)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={k: str(v) for k, v in doc.items()})
+            pipe.pexpire(key, int(ttl_s * 1000))
+            pipe.zadd(self._k("agents"), {presence.agent_id: time.time() + ttl_s})
+            await pipe.execute()
+
+    async def clear_presence(self, agent_id: str, scheduler_id: str) -> bool:
+        return bool(await self._clear(keys=[self._k("agent", agent_id), self._k("agents")],
+                                      args=[scheduler_id, agent_id]))
+
+    @staticmethod
+    def _decode(raw: dict[bytes, bytes]) -> Presence:
+        d = {k.decode(): v.decode() for k, v in raw.items()}
+        return Presence(agent_id=d["agent_id"], scheduler_id=d["scheduler_id"],
+                        last_heartbeat=float(d["last_heartbeat"]), tasks_in_flight=int(d["tasks_in_flight"]),
+                        version=d.get("version", ""), capabilities=json.loads(d.get("capabilities", "[]")),
+                        name=d.get("name", ""), region=d.get("region", ""), country=d.get("country", ""),
+                        city=d.get("city", ""), labels=json.loads(d.get("labels", "{}")))
+
+    async def get_presence(self, agent_ids: list[str]) -> dict[str, Presence]:
+        if not agent_ids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent_id in agent_ids:
+                pipe.hgetall(self._k("agent", agent_id))
+            rows = await pipe.execute()
+        return {a: self._decode(r) for a, r in zip(agent_ids, rows, strict=True) if r}
+
+    async def online_agents(self) -> list[Presence]:
+        now = time.time()
+        await self.redis.zremrangebyscore(self._k("agents"), "-inf", now)
+        ids = [m.decode() for m in await self.redis.zrangebyscore(self._k("agents"), now, "+inf")]
+        found = await self.get_presence(ids)
+        return list(found.values())
+
+    async def add_inflight(self, agent_id: str, task_deadlines: dict[str, float]) -> None:
+        if task_deadlines:
+            key = self._k("inflight", agent_id)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(key, mapping={t: str(d) for t, d in task_deadlines.items()})
+                pipe.expire(key, 3600)
+                await pipe.execute()
+
+    async def remove_inflight(self, agent_id: str, task_ids: list[str]) -> None:
+        if task_ids:
+            await self.redis.hdel(self._k("inflight", agent_id), *task_ids)
+
+    async def inflight(self, agent_id: str) -> dict[str, float]:
+        raw = await self.redis.hgetall(self._k("inflight", agent_id))
+        return {k.decode(): float(v) for k, v in raw.items()}
+
+    async def publish(self, channel: str, payload: bytes) -> None:
+        await self.redis.publish(self._k("ch", channel), payload)
+
+    async def _subscribe_remote(self, channel: str) -> None:
+        await self._pubsub.subscribe(self._k("ch", channel))
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.create_task(self._read(), name="livestate-pubsub")
+
+    async def _unsubscribe_remote(self, channel: str) -> None:
+        await self._pubsub.unsubscribe(self._k("ch", channel))
+
+    async def _read(self) -> None:
+        strip = len(self._k("ch", ""))
+        while True:
+            try:
+                msg = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - Redis restarted: resubscribe and carry on
+                await asyncio.sleep(0.5)
+                with contextlib.suppress(Exception):
+                    channels = [self._k("ch", c) for c in self._fanout.subs]
+                    if channels:
+                        await self._pubsub.subscribe(*channels)
+                continue
+            if msg is None:
+                if not self._pubsub.subscribed:
+                    await asyncio.sleep(0.1)
+                continue
+            if msg.get("type") == "message":
+                self._fanout.deliver(msg["channel"].decode()[strip:], msg["data"])
+
+    async def hit_rate_limit(self, key: str, limit: int, window_s: int) -> tuple[bool, int]:
+        count, ttl = await self._rate(keys=[self._k("rate", key)], args=[window_s])
+        return int(count) <= limit, max(1, int(ttl))
+
+    async def ping(self) -> None:
+        await self.redis.ping()
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reader
+        with contextlib.suppress(Exception):
+            await self._pubsub.aclose()
+        await self.redis.aclose()
+
+
+def create_live_state(url: str) -> LiveState:
+    """`memory://` for the in-process implementation, `redis://...` for Redis."""
+    if url in ("memory://", "memory"):
+        return MemoryLiveState()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisLiveState(url)
+    raise ValueError(f"live state URL {url!r}: use redis://host:port/db or memory://")
