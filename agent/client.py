@@ -17,11 +17,11 @@ import time
 from collections import OrderedDict
 
 import grpc
+from hostcheck.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 from agent.identity import Identity, ensure_identity
 from agent.probers import PROBERS, Prober
 from agent.runner import run_task
-from hostcheck.v1 import scheduler_pb2, scheduler_pb2_grpc
 from services.config import AgentConfig
 from services.domain.targets import TargetGuard
 from services.grpcserver import CHANNEL_OPTIONS

@@ -8,9 +8,9 @@ import time
 from datetime import UTC, datetime
 
 from google.protobuf import struct_pb2, timestamp_pb2
+from hostcheck.v1 import scheduler_pb2
 
 from agent.probers import PROBERS, ProbeError, Prober, ProbeRequest, ProbeResult
-from hostcheck.v1 import scheduler_pb2
 from services.domain.targets import TargetError, TargetGuard, parse_target
 
 log = logging.getLogger(__name__)

@@ -10,11 +10,10 @@ import grpc
 from google.protobuf import descriptor, json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from hostcheck.v1 import checks_pb2, results_pb2, results_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
-
-from hostcheck.v1 import checks_pb2, results_pb2, results_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 
 EXIT_COMPLETED, EXIT_PROBE_FAILED, EXIT_CHECK_FAILED, EXIT_REQUEST_ERROR = 0, 1, 2, 3
 

@@ -36,6 +36,8 @@ class CommonConfig:
                             "postgresql://postgres@127.0.0.1:5432/hostcheck")
     live_state_url: str = doc("Live state: redis://host:port/db, or memory:// (one process only).",
                               "redis://127.0.0.1:6379/0")
+    live_state_prefix: str = doc("Prefix of every live-state key and channel (several installs can share a Redis).",
+                                 "hc:")
     log_level: str = doc("Log level: DEBUG, INFO, WARNING, ERROR.", "INFO")
     log_format: str = doc("Log format: text or json.", "text")
 

@@ -214,7 +214,7 @@ async def start(config: RegistryConfig, *, live: LiveState | None = None) -> Reg
         await asyncio.to_thread(db.migrate, config.database_url)
     engine = db.create_engine(config.database_url)
     store = RegistryStore(db.sessionmaker(engine))
-    live = live or create_live_state(config.live_state_url)
+    live = live or create_live_state(config.live_state_url, config.live_state_prefix)
     results_channel = channel(config.results_addr)
     server = await start_server(config.listen, [
         (registry_pb2_grpc.add_RegistryServiceServicer_to_server,

@@ -265,7 +265,7 @@ async def start(config: ResultsConfig, *, live: LiveState | None = None) -> Resu
         await asyncio.to_thread(db.migrate, config.database_url)
     engine = db.create_engine(config.database_url)
     store = ResultsStore(db.sessionmaker(engine))
-    live = live or create_live_state(config.live_state_url)
+    live = live or create_live_state(config.live_state_url, config.live_state_prefix)
     events = Events(store, live)
     server = await start_server(config.listen, [
         (results_pb2_grpc.add_ResultsServiceServicer_to_server, ResultsServicer(store, live)),

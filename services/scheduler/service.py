@@ -392,7 +392,7 @@ class SchedulerService:
 
 
 async def start(config: SchedulerConfig, *, live: LiveState | None = None) -> SchedulerService:
-    live = live or create_live_state(config.live_state_url)
+    live = live or create_live_state(config.live_state_url, config.live_state_prefix)
     registry_channel = channel(config.registry_addr)
     results_channel = channel(config.results_addr)
     scheduler = Scheduler(config, live, registry_pb2_grpc.AgentAuthServiceStub(registry_channel),

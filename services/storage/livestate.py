@@ -347,10 +347,10 @@ class RedisLiveState(LiveState):
         await self.redis.aclose()
 
 
-def create_live_state(url: str) -> LiveState:
+def create_live_state(url: str, prefix: str = "hc:") -> LiveState:
     """`memory://` for the in-process implementation, `redis://...` for Redis."""
     if url in ("memory://", "memory"):
         return MemoryLiveState()
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisLiveState(url)
+        return RedisLiveState(url, prefix=prefix)
     raise ValueError(f"live state URL {url!r}: use redis://host:port/db or memory://")
