@@ -1,12 +1,13 @@
 """Probers, one per file, one signature (see base.py), one registry: check type -> prober."""
 
-from agent.probers import http, ping, tcp
+from agent.probers import dns, http, ping, tcp
 from agent.probers.base import ProbeError, Prober, ProbeRequest, ProbeResult
 
 PROBERS: dict[str, Prober] = {
     "http": http.probe,
     "tcp": tcp.probe,
     "ping": ping.probe,
+    "dns": dns.probe,
 }
 
 __all__ = ["PROBERS", "ProbeError", "ProbeRequest", "ProbeResult", "Prober"]

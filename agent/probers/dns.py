@@ -1,0 +1,147 @@
+"""dns: one query of one record type to a chosen resolver (or the agent's own); answers, rcode, time.
+
+The target is the name to look up, so the guard is applied to the resolver: that
+is where the packets go (a 127.0.0.1 resolver needs 127.0.0.0/8 allowed). The
+agent's own resolver is the operator's choice and is not guarded. An IP target
+is looked up by its reverse name (PTR). An answer with an error rcode
+(NXDOMAIN, SERVFAIL, ...) is a result with that rcode, not a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+from typing import Any
+
+import aiodns
+import pycares
+from aiodns.error import DNSError
+
+from agent.probers.base import ProbeError, ProbeRequest, ProbeResult, ms
+
+RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "PTR", "SRV", "CAA")
+# c-ares retries a silent server once within the check's time.
+TRIES = 2
+DEADLINE_MARGIN = 0.05
+
+_TYPE_NAMES = {getattr(pycares, f"QUERY_TYPE_{name}"): name for name in RECORD_TYPES}
+
+# c-ares error -> (rcode the server sent or None, our error code).
+_ERRORS: dict[int, tuple[str | None, str]] = {
+    pycares.errno.ARES_ENOTFOUND: ("NXDOMAIN", "nxdomain"),
+    pycares.errno.ARES_ENODATA: ("NOERROR", "no_answer"),
+    pycares.errno.ARES_ESERVFAIL: ("SERVFAIL", "servfail"),
+    pycares.errno.ARES_EREFUSED: ("REFUSED", "dns_refused"),
+    pycares.errno.ARES_EFORMERR: ("FORMERR", "formerr"),
+    pycares.errno.ARES_ENOTIMP: ("NOTIMP", "notimp"),
+    pycares.errno.ARES_ETIMEOUT: (None, "timeout"),
+    pycares.errno.ARES_ECONNREFUSED: (None, "refused"),
+    pycares.errno.ARES_EBADNAME: (None, "bad_target"),
+}
+
+
+def parse_resolver(value: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]:
+    """`ip`, `ip:port` or `[v6]:port` -> (ip, port)."""
+    host, port = value, "53"
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        if rest:
+            if not rest.startswith(":"):
+                raise ProbeError("bad_options", f"resolver {value!r} is not ip or ip:port")
+            port = rest[1:]
+    elif value.count(":") == 1:
+        host, _, port = value.partition(":")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError as exc:
+        raise ProbeError("bad_options", f"resolver {value!r} is not ip or ip:port") from exc
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ProbeError("bad_options", f"resolver port {port!r} is out of range 1-65535")
+    return ip, int(port)
+
+
+def _query(request: ProbeRequest) -> tuple[str, str]:
+    """(name to look up, record type)."""
+    target_ip = request.target.ip
+    record_type = (request.options.record_type or ("PTR" if target_ip is not None else "A")).upper()
+    if record_type not in RECORD_TYPES:
+        raise ProbeError("bad_options", f"record type {record_type!r} is not one of {', '.join(RECORD_TYPES)}")
+    if target_ip is None:
+        return request.target.host.rstrip("."), record_type
+    if record_type != "PTR":
+        raise ProbeError("bad_target", f"{target_ip} is an address: only a PTR lookup makes sense for it")
+    return target_ip.reverse_pointer, record_type
+
+
+def _answer(record: pycares.DNSRecord) -> dict[str, Any]:
+    kind = _TYPE_NAMES.get(record.type, str(record.type))
+    d = record.data
+    out: dict[str, Any] = {"name": record.name, "type": kind, "ttl": record.ttl}
+    if kind in ("A", "AAAA"):
+        out["value"] = d.addr
+    elif kind == "CNAME":
+        out["value"] = d.cname
+    elif kind == "NS":
+        out["value"] = d.nsdname
+    elif kind == "PTR":
+        out["value"] = d.dname
+    elif kind == "TXT":
+        out["value"] = d.data.decode("utf-8", "replace") if isinstance(d.data, bytes) else str(d.data)
+    elif kind == "MX":
+        out.update(priority=d.priority, exchange=d.exchange, value=f"{d.priority} {d.exchange}")
+    elif kind == "SRV":
+        out.update(priority=d.priority, weight=d.weight, port=d.port, target=d.target,
+                   value=f"{d.priority} {d.weight} {d.port} {d.target}")
+    elif kind == "SOA":
+        out.update(mname=d.mname, rname=d.rname, serial=d.serial, refresh=d.refresh, retry=d.retry,
+                   expire=d.expire, minimum=d.minimum,
+                   value=f"{d.mname} {d.rname} {d.serial} {d.refresh} {d.retry} {d.expire} {d.minimum}")
+    elif kind == "CAA":
+        out.update(flags=d.critical, tag=d.tag, value=f'{d.critical} {d.tag} "{d.value}"', caa_value=d.value)
+    else:
+        out["value"] = str(d)
+    return out
+
+
+async def probe(request: ProbeRequest) -> ProbeResult:
+    started = time.perf_counter()
+    name, record_type = _query(request)
+    nameservers = None
+    if request.options.resolver:
+        ip, port = parse_resolver(request.options.resolver)
+        reason = request.guard.refusal(ip)
+        if reason:
+            raise ProbeError("target_refused", f"resolver {request.options.resolver}: {reason}",
+                             {"resolver": request.options.resolver})
+        nameservers = [f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"]
+    budget = request.timeout - DEADLINE_MARGIN
+    # A fresh resolver per check: c-ares caches answers inside one.
+    resolver = aiodns.DNSResolver(nameservers=nameservers, timeout=max(budget / TRIES, 0.01), tries=TRIES)
+    servers = nameservers or list(resolver.nameservers)
+    data: dict[str, Any] = {"query": name, "record_type": record_type, "resolver": servers[0] if servers else "",
+                            "rcode": None, "answers": []}
+    try:
+        sent = time.perf_counter()
+        try:
+            async with asyncio.timeout(max(budget - (sent - started), 0.001)):
+                result = await resolver.query_dns(name, record_type)
+        except TimeoutError as exc:
+            data["query_ms"] = ms(time.perf_counter() - sent)
+            raise ProbeError("timeout", f"no answer from {data['resolver']} for {name} {record_type}", data) from exc
+        except DNSError as exc:
+            data["query_ms"] = ms(time.perf_counter() - sent)
+            errno = exc.args[0] if exc.args else -1
+            rcode, code = _ERRORS.get(errno, (None, "dns_error"))
+            data["rcode"] = rcode
+            text = exc.args[1] if len(exc.args) > 1 else str(exc)
+            return ProbeResult(False, data, f"{name} {record_type} via {data['resolver']}: {text}", code)
+        data["query_ms"] = ms(time.perf_counter() - sent)
+    finally:
+        await resolver.close()
+    data["rcode"] = "NOERROR"
+    data["answers"] = [_answer(r) for r in result.answer]
+    data["authority"] = [_answer(r) for r in result.authority]
+    if not data["answers"]:
+        return ProbeResult(False, data, f"{name} has no {record_type} records", "no_answer")
+    return ProbeResult(True, data)
