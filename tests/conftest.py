@@ -207,3 +207,25 @@ async def pg_system(tmp_path, live_prefix, request):
             yield await sys_.start()
         finally:
             await sys_.stop()
+
+
+@pytest.fixture
+async def procs(tmp_path, live_prefix, request):
+    """The system as separate processes on real Postgres and Redis; logs printed on failure."""
+    from tests.procs import ProcSystem
+
+    with fresh_postgres_db() as url:
+        system = ProcSystem(url, REDIS_URL, live_prefix, tmp_path)
+        try:
+            yield await system.start()
+        finally:
+            system.stop()
+            if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+                print(system.logs())
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    rep = yield
+    setattr(item, f"rep_{rep.when}", rep)
+    return rep

@@ -121,12 +121,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self) -> None:
+        self.server.hits[self.path.split("/")[1]] = self.server.hits.get(self.path.split("/")[1], 0) + 1
         if self.path.startswith("/hang"):
             # Holds the request until the test ends (the server's stop releases it).
             self.server.stopping.wait(30)
             return
+        if self.path.startswith("/slow/"):
+            # Answers after the given milliseconds (or when the test ends).
+            self.server.stopping.wait(int(self.path.split("/")[2]) / 1000.0)
         body = b"hello from the test server\n"
-        status = 200 if self.path in ("/", "/ok") else 404
+        status = 200 if self.path in ("/", "/ok") or self.path.startswith("/slow/") else 404
         self.send_response(status)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
@@ -143,14 +147,22 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 
 class HttpTarget:
-    """An HTTP/1.1 server on loopback: `/` answers 200, `/hang` never answers."""
+    """An HTTP/1.1 server on loopback: `/` answers 200, `/slow/MS` after MS ms, `/hang` never.
+
+    `hits` counts requests by first path segment ("hang", "slow", "").
+    """
 
     def __init__(self) -> None:
         self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.stopping = threading.Event()
+        self.server.hits = {}
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    @property
+    def hits(self) -> dict[str, int]:
+        return self.server.hits
 
     def stop(self) -> None:
         self.server.stopping.set()
