@@ -1,6 +1,6 @@
 """Probers, one per file, one signature (see base.py), one registry: check type -> prober."""
 
-from agent.probers import dns, http, ping, tcp, udp
+from agent.probers import dns, http, ping, tcp, traceroute, udp
 from agent.probers.base import ProbeError, Prober, ProbeRequest, ProbeResult
 
 PROBERS: dict[str, Prober] = {
@@ -9,6 +9,7 @@ PROBERS: dict[str, Prober] = {
     "ping": ping.probe,
     "dns": dns.probe,
     "udp": udp.probe,
+    "traceroute": traceroute.probe,
 }
 
 __all__ = ["PROBERS", "ProbeError", "ProbeRequest", "ProbeResult", "Prober"]
