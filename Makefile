@@ -30,7 +30,7 @@ protos: deps
 	rm -rf gen/hostcheck && mkdir -p gen/hostcheck/v1
 	$(PROTOC) --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTO_FILES)
 	touch gen/hostcheck/__init__.py gen/hostcheck/v1/__init__.py
-	$(PROTOC) --include_imports --include_source_info --descriptor_set_out=gateway/hostcheck.pb $(PROTO_FILES)
+	$(PROTOC) --include_imports --include_source_info --descriptor_set_out=gateway/hostcheck.pb $(PROTO_FILES) google/rpc/status.proto google/rpc/error_details.proto
 
 # Fails when gen/ or the descriptor set is not what `make protos` makes from protos/.
 protos-check: deps

@@ -10,7 +10,7 @@ $PY -m grpc_tools.protoc -I protos -I third_party/googleapis --python_out="$tmp/
   --grpc_python_out="$tmp/gen" "${files[@]}"
 touch "$tmp/gen/hostcheck/__init__.py" "$tmp/gen/hostcheck/v1/__init__.py"
 $PY -m grpc_tools.protoc -I protos -I third_party/googleapis --include_imports --include_source_info \
-  --descriptor_set_out="$tmp/hostcheck.pb" "${files[@]}"
+  --descriptor_set_out="$tmp/hostcheck.pb" "${files[@]}" google/rpc/status.proto google/rpc/error_details.proto
 if ! diff -r -x __pycache__ "$tmp/gen/hostcheck" gen/hostcheck >/dev/null || ! cmp -s "$tmp/hostcheck.pb" gateway/hostcheck.pb; then
   echo "generated code is stale: run 'make protos' and commit the result" >&2
   diff -r -x __pycache__ -q "$tmp/gen/hostcheck" gen/hostcheck >&2 || true

@@ -106,6 +106,10 @@ class RegistryStore:
         async with self.sessions() as session:
             return list((await session.scalars(stmt)).all())
 
+    async def ping(self) -> None:
+        async with self.sessions() as session:
+            await session.execute(select(1))
+
     async def touch(self, agent_id: uuid.UUID, version: str = "") -> None:
         values = {"last_heartbeat": datetime.now(UTC)}
         if version:
@@ -172,6 +176,37 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             tasks_timed_out=stats.tasks_timed_out, by_type=stats.by_type)
 
 
+    @grpc_errors
+    async def GetHealth(self, request, context):
+        database, live = await asyncio.gather(_probe(self.store.ping()), _probe(self.live.ping()))
+        active = 0
+        if live == "ok":
+            try:
+                active = len(await asyncio.wait_for(self.live.online_agents(), HEALTH_TIMEOUT_S))
+            except Exception as exc:  # noqa: BLE001 - reported in the body, not raised
+                live = _failure(exc)
+        ok = database == "ok" and live == "ok"
+        return registry_pb2.GetHealthResponse(status="ok" if ok else "degraded", database=database, redis=live,
+                                              active_agents=active)
+
+
+HEALTH_TIMEOUT_S = 2.0
+
+
+def _failure(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:200] if str(exc) else type(exc).__name__
+
+
+async def _probe(ping) -> str:
+    """"ok", or why a dependency did not answer within HEALTH_TIMEOUT_S."""
+    try:
+        await asyncio.wait_for(ping, HEALTH_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - health reports failures instead of raising them
+        log.warning("health: %s", _failure(exc))
+        return _failure(exc)
+    return "ok"
+
+
 class AgentAuthServicer(registry_pb2_grpc.AgentAuthServiceServicer):
     def __init__(self, store: RegistryStore) -> None:
         self.store = store
@@ -192,10 +227,12 @@ class AgentAuthServicer(registry_pb2_grpc.AgentAuthServiceServicer):
 
 
 class RegistryService:
-    def __init__(self, server: Server, engine, results_channel) -> None:
+    def __init__(self, server: Server, engine, results_channel, live: LiveState, owns_live: bool) -> None:
         self.server = server
         self.engine = engine
         self.results_channel = results_channel
+        self.live = live
+        self.owns_live = owns_live
 
     @property
     def port(self) -> int:
@@ -205,6 +242,8 @@ class RegistryService:
         await self.server.stop()
         await self.results_channel.close()
         await self.engine.dispose()
+        if self.owns_live:
+            await self.live.close()
 
 
 async def start(config: RegistryConfig, *, live: LiveState | None = None) -> RegistryService:
@@ -214,6 +253,7 @@ async def start(config: RegistryConfig, *, live: LiveState | None = None) -> Reg
         await asyncio.to_thread(db.migrate, config.database_url)
     engine = db.create_engine(config.database_url)
     store = RegistryStore(db.sessionmaker(engine))
+    owns_live = live is None
     live = live or create_live_state(config.live_state_url, config.live_state_prefix)
     results_channel = channel(config.results_addr)
     server = await start_server(config.listen, [
@@ -223,4 +263,4 @@ async def start(config: RegistryConfig, *, live: LiveState | None = None) -> Reg
         (registry_pb2_grpc.add_AgentAuthServiceServicer_to_server, AgentAuthServicer(store)),
     ], [registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name,
         registry_pb2.DESCRIPTOR.services_by_name["AgentAuthService"].full_name])
-    return RegistryService(server, engine, results_channel)
+    return RegistryService(server, engine, results_channel, live, owns_live)

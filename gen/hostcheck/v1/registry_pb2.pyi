@@ -111,6 +111,22 @@ class GetAgentStatsResponse(_message.Message):
     by_type: _containers.RepeatedCompositeFieldContainer[CheckTypeStats]
     def __init__(self, agent: _Optional[_Union[_agents_pb2.Agent, _Mapping]] = ..., results_total: _Optional[int] = ..., results_succeeded: _Optional[int] = ..., tasks_timed_out: _Optional[int] = ..., by_type: _Optional[_Iterable[_Union[CheckTypeStats, _Mapping]]] = ...) -> None: ...
 
+class GetHealthRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetHealthResponse(_message.Message):
+    __slots__ = ("status", "database", "redis", "active_agents")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    DATABASE_FIELD_NUMBER: _ClassVar[int]
+    REDIS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_AGENTS_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    database: str
+    redis: str
+    active_agents: int
+    def __init__(self, status: _Optional[str] = ..., database: _Optional[str] = ..., redis: _Optional[str] = ..., active_agents: _Optional[int] = ...) -> None: ...
+
 class VerifyAgentTokenRequest(_message.Message):
     __slots__ = ("agent_id", "api_token")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]

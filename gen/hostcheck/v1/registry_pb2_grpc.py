@@ -55,6 +55,11 @@ class RegistryServiceStub:
                 request_serializer=hostcheck_dot_v1_dot_registry__pb2.GetAgentStatsRequest.SerializeToString,
                 response_deserializer=hostcheck_dot_v1_dot_registry__pb2.GetAgentStatsResponse.FromString,
                 _registered_method=True)
+        self.GetHealth = channel.unary_unary(
+                '/hostcheck.v1.RegistryService/GetHealth',
+                request_serializer=hostcheck_dot_v1_dot_registry__pb2.GetHealthRequest.SerializeToString,
+                response_deserializer=hostcheck_dot_v1_dot_registry__pb2.GetHealthResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -91,6 +96,16 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetHealth(self, request, context):
+        """The system's health as the seed's `GET /health` shows it: the database,
+        the live state and how many agents are online. Always answers (a broken
+        dependency is reported in the body, not as an error), so it can explain
+        what is wrong.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +128,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.GetAgentStats,
                     request_deserializer=hostcheck_dot_v1_dot_registry__pb2.GetAgentStatsRequest.FromString,
                     response_serializer=hostcheck_dot_v1_dot_registry__pb2.GetAgentStatsResponse.SerializeToString,
+            ),
+            'GetHealth': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHealth,
+                    request_deserializer=hostcheck_dot_v1_dot_registry__pb2.GetHealthRequest.FromString,
+                    response_serializer=hostcheck_dot_v1_dot_registry__pb2.GetHealthResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -224,6 +244,33 @@ class RegistryService:
             '/hostcheck.v1.RegistryService/GetAgentStats',
             hostcheck_dot_v1_dot_registry__pb2.GetAgentStatsRequest.SerializeToString,
             hostcheck_dot_v1_dot_registry__pb2.GetAgentStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHealth(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hostcheck.v1.RegistryService/GetHealth',
+            hostcheck_dot_v1_dot_registry__pb2.GetHealthRequest.SerializeToString,
+            hostcheck_dot_v1_dot_registry__pb2.GetHealthResponse.FromString,
             options,
             channel_credentials,
             insecure,
