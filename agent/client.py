@@ -15,13 +15,14 @@ import logging
 import random
 import time
 from collections import OrderedDict
+from datetime import UTC, datetime
 
 import grpc
-from hostcheck.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 from agent.identity import Identity, ensure_identity
 from agent.probers import PROBERS, Prober
-from agent.runner import run_task
+from agent.runner import now_ts, run_task
+from hostcheck.v1 import scheduler_pb2, scheduler_pb2_grpc
 from services.config import AgentConfig
 from services.domain.targets import TargetGuard
 from services.grpcserver import CHANNEL_OPTIONS
@@ -36,6 +37,13 @@ class State(enum.StrEnum):
     READY = "ready"
     DRAINING = "draining"
     OFFLINE = "offline"
+
+
+def refused(task: scheduler_pb2.Task, code: str, message: str) -> scheduler_pb2.TaskResult:
+    """A result for a task the agent did not run."""
+    return scheduler_pb2.TaskResult(task_id=task.task_id, check_id=task.check_id, check_type=task.check_type,
+                                    success=False, error=message, error_code=code, started_at=now_ts(),
+                                    finished_at=now_ts())
 
 
 class _Reconnect(Exception):
@@ -60,6 +68,8 @@ class Agent:
         self._pending_send: list[scheduler_pb2.TaskResult] = []
         self._flush_wakeup = asyncio.Event()
         self._heartbeat_s = 10.0
+        self._all_acked = asyncio.Event()
+        self._all_acked.set()
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -103,9 +113,10 @@ class Agent:
             await asyncio.wait(list(self.running.values()), timeout=timeout)
         for task in self.running.values():
             task.cancel()
-        # Give the scheduler a moment to acknowledge what we just sent.
-        while self.unacked and self.ready.is_set() and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        # Give the scheduler until the deadline to acknowledge what we just sent.
+        if self.unacked and self.ready.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_acked.wait(), max(0.0, deadline - time.monotonic()))
         self._stopping.set()
 
     # ---- one stream -----------------------------------------------------------------------
@@ -178,6 +189,8 @@ class Agent:
             elif kind == "ack":
                 for task_id in message.ack.task_ids:
                     self.unacked.pop(task_id, None)
+                if not self.unacked:
+                    self._all_acked.set()
             elif kind == "cancel":
                 for task_id in message.cancel.task_ids:
                     running = self.running.get(task_id)
@@ -200,12 +213,10 @@ class Agent:
     async def _run(self, task: scheduler_pb2.Task) -> None:
         try:
             if self.state == State.DRAINING:
-                from agent.runner import _now_ts
-
-                result = scheduler_pb2.TaskResult(task_id=task.task_id, check_id=task.check_id,
-                                                  check_type=task.check_type, success=False,
-                                                  error="agent is shutting down", error_code="agent_draining",
-                                                  started_at=_now_ts(), finished_at=_now_ts())
+                result = refused(task, "agent_draining", "agent is shutting down")
+            elif task.deadline.seconds and task.deadline.ToDatetime(tzinfo=UTC) < datetime.now(UTC):
+                # Arrived after its deadline (e.g. held up by a reconnect): the check has moved on.
+                result = refused(task, "expired", "task arrived after its deadline")
             else:
                 async with self._slots:
                     result = await run_task(task, self.guard, self.probers)
@@ -214,6 +225,7 @@ class Agent:
             raise
         self.running.pop(task.task_id, None)
         self.unacked[task.task_id] = result
+        self._all_acked.clear()
         self._queue_results([result])
 
     def _queue_results(self, results: list[scheduler_pb2.TaskResult]) -> None:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from hostcheck.v1 import registry_pb2, registry_pb2_grpc
 
+from hostcheck.v1 import registry_pb2, registry_pb2_grpc
 from services.config import AgentConfig
 
 log = logging.getLogger(__name__)

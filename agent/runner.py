@@ -8,15 +8,15 @@ import time
 from datetime import UTC, datetime
 
 from google.protobuf import struct_pb2, timestamp_pb2
-from hostcheck.v1 import scheduler_pb2
 
 from agent.probers import PROBERS, ProbeError, Prober, ProbeRequest, ProbeResult
+from hostcheck.v1 import scheduler_pb2
 from services.domain.targets import TargetError, TargetGuard, parse_target
 
 log = logging.getLogger(__name__)
 
 
-def _now_ts() -> timestamp_pb2.Timestamp:
+def now_ts() -> timestamp_pb2.Timestamp:
     out = timestamp_pb2.Timestamp()
     out.FromDatetime(datetime.now(UTC))
     return out
@@ -24,7 +24,7 @@ def _now_ts() -> timestamp_pb2.Timestamp:
 
 async def run_task(task: scheduler_pb2.Task, guard: TargetGuard,
                    probers: dict[str, Prober] = PROBERS) -> scheduler_pb2.TaskResult:
-    started_at = _now_ts()
+    started_at = now_ts()
     started = time.perf_counter()
     timeout = max(task.timeout_ms, 1) / 1000.0
     try:
@@ -53,4 +53,4 @@ async def run_task(task: scheduler_pb2.Task, guard: TargetGuard,
         task_id=task.task_id, check_id=task.check_id, check_type=task.check_type, success=outcome.success,
         data=data, error=outcome.error, error_code=outcome.error_code,
         duration_ms=round((time.perf_counter() - started) * 1000.0, 3), started_at=started_at,
-        finished_at=_now_ts())
+        finished_at=now_ts())

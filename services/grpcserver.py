@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
 from hostcheck.v1 import registry_pb2, results_pb2, scheduler_pb2
 
 log = logging.getLogger(__name__)

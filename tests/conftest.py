@@ -13,9 +13,9 @@ import grpc
 import psycopg
 import pytest
 import redis
-from hostcheck.v1 import registry_pb2, registry_pb2_grpc, results_pb2_grpc, scheduler_pb2_grpc
 
 from agent.client import Agent
+from hostcheck.v1 import registry_pb2, registry_pb2_grpc, results_pb2_grpc, scheduler_pb2_grpc
 from services.config import AgentConfig, RegistryConfig, ResultsConfig, SchedulerConfig
 from services.registry import service as registry_service
 from services.results import service as results_service

@@ -11,7 +11,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from hostcheck.v1 import (checks_pb2, registry_pb2, results_pb2, scheduler_pb2, scheduler_pb2_grpc)
+from hostcheck.v1 import checks_pb2, registry_pb2, results_pb2, scheduler_pb2, scheduler_pb2_grpc
 from tests.conftest import REGISTRATION_TOKEN
 
 

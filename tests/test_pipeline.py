@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from hostcheck.v1 import checks_pb2, results_pb2, scheduler_pb2
 
+from hostcheck.v1 import checks_pb2, results_pb2, scheduler_pb2
 from tests.helpers import assert_eventually
 
 

@@ -7,8 +7,15 @@ import grpc
 import psycopg
 import pytest
 
-from hostcheck.v1 import (checks_pb2, registry_pb2, registry_pb2_grpc, results_pb2, results_pb2_grpc,
-                          scheduler_pb2, scheduler_pb2_grpc)
+from hostcheck.v1 import (
+    checks_pb2,
+    registry_pb2,
+    registry_pb2_grpc,
+    results_pb2,
+    results_pb2_grpc,
+    scheduler_pb2,
+    scheduler_pb2_grpc,
+)
 from tests.helpers import assert_eventually
 
 

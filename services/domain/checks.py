@@ -12,7 +12,6 @@ import uuid
 from dataclasses import dataclass
 
 from hostcheck.v1 import checks_pb2, scheduler_pb2
-
 from services.domain.targets import Target, TargetError, TargetGuard, parse_target
 from services.errors import FieldViolation, InvalidArgument
 

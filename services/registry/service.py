@@ -12,9 +12,9 @@ import secrets
 import uuid
 from datetime import UTC, datetime
 
-from hostcheck.v1 import agents_pb2, registry_pb2, registry_pb2_grpc, results_pb2, results_pb2_grpc
 from sqlalchemy import select, update
 
+from hostcheck.v1 import agents_pb2, registry_pb2, registry_pb2_grpc, results_pb2, results_pb2_grpc
 from services.config import RegistryConfig
 from services.domain.checks import CHECK_TYPES, require_uuid
 from services.errors import (

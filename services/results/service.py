@@ -10,8 +10,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf import json_format
-from hostcheck.v1 import registry_pb2, results_pb2, results_pb2_grpc
 
+from hostcheck.v1 import registry_pb2, results_pb2, results_pb2_grpc
 from services.config import ResultsConfig
 from services.domain.checks import require_uuid
 from services.errors import InvalidArgument, grpc_errors
@@ -242,11 +242,12 @@ class DeadlineSweeper:
 class ResultsService:
     """The running results service: server, storage, live state and sweeper."""
 
-    def __init__(self, server: Server, engine, live: LiveState, sweeper_task: asyncio.Task) -> None:
+    def __init__(self, server: Server, engine, live: LiveState, sweeper_task: asyncio.Task, owns_live: bool) -> None:
         self.server = server
         self.engine = engine
         self.live = live
         self.sweeper_task = sweeper_task
+        self.owns_live = owns_live
 
     @property
     def port(self) -> int:
@@ -258,6 +259,8 @@ class ResultsService:
             await self.sweeper_task
         await self.server.stop()
         await self.engine.dispose()
+        if self.owns_live:
+            await self.live.close()
 
 
 async def start(config: ResultsConfig, *, live: LiveState | None = None) -> ResultsService:
@@ -265,6 +268,7 @@ async def start(config: ResultsConfig, *, live: LiveState | None = None) -> Resu
         await asyncio.to_thread(db.migrate, config.database_url)
     engine = db.create_engine(config.database_url)
     store = ResultsStore(db.sessionmaker(engine))
+    owns_live = live is None
     live = live or create_live_state(config.live_state_url, config.live_state_prefix)
     events = Events(store, live)
     server = await start_server(config.listen, [
@@ -274,5 +278,5 @@ async def start(config: ResultsConfig, *, live: LiveState | None = None) -> Resu
         results_pb2.DESCRIPTOR.services_by_name["ResultsIngestService"].full_name])
     sweeper = DeadlineSweeper(store, live, events, grace_s=config.task_grace_s, interval_s=config.sweep_interval_s)
     task = asyncio.create_task(sweeper.run(), name="deadline-sweeper")
-    return ResultsService(server, engine, live, task)
+    return ResultsService(server, engine, live, task, owns_live)
 

@@ -17,11 +17,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from hostcheck.v1 import checks_pb2
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
+from hostcheck.v1 import checks_pb2
 from services.errors import InvalidArgument, NotFound
 from services.storage.models import AgentRow, CheckRow, ResultRow, TaskRow, utcnow
 

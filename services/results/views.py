@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
-from hostcheck.v1 import checks_pb2, scheduler_pb2
 
+from hostcheck.v1 import checks_pb2, scheduler_pb2
 from services.storage.models import CheckRow, ResultRow, TaskRow
 
 

@@ -6,7 +6,6 @@ import random
 from collections.abc import Sequence
 
 from hostcheck.v1 import checks_pb2
-
 from services.domain.checks import DEFAULT_AGENTS
 from services.errors import FailedPrecondition
 from services.storage.livestate import Presence

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 from google.protobuf import timestamp_pb2
+
 from hostcheck.v1 import (
     registry_pb2,
     registry_pb2_grpc,
@@ -31,7 +32,6 @@ from hostcheck.v1 import (
     scheduler_pb2,
     scheduler_pb2_grpc,
 )
-
 from services.config import SchedulerConfig
 from services.domain.checks import task_options, validate_create
 from services.domain.targets import TargetGuard
@@ -108,7 +108,11 @@ class ResultForwarder:
                     batch.append(await asyncio.wait_for(self.queue.get(), timeout))
                 except TimeoutError:
                     break
-            await self._store(batch)
+            try:
+                await self._store(batch)
+            finally:
+                for _ in batch:
+                    self.queue.task_done()
 
     async def _store(self, batch: list[_Pending]) -> None:
         request = results_pb2.RecordResultsRequest(results=[
@@ -156,6 +160,8 @@ class Scheduler:
         self.sessions: dict[str, AgentSession] = {}
         self.forwarder = ResultForwarder(results, live)
         self._tasks: list[asyncio.Task] = []
+        self._no_sessions = asyncio.Event()
+        self._no_sessions.set()
 
     @property
     def routing_channel(self) -> str:
@@ -204,15 +210,14 @@ class Scheduler:
                 cancel=scheduler_pb2.CancelTasks(task_ids=task_ids, reason=payload.get("reason", ""))))
 
     async def stop(self, *, drain_s: float = 2.0) -> None:
-        """Tells every agent to reconnect elsewhere, waits briefly, then stops."""
+        """Tells every agent to reconnect elsewhere, stores what they sent, then stops."""
         for session in list(self.sessions.values()):
             session.send(scheduler_pb2.ConnectResponse(drain=scheduler_pb2.Drain(reason="scheduler shutting down")))
-        deadline = time.monotonic() + drain_s
-        while self.sessions and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._no_sessions.wait(), drain_s)
         # Results already received are stored before we go (the agents would resend them anyway).
-        while not self.forwarder.queue.empty() and time.monotonic() < deadline + drain_s:
-            await asyncio.sleep(0.05)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.forwarder.queue.join(), drain_s)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -256,6 +261,7 @@ class Scheduler:
         if old is not None:
             old.send(None)  # an agent has one stream; the newer wins
         self.sessions[session.agent_id] = session
+        self._no_sessions.clear()
         await self.live.set_presence(self._presence(session), self.config.offline_after_s)
         log.info("agent %s (%s) connected, %d unacked result(s) to come", agent.name, agent.agent_id,
                  first.hello.unacked_results)
@@ -276,6 +282,8 @@ class Scheduler:
                 await reader
             if self.sessions.get(session.agent_id) is session:
                 del self.sessions[session.agent_id]
+                if not self.sessions:
+                    self._no_sessions.set()
                 with contextlib.suppress(Exception):
                     await self.live.clear_presence(session.agent_id, self.id)
             log.info("agent %s (%s) disconnected", agent.name, agent.agent_id)
@@ -374,10 +382,11 @@ class AgentStreamServicer(scheduler_pb2_grpc.AgentStreamServiceServicer):
 
 
 class SchedulerService:
-    def __init__(self, server: Server, scheduler: Scheduler, channels: list) -> None:
+    def __init__(self, server: Server, scheduler: Scheduler, channels: list, owns_live: bool) -> None:
         self.server = server
         self.scheduler = scheduler
         self.channels = channels
+        self.owns_live = owns_live
 
     @property
     def port(self) -> int:
@@ -389,9 +398,12 @@ class SchedulerService:
         await self.server.stop(grace=1.0)
         for ch in self.channels:
             await ch.close()
+        if self.owns_live:
+            await self.scheduler.live.close()
 
 
 async def start(config: SchedulerConfig, *, live: LiveState | None = None) -> SchedulerService:
+    owns_live = live is None
     live = live or create_live_state(config.live_state_url, config.live_state_prefix)
     registry_channel = channel(config.registry_addr)
     results_channel = channel(config.results_addr)
@@ -403,6 +415,6 @@ async def start(config: SchedulerConfig, *, live: LiveState | None = None) -> Sc
         (scheduler_pb2_grpc.add_AgentStreamServiceServicer_to_server, AgentStreamServicer(scheduler)),
     ], [scheduler_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name,
         scheduler_pb2.DESCRIPTOR.services_by_name["AgentStreamService"].full_name], reflect=PUBLIC_SERVICES)
-    return SchedulerService(server, scheduler, [registry_channel, results_channel])
+    return SchedulerService(server, scheduler, [registry_channel, results_channel], owns_live)
 
 
