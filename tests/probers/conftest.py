@@ -1,0 +1,97 @@
+"""Fixtures for prober tests: real servers on loopback (HTTP/1.1 + HTTP/2 over TLS from a test CA, dnsmasq)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable
+
+import pytest
+
+from agent.probers import dns as dns_prober
+from agent.probers import http as http_prober
+from agent.probers.base import ProbeError, ProbeRequest, ProbeResult
+from hostcheck.v1 import checks_pb2
+from services.domain.targets import TargetGuard, parse_target
+from tests.helpers import assert_eventually, free_port
+from tests.probers.servers import HttpServer, dnsmasq_args, make_certs, server_context
+
+LOOPBACK = ("127.0.0.0/8", "::1/128")
+
+
+def probe_request(target: str, options, *, timeout: float = 2.0, ip_version: int = 0,
+                  allow: Iterable[str] = LOOPBACK) -> ProbeRequest:
+    return ProbeRequest(target=parse_target(target), options=options, timeout=timeout, ip_version=ip_version,
+                        guard=TargetGuard.from_cidrs(allow))
+
+
+async def run(prober, request: ProbeRequest) -> ProbeResult:
+    """A prober's outcome as the runner reports it: a ProbeError becomes a failed result."""
+    try:
+        return await prober(request)
+    except ProbeError as exc:
+        return ProbeResult(False, exc.data, exc.message, exc.code)
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed: cannot make test certificates")
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="session")
+def trust_test_ca(certs):
+    """The agent trusts the test CA the way an operator makes it trust a private one: SSL_CERT_FILE."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SSL_CERT_FILE", str(certs.ca))
+        http_prober.ssl_context.cache_clear()
+        yield certs
+    http_prober.ssl_context.cache_clear()
+
+
+@pytest.fixture(scope="session")
+async def http_server():
+    server = await HttpServer().start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="session")
+async def https_server(certs):
+    server = await HttpServer(server_context(certs.cert, certs.key)).start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="session")
+async def rogue_https_server(certs):
+    """Serves a certificate from a CA the agent does not trust."""
+    server = await HttpServer(server_context(certs.rogue_cert, certs.rogue_key)).start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="session")
+async def dnsmasq(tmp_path_factory):
+    """dnsmasq on 127.0.0.1 at a free port serving the zone t.test; yields "127.0.0.1:port"."""
+    if shutil.which("dnsmasq") is None:
+        pytest.skip("dnsmasq is not installed (scripts/setup-system.sh installs dnsmasq-base)")
+    port = free_port()
+    log = tmp_path_factory.mktemp("dnsmasq") / "dnsmasq.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(dnsmasq_args(port=port), stdout=out, stderr=subprocess.STDOUT)
+    resolver = f"127.0.0.1:{port}"
+    try:
+        async def answering() -> bool:
+            assert proc.poll() is None, f"dnsmasq exited: {log.read_text()}"
+            result = await run(dns_prober.probe, probe_request(
+                "www.t.test", checks_pb2.DnsOptions(resolver=resolver), timeout=0.3))
+            return result.success
+        await assert_eventually(answering, timeout=10, message="dnsmasq answers")
+        yield resolver
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, 15)
+            proc.wait(10)
