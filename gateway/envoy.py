@@ -1,4 +1,10 @@
-"""Rendering envoy.yaml (a template) with upstream addresses, and running Envoy."""
+"""Rendering envoy.yaml (a template) with upstream addresses, and finding the Envoy binary.
+
+envoy.yaml holds `${NAME}` placeholders for what differs between installs (listen address,
+ports, upstream addresses, the descriptor set's path); everything else is the file itself.
+`hostcheck dev` renders it with loopback addresses; production renders it once from
+HOSTCHECK_GATEWAY_* settings (`hostcheck gateway render`), so no one edits addresses by hand.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,15 @@ import shutil
 import string
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "envoy.yaml"
+# Built by `make protos` with --include_imports (Envoy resolves it against its working
+# directory, so it is always rendered as an absolute path).
 DESCRIPTOR = Path(__file__).resolve().parent / "hostcheck.pb"
+ENV_PREFIX = "HOSTCHECK_GATEWAY_"
 
 
 @dataclass(frozen=True)
@@ -22,17 +31,51 @@ class Upstreams:
     registry: str
 
 
+def _doc(text: str, default: str):
+    return field(default=default, metadata={"doc": text})
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """What `render_from_env` reads: HOSTCHECK_GATEWAY_<FIELD> for each field."""
+
+    listen_address: str = _doc("Address Envoy's public listener binds.", "0.0.0.0")
+    listen_port: str = _doc("The one public port: UI, REST, gRPC-Web and gRPC.", "8080")
+    admin_port: str = _doc("Envoy's admin port (bound to 127.0.0.1 only).", "9901")
+    scheduler_addr: str = _doc("host:port of the scheduler (a DNS name resolves to every replica).",
+                               "scheduler:50052")
+    results_addr: str = _doc("host:port of the results service.", "results:50053")
+    registry_addr: str = _doc("host:port of the registry.", "registry:50051")
+    descriptor: str = _doc("Path of the proto descriptor set for the transcoder.", str(DESCRIPTOR))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> GatewaySettings:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(k for k in env if k.startswith(ENV_PREFIX) and k[len(ENV_PREFIX):].lower() not in names)
+        if unknown:
+            raise ValueError(f"unknown gateway setting(s): {', '.join(unknown)}")
+        return cls(**{name: env[ENV_PREFIX + name.upper()] for name in names if ENV_PREFIX + name.upper() in env})
+
+
 def _split(addr: str) -> tuple[str, str]:
     host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not host or not _is_port(port):
         raise ValueError(f"upstream address {addr!r} is not host:port")
     return host.strip("[]"), port
 
 
+def _is_port(value: str) -> bool:
+    return value.isdigit() and 0 < int(value) < 65536
+
+
 def render(*, listen_address: str, listen_port: int, admin_port: int, upstreams: Upstreams,
            descriptor: Path = DESCRIPTOR, template: Path = TEMPLATE) -> str:
+    """envoy.yaml with every placeholder filled; raises ValueError on a malformed address or port."""
+    for name, port in (("listen port", listen_port), ("admin port", admin_port)):
+        if not _is_port(str(port)):
+            raise ValueError(f"{name} {port!r} is not a port (1-65535)")
     values = {"LISTEN_ADDRESS": listen_address, "LISTEN_PORT": str(listen_port), "ADMIN_PORT": str(admin_port),
-              "DESCRIPTOR": str(descriptor)}
+              "DESCRIPTOR": str(Path(descriptor).absolute())}
     for name in ("scheduler", "results", "registry"):
         host, port = _split(getattr(upstreams, name))
         values[f"{name.upper()}_HOST"] = host
@@ -40,16 +83,15 @@ def render(*, listen_address: str, listen_port: int, admin_port: int, upstreams:
     return string.Template(template.read_text()).substitute(values)
 
 
-def render_from_env(env: Mapping[str, str] | None = None) -> str:
-    """Production: HOSTCHECK_GATEWAY_{SCHEDULER,RESULTS,REGISTRY}_ADDR, _LISTEN_PORT, _ADMIN_PORT."""
-    env = os.environ if env is None else env
-    return render(listen_address=env.get("HOSTCHECK_GATEWAY_LISTEN_ADDRESS", "0.0.0.0"),
-                  listen_port=int(env.get("HOSTCHECK_GATEWAY_LISTEN_PORT", "8080")),
-                  admin_port=int(env.get("HOSTCHECK_GATEWAY_ADMIN_PORT", "9901")),
-                  upstreams=Upstreams(scheduler=env.get("HOSTCHECK_GATEWAY_SCHEDULER_ADDR", "scheduler:50052"),
-                                      results=env.get("HOSTCHECK_GATEWAY_RESULTS_ADDR", "results:50053"),
-                                      registry=env.get("HOSTCHECK_GATEWAY_REGISTRY_ADDR", "registry:50051")),
-                  descriptor=Path(env.get("HOSTCHECK_GATEWAY_DESCRIPTOR", str(DESCRIPTOR))))
+def render_from_env(env: Mapping[str, str] | None = None, *, template: Path = TEMPLATE) -> str:
+    """Production: the settings of GatewaySettings from HOSTCHECK_GATEWAY_* variables."""
+    s = GatewaySettings.from_env(os.environ if env is None else env)
+    for name in ("listen_port", "admin_port"):
+        if not _is_port(getattr(s, name)):
+            raise ValueError(f"{ENV_PREFIX}{name.upper()}={getattr(s, name)!r}: expected a port (1-65535)")
+    return render(listen_address=s.listen_address, listen_port=int(s.listen_port), admin_port=int(s.admin_port),
+                  upstreams=Upstreams(scheduler=s.scheduler_addr, results=s.results_addr, registry=s.registry_addr),
+                  descriptor=Path(s.descriptor), template=template)
 
 
 def envoy_binary() -> str:

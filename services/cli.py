@@ -114,6 +114,33 @@ def show_config() -> None:
             click.echo(f"  {var}={default}\n      {text}")
 
 
+@main.group()
+def gateway() -> None:
+    """The Envoy gateway in front of the services."""
+
+
+@gateway.command("render")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the config here instead of stdout.")
+def gateway_render(output: str | None) -> None:
+    """Print envoy.yaml with upstream addresses from HOSTCHECK_GATEWAY_* settings.
+
+    Run Envoy on the result: envoy -c FILE. Settings: LISTEN_ADDRESS, LISTEN_PORT, ADMIN_PORT,
+    SCHEDULER_ADDR, RESULTS_ADDR, REGISTRY_ADDR (host:port) and DESCRIPTOR, each prefixed
+    HOSTCHECK_GATEWAY_.
+    """
+    from gateway import envoy
+
+    try:
+        text = envoy.render_from_env()
+    except ValueError as exc:
+        raise click.ClickException(f"configuration: {exc}") from exc
+    if output:
+        with open(output, "w") as f:
+            f.write(text)
+    else:
+        click.echo(text, nl=False)
+
+
 @main.command()
 @click.option("--port", default=8080, show_default=True, help="Public port: UI, REST, gRPC-Web and gRPC.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the public port binds.")

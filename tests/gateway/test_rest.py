@@ -1,0 +1,208 @@
+"""REST/JSON through Envoy's transcoder, on the seed's paths with snake_case JSON."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+import pytest
+
+from tests.conftest import REGISTRATION_TOKEN
+from tests.gateway.conftest import start_gateway
+from tests.helpers import assert_eventually
+
+
+async def create(rest: httpx.AsyncClient, body: dict) -> dict:
+    reply = await rest.post("/api/checks", json=body)
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+async def completed(rest: httpx.AsyncClient, check_id: str) -> dict:
+    async def done():
+        check = (await rest.get(f"/api/checks/{check_id}")).json()["check"]
+        return check if check["status"] in ("completed", "failed") else None
+    return await assert_eventually(done, timeout=10, message=f"check {check_id} finished")
+
+
+async def test_create_get_list_delete(rest, tcp_target):
+    # The seed's body, as written.
+    created = await create(rest, {"target": f"127.0.0.1:{tcp_target}", "checks": ["tcp"]})
+    check_id = created["check_id"]
+    assert created["check"]["status"] in ("pending", "in_progress")
+    assert created["check"]["tasks"][0]["check_type"] == "tcp"
+
+    check = await completed(rest, check_id)
+    assert check["status"] == "completed"
+    (result,) = check["results"]
+    assert result["check_type"] == "tcp" and result["success"] is True
+    assert result["duration_ms"] > 0 and result["check_id"] == check_id
+
+    listed = (await rest.get("/api/checks", params={"target": f"127.0.0.1:{tcp_target}",
+                                                     "status": "completed"})).json()
+    assert [c["check_id"] for c in listed["checks"]] == [check_id]
+    assert (await rest.get("/api/checks", params={"target": f"127.0.0.1:{tcp_target}",
+                                                   "status": "failed"})).json()["checks"] == []
+
+    deleted = await rest.delete(f"/api/checks/{check_id}")
+    assert deleted.status_code == 200 and deleted.json() == {"check_id": check_id}
+    gone = await rest.get(f"/api/checks/{check_id}")
+    assert gone.status_code == 404 and gone.json()["code"] == 5
+
+
+async def test_list_is_paged(rest, tcp_target):
+    target = f"127.0.0.1:{tcp_target}"
+    ids = [(await create(rest, {"target": target, "checks": ["tcp"]}))["check_id"] for _ in range(3)]
+    seen, token = [], ""
+    for _ in range(5):
+        page = (await rest.get("/api/checks", params={"target": target, "page_size": 2, "page_token": token})).json()
+        assert len(page["checks"]) <= 2
+        seen += [c["check_id"] for c in page["checks"]]
+        token = page["next_page_token"]
+        if not token:
+            break
+    assert seen == ids[::-1]  # newest first, each once
+
+
+async def test_watch_streams_events_as_they_happen(rest, http_target):
+    """The tcp task finishes at once, the http one only at its timeout: its event must reach
+    us while the check is still running, not with the rest at the end."""
+    created = await create(rest, {"target": f"127.0.0.1:{http_target.port}", "checks": ["tcp", "http"],
+                                  "http": {"path": "/hang"}, "timeout_ms": 1500})
+    check_id = created["check_id"]
+    events, seen_while_running = [], False
+    async with rest.stream("GET", f"/api/checks/{check_id}/watch") as reply:
+        assert reply.status_code == 200
+        async for line in reply.aiter_lines():
+            if not line.strip():
+                continue
+            event = json.loads(line)  # NDJSON: one whole event per line
+            events.append(event)
+            if event["event"] == "task" and event["task"]["check_type"] == "tcp":
+                # The check is still open while we already hold this event.
+                now = (await rest.get(f"/api/checks/{check_id}")).json()["check"]
+                assert now["status"] in ("pending", "in_progress")
+                assert event["task"]["result"]["success"] is True
+                seen_while_running = True
+    assert seen_while_running
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "snapshot" and kinds[-1] == "done", kinds
+    tasks = {e["task"]["check_type"]: e["task"] for e in events if e["event"] == "task"}
+    assert set(tasks) == {"tcp", "http"}
+    assert kinds.index("task") < len(kinds) - 2  # the tcp event came before the http one
+    assert events[-1]["check"]["status"] in ("completed", "failed")
+    assert events[-1]["tasks_done"] == events[-1]["tasks_total"] == 2
+
+
+async def test_agents(rest, gateway_system):
+    listed = (await rest.get("/api/agents")).json()
+    assert listed["online"] >= 1
+    agent = next(a for a in listed["agents"] if a["name"] == "gw-agent")
+    assert agent["status"] == "online" and "tcp" in agent["capabilities"]
+
+    one = await rest.get(f"/api/agents/{agent['agent_id']}")
+    assert one.status_code == 200 and one.json()["agent"]["agent_id"] == agent["agent_id"]
+    stats = await rest.get(f"/api/agents/{agent['agent_id']}/stats")
+    assert stats.status_code == 200
+    assert {"results_total", "results_succeeded", "tasks_timed_out", "by_type"} <= set(stats.json())
+
+    missing = await rest.get(f"/api/agents/{uuid.uuid4()}")
+    assert missing.status_code == 404 and missing.json()["code"] == 5
+
+
+async def test_register_with_the_registration_header(rest):
+    body = {"name": "rest-agent", "country": "DE", "capabilities": ["tcp"]}
+    registered = await rest.post("/api/agents/register", json=body,
+                                 headers={"X-Registration-Token": REGISTRATION_TOKEN})
+    assert registered.status_code == 200, registered.text
+    assert registered.json()["api_token"] and uuid.UUID(registered.json()["agent_id"])
+
+    for headers in ({}, {"X-Registration-Token": "wrong"}):
+        refused = await rest.post("/api/agents/register", json=body, headers=headers)
+        assert refused.status_code == 401
+        assert refused.json()["code"] == 16 and "token" in refused.json()["message"]
+
+
+async def test_health(rest):
+    reply = await rest.get("/health")
+    assert reply.status_code == 200
+    assert reply.json() == {"status": "ok", "database": "ok", "redis": "ok", "active_agents": 1}
+
+
+async def test_bad_field_is_400_with_the_field(rest):
+    reply = await rest.post("/api/checks", json={"target": "127.0.0.1:1", "checks": ["tcpx"]})
+    assert reply.status_code == 400
+    body = reply.json()
+    assert body["code"] == 3
+    (detail,) = body["details"]
+    assert detail["@type"] == "type.googleapis.com/google.rpc.BadRequest"
+    assert [v["field"] for v in detail["field_violations"]] == ["checks[0]"]
+    assert "tcpx" in detail["field_violations"][0]["description"]
+
+
+@pytest.mark.parametrize(("send", "field"), [
+    ({"content": b'{"target": "127.0.0.1:1", "checks": ['}, ""),           # not JSON
+    ({"json": {"target": 5, "checks": ["tcp"]}}, "target"),                # wrong type
+    ({"json": {"target": "127.0.0.1:1", "tcp": {"port": -1}}}, "tcp.port"),  # out of range for uint32
+])
+async def test_bad_json_is_400_json(rest, send, field):
+    reply = await rest.post("/api/checks", **send)
+    assert reply.status_code == 400
+    assert reply.headers["content-type"] == "application/json"
+    body = reply.json()
+    assert body["code"] == 3 and field in body["message"]
+
+
+async def test_bad_query_parameter_is_400_with_the_field(rest):
+    reply = await rest.get("/api/checks", params={"page_size": "many"})
+    assert reply.status_code == 400 and reply.json()["code"] == 3
+    assert "page_size" in reply.json()["message"]
+    reply = await rest.get("/api/checks", params={"status": "sideways"})
+    assert reply.status_code == 400
+    assert [v["field"] for v in reply.json()["details"][0]["field_violations"]] == ["status"]
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/api/nope"),
+    ("GET", "/api/checks/x/y/z"),
+    ("PUT", "/api/checks"),
+    ("GET", "/nope"),
+    ("POST", "/hostcheck.v1.ResultsIngestService/OpenCheck"),  # internal: not served at the edge
+    ("POST", "/hostcheck.v1.AgentAuthService/VerifyAgentToken"),
+])
+async def test_unknown_paths_are_404_never_503(rest, method, path):
+    reply = await rest.request(method, path, content=b"{}")
+    assert reply.status_code == 404
+    assert reply.json()["code"] == 5
+
+
+async def test_unknown_check_is_404(rest):
+    reply = await rest.get(f"/api/checks/{uuid.uuid4()}")
+    assert reply.status_code == 404 and reply.json()["code"] == 5
+
+
+async def test_root_is_not_taken_by_the_transcoder(rest):
+    # "/" belongs to the browser UI: plain HTTP, never a REST "could not resolve" 404.
+    reply = await rest.get("/")
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("text/html")
+
+
+@pytest.mark.system_config(scheduler_overrides={"rate_limit": 2})
+async def test_rate_limit_is_429(pg_system, tmp_path, tcp_target):
+    """Production storage: the limit lives in Redis, shared by every scheduler replica."""
+    await pg_system.start_agent(tmp_path, "rl-agent")
+    gw = await start_gateway(pg_system, tmp_path)
+    try:
+        async with httpx.AsyncClient(base_url=gw.url, timeout=10) as rest:
+            body = {"target": f"127.0.0.1:{tcp_target}", "checks": ["tcp"]}
+            for _ in range(2):
+                assert (await rest.post("/api/checks", json=body)).status_code == 200
+            limited = await rest.post("/api/checks", json=body)
+            assert limited.status_code == 429
+            assert limited.json()["code"] == 8
+            (retry,) = limited.json()["details"]
+            assert retry["@type"] == "type.googleapis.com/google.rpc.RetryInfo"
+    finally:
+        gw.proc.stop()
