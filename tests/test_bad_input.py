@@ -3,6 +3,7 @@ Wrong or missing agent tokens: UNAUTHENTICATED."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 
 import grpc
@@ -18,7 +19,7 @@ from tests.conftest import REGISTRATION_TOKEN
 def count_rows(system) -> dict[str, int]:
     tables = ("agents", "checks", "check_tasks", "check_results")
     if system.database_url.startswith("sqlite"):
-        with sqlite3.connect(system.database_url.removeprefix("sqlite:///")) as conn:
+        with contextlib.closing(sqlite3.connect(system.database_url.removeprefix("sqlite:///"), timeout=30)) as conn:
             return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
     with psycopg.connect(system.database_url) as conn:
         return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
@@ -199,7 +200,7 @@ async def test_agent_stream_accepts_the_right_token(system):
 async def test_token_is_stored_hashed(system):
     reg = await system.register("hashed")
     if system.database_url.startswith("sqlite"):
-        with sqlite3.connect(system.database_url.removeprefix("sqlite:///")) as conn:
+        with contextlib.closing(sqlite3.connect(system.database_url.removeprefix("sqlite:///"), timeout=30)) as conn:
             stored = conn.execute("SELECT api_token_hash FROM agents").fetchone()[0]
     else:
         with psycopg.connect(system.database_url) as conn:

@@ -38,9 +38,9 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
-            # WAL lets the registry and results share the file; FKs are off by default in SQLite.
+            # FKs are off by default in SQLite. WAL (so readers never wait for the writer) is set
+            # once by migrate(): it is a property of the file, and switching needs an exclusive lock.
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA synchronous=NORMAL")
@@ -80,3 +80,6 @@ def migrate(url: str) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
     command.upgrade(cfg, "head")
+    if make_url(url).get_backend_name() == "sqlite" and make_url(url).database:
+        with sqlite3.connect(make_url(url).database, timeout=30) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
