@@ -5,7 +5,7 @@ VENV := .venv
 PROTO_FILES := $(wildcard protos/hostcheck/v1/*.proto)
 PROTOC = $(PY) -m grpc_tools.protoc -I protos -I third_party/googleapis
 
-.PHONY: help setup deps services protos protos-check lint dev test test-fast bench clean
+.PHONY: help setup deps services protos protos-check lint ui dev test test-fast bench clean
 
 help:
 	@echo "make dev          run the whole system on the embedded default (SQLite, in-process live state)"
@@ -40,10 +40,14 @@ lint: deps protos-check
 	$(VENV)/bin/ruff check .
 	scripts/buf.sh lint
 
-dev: deps
+# The browser UI (gateway/web) as one file Envoy serves; a quick no-op when up to date.
+ui:
+	scripts/build-ui.sh
+
+dev: deps ui
 	$(VENV)/bin/hostcheck dev $(ARGS)
 
-test: deps services
+test: deps services ui
 	$(MAKE) protos-check
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 

@@ -22,6 +22,10 @@ TEMPLATE = ROOT / "envoy.yaml"
 # directory, so it is always rendered as an absolute path).
 DESCRIPTOR = Path(__file__).resolve().parent / "hostcheck.pb"
 ENV_PREFIX = "HOSTCHECK_GATEWAY_"
+# The browser UI, built by `make ui` (scripts/build-ui.sh) into one self-contained file; until
+# then Envoy serves a page that says how to build it.
+UI_INDEX = ROOT / "gateway" / "web" / "dist" / "index.html"
+UI_NOT_BUILT = ROOT / "gateway" / "web" / "not-built.html"
 
 
 @dataclass(frozen=True)
@@ -69,13 +73,18 @@ def _is_port(value: str) -> bool:
 
 
 def render(*, listen_address: str, listen_port: int, admin_port: int, upstreams: Upstreams,
-           descriptor: Path = DESCRIPTOR, template: Path = TEMPLATE) -> str:
-    """envoy.yaml with every placeholder filled; raises ValueError on a malformed address or port."""
+           descriptor: Path = DESCRIPTOR, template: Path = TEMPLATE, ui_index: Path = UI_INDEX) -> str:
+    """envoy.yaml with every placeholder filled; raises ValueError on a malformed address or port.
+
+    `ui_index` is the built UI; when it does not exist, the UI's routes answer with a page
+    that says "UI not built: run make ui".
+    """
     for name, port in (("listen port", listen_port), ("admin port", admin_port)):
         if not _is_port(str(port)):
             raise ValueError(f"{name} {port!r} is not a port (1-65535)")
     values = {"LISTEN_ADDRESS": listen_address, "LISTEN_PORT": str(listen_port), "ADMIN_PORT": str(admin_port),
-              "DESCRIPTOR": str(Path(descriptor).absolute())}
+              "DESCRIPTOR": str(Path(descriptor).absolute()),
+              "UI_INDEX": str((Path(ui_index) if Path(ui_index).is_file() else UI_NOT_BUILT).absolute())}
     for name in ("scheduler", "results", "registry"):
         host, port = _split(getattr(upstreams, name))
         values[f"{name.upper()}_HOST"] = host

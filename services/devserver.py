@@ -119,7 +119,8 @@ async def main(*, port: int, host: str, data_dir: str, allow_targets: tuple[str,
         config_path = data / "envoy.yaml"
         config_path.write_text(envoy.render(listen_address=host, listen_port=port, admin_port=admin_port,
                                             upstreams=envoy.Upstreams(scheduler=scheduler_addr, results=results_addr,
-                                                                      registry=registry_addr)))
+                                                                      registry=registry_addr),
+                                            ui_index=envoy.UI_INDEX))
         envoy_log = open(data / "envoy.log", "w")  # noqa: SIM115 - closed with the stack
         stack.callback(envoy_log.close)
         proxy = subprocess.Popen([envoy.envoy_binary(), "-c", str(config_path), "--use-dynamic-base-id",

@@ -1,0 +1,390 @@
+// The new-check form. The server validates; its field violations (google.rpc.BadRequest)
+// are shown next to the inputs they name. Only shape is checked here (numbers are numbers).
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { useId, useRef, useState, type ReactNode } from "react";
+import { useNavigate } from "react-router";
+import { describeError, fieldViolations, scheduler } from "../lib/api";
+import { CreateCheckRequestSchema, type CreateCheckRequest } from "../gen/hostcheck/v1/scheduler_pb";
+
+export const CHECK_TYPES = ["http", "tcp", "ping", "dns", "udp", "traceroute"] as const;
+type CheckType = (typeof CHECK_TYPES)[number];
+const HTTP_METHODS = ["GET", "HEAD", "POST", "OPTIONS"];
+const DNS_TYPES = ["A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "PTR", "SRV", "CAA"];
+
+type Form = {
+  target: string;
+  checks: Record<CheckType, boolean>;
+  httpMethod: string;
+  httpPath: string;
+  httpExpected: string;
+  httpPort: string;
+  tcpPort: string;
+  udpPort: string;
+  udpPayload: string;
+  pingCount: string;
+  dnsRecordType: string;
+  dnsResolver: string;
+  tracerouteMaxHops: string;
+  regions: string;
+  countries: string;
+  labels: string;
+  limit: string;
+};
+
+const INITIAL: Form = {
+  target: "",
+  checks: { http: true, tcp: false, ping: false, dns: false, udp: false, traceroute: false },
+  httpMethod: "GET",
+  httpPath: "",
+  httpExpected: "",
+  httpPort: "",
+  tcpPort: "",
+  udpPort: "",
+  udpPayload: "",
+  pingCount: "",
+  dnsRecordType: "A",
+  dnsResolver: "",
+  tracerouteMaxHops: "",
+  regions: "",
+  countries: "",
+  labels: "",
+  limit: "",
+};
+
+/** Errors keyed by the server's field name, with list indexes dropped ("checks[1]" -> "checks"). */
+type Errors = Record<string, string[]>;
+
+// Inputs on this form, by the server field they answer for; anything else is listed above the form.
+const FIELDS_ON_FORM = new Set([
+  "target", "checks", "http.method", "http.path", "http.expected_status", "http.port", "tcp.port",
+  "udp.port", "udp.payload", "ping.count", "dns.record_type", "dns.resolver", "traceroute.max_hops",
+  "agents.regions", "agents.countries", "agents.labels", "agents.limit",
+]);
+
+function normalField(field: string): string {
+  const f = field.replace(/\[\d+\]/g, "");
+  // "options for 'udp' given but 'udp' is not in checks" names the bare type.
+  return (CHECK_TYPES as readonly string[]).includes(f) ? "checks" : f;
+}
+
+function addError(errors: Errors, field: string, message: string) {
+  const key = normalField(field);
+  (errors[key] ??= []).push(message);
+}
+
+function splitList(value: string): string[] {
+  return value.split(/[,\s]+/).map((s) => s.trim()).filter(Boolean);
+}
+
+/** "" -> undefined; digits -> number; anything else -> an error on `field`. */
+function parseUint(value: string, field: string, errors: Errors): number | undefined {
+  const v = value.trim();
+  if (!v) return undefined;
+  if (!/^\d{1,10}$/.test(v) || Number(v) > 4294967295) {
+    addError(errors, field, "enter a whole number");
+    return undefined;
+  }
+  return Number(v);
+}
+
+function buildRequest(form: Form): { request?: CreateCheckRequest; errors: Errors } {
+  const errors: Errors = {};
+  const init: MessageInitShape<typeof CreateCheckRequestSchema> = {
+    target: form.target.trim(),
+    checks: CHECK_TYPES.filter((t) => form.checks[t]),
+  };
+  // Options only for the chosen types: the server refuses options of a type not asked for.
+  if (form.checks.http) {
+    const expectedStatus: number[] = [];
+    for (const code of splitList(form.httpExpected)) {
+      const n = parseUint(code, "http.expected_status", errors);
+      if (n !== undefined) expectedStatus.push(n);
+    }
+    init.http = {
+      method: form.httpMethod,
+      path: form.httpPath.trim(),
+      expectedStatus,
+      port: parseUint(form.httpPort, "http.port", errors),
+    };
+  }
+  if (form.checks.tcp) init.tcp = { port: parseUint(form.tcpPort, "tcp.port", errors) };
+  if (form.checks.udp) init.udp = { port: parseUint(form.udpPort, "udp.port", errors), payload: form.udpPayload };
+  if (form.checks.ping) init.ping = { count: parseUint(form.pingCount, "ping.count", errors) };
+  if (form.checks.dns) init.dns = { recordType: form.dnsRecordType, resolver: form.dnsResolver.trim() };
+  if (form.checks.traceroute) {
+    init.traceroute = { maxHops: parseUint(form.tracerouteMaxHops, "traceroute.max_hops", errors) };
+  }
+  const labels: Record<string, string> = {};
+  for (const pair of splitList(form.labels)) {
+    const [k, ...rest] = pair.split("=");
+    if (!k || rest.length === 0) addError(errors, "agents.labels", `"${pair}" is not key=value`);
+    else labels[k] = rest.join("=");
+  }
+  init.agents = {
+    regions: splitList(form.regions),
+    countries: splitList(form.countries).map((c) => c.toUpperCase()),
+    labels,
+    limit: parseUint(form.limit, "agents.limit", errors),
+  };
+  if (Object.keys(errors).length) return { errors };
+  return { request: create(CreateCheckRequestSchema, init), errors };
+}
+
+const inputClass = (invalid: boolean) =>
+  `block w-full rounded-md border bg-white px-3 py-2 text-sm shadow-sm focus:outline-none focus:ring-2 ${
+    invalid ? "border-rose-400 focus:ring-rose-300" : "border-slate-300 focus:border-sky-500 focus:ring-sky-200"
+  }`;
+
+function FieldErrors({ id, messages }: { id: string; messages?: string[] }) {
+  if (!messages?.length) return null;
+  return (
+    <p id={id} className="mt-1 text-sm text-rose-700" data-field-error>
+      {messages.join("; ")}
+    </p>
+  );
+}
+
+type FieldProps = {
+  label: string;
+  field: string;
+  errors: Errors;
+  hint?: string;
+  className?: string;
+  children: (props: { id: string; "aria-invalid": boolean; "aria-describedby"?: string; className: string; "data-field": string }) => ReactNode;
+};
+
+/** A label, an input (rendered by `children` with the right ids) and the server's messages for `field`. */
+function Field({ label, field, errors, hint, className, children }: FieldProps) {
+  const id = useId();
+  const messages = errors[field];
+  const invalid = !!messages?.length;
+  const describedBy = [hint ? `${id}-hint` : "", invalid ? `${id}-error` : ""].filter(Boolean).join(" ") || undefined;
+  return (
+    <div className={className}>
+      <label htmlFor={id} className="mb-1 block text-sm font-medium text-slate-700">
+        {label}
+      </label>
+      {children({ id, "aria-invalid": invalid, "aria-describedby": describedBy, className: inputClass(invalid), "data-field": field })}
+      {hint && (
+        <p id={`${id}-hint`} className="mt-1 text-xs text-slate-500">
+          {hint}
+        </p>
+      )}
+      <FieldErrors id={`${id}-error`} messages={messages} />
+    </div>
+  );
+}
+
+export function NewCheckForm() {
+  const [form, setForm] = useState<Form>(INITIAL);
+  const [errors, setErrors] = useState<Errors>({});
+  const formRef = useRef<HTMLFormElement>(null);
+  const navigate = useNavigate();
+  const queryClient = useQueryClient();
+  const set = <K extends keyof Form>(key: K, value: Form[K]) => setForm((f) => ({ ...f, [key]: value }));
+  const toggle = (t: CheckType) => setForm((f) => ({ ...f, checks: { ...f.checks, [t]: !f.checks[t] } }));
+
+  const focusFirstError = () =>
+    requestAnimationFrame(() => formRef.current?.querySelector<HTMLElement>('[aria-invalid="true"]')?.focus());
+
+  const mutation = useMutation({
+    mutationFn: (request: CreateCheckRequest) => scheduler.createCheck(request),
+    onSuccess: (res) => {
+      void queryClient.invalidateQueries({ queryKey: ["checks"] });
+      navigate(`/results/${res.checkId}`);
+    },
+    onError: (err) => {
+      const next: Errors = {};
+      for (const v of fieldViolations(err)) addError(next, v.field, v.description);
+      setErrors(next);
+      focusFirstError();
+    },
+  });
+
+  const onSubmit = (e: React.FormEvent) => {
+    e.preventDefault();
+    const { request, errors: local } = buildRequest(form);
+    setErrors(local);
+    if (!request) {
+      focusFirstError();
+      return;
+    }
+    mutation.mutate(request);
+  };
+
+  const elsewhere = Object.entries(errors).filter(([k]) => !FIELDS_ON_FORM.has(k));
+  const hasFieldErrors = Object.keys(errors).length > 0;
+  const otherError = mutation.isError && !hasFieldErrors ? describeError(mutation.error) : null;
+
+  return (
+    <form ref={formRef} onSubmit={onSubmit} noValidate aria-label="New check" className="space-y-5">
+      {(hasFieldErrors || otherError) && (
+        <div role="alert" className="rounded-md border border-rose-200 bg-rose-50 p-3 text-sm text-rose-800">
+          {otherError ?? "The check was not created: fix the fields marked below."}
+          {elsewhere.length > 0 && (
+            <ul className="mt-1 list-inside list-disc">
+              {elsewhere.map(([k, msgs]) => (
+                <li key={k}>
+                  <code>{k}</code>: {msgs.join("; ")}
+                </li>
+              ))}
+            </ul>
+          )}
+        </div>
+      )}
+
+      <Field label="Target" field="target" errors={errors} hint="Host name, IP address, host:port or URL.">
+        {(p) => (
+          <input
+            {...p}
+            name="target"
+            type="text"
+            autoComplete="off"
+            autoCapitalize="off"
+            spellCheck={false}
+            placeholder="example.com or 203.0.113.5:443"
+            value={form.target}
+            onChange={(e) => set("target", e.target.value)}
+          />
+        )}
+      </Field>
+
+      <fieldset aria-describedby={errors.checks ? "checks-error" : undefined} data-field="checks">
+        <legend className="mb-1 text-sm font-medium text-slate-700">Check types</legend>
+        <div className="flex flex-wrap gap-2">
+          {CHECK_TYPES.map((t) => (
+            <label
+              key={t}
+              className={`flex cursor-pointer items-center gap-2 rounded-md border px-3 py-1.5 text-sm has-[:focus-visible]:ring-2 has-[:focus-visible]:ring-sky-300 ${
+                form.checks[t] ? "border-sky-500 bg-sky-50" : "border-slate-300 bg-white"
+              }`}
+            >
+              <input
+                type="checkbox"
+                name="checks"
+                value={t}
+                checked={form.checks[t]}
+                onChange={() => toggle(t)}
+                aria-invalid={!!errors.checks}
+                className="accent-sky-600"
+              />
+              {t}
+            </label>
+          ))}
+        </div>
+        <FieldErrors id="checks-error" messages={errors.checks} />
+      </fieldset>
+
+      {form.checks.http && (
+        <Options title="HTTP">
+          <Field label="Method" field="http.method" errors={errors}>
+            {(p) => (
+              <select {...p} name="http.method" value={form.httpMethod} onChange={(e) => set("httpMethod", e.target.value)}>
+                {HTTP_METHODS.map((m) => (
+                  <option key={m}>{m}</option>
+                ))}
+              </select>
+            )}
+          </Field>
+          <Field label="Path" field="http.path" errors={errors} hint="Default: the URL's path or /">
+            {(p) => <input {...p} name="http.path" placeholder="/" value={form.httpPath} onChange={(e) => set("httpPath", e.target.value)} />}
+          </Field>
+          <Field label="Expected status codes" field="http.expected_status" errors={errors} hint="e.g. 200, 204. Default: 200-399">
+            {(p) => (
+              <input {...p} name="http.expected_status" inputMode="numeric" placeholder="200-399" value={form.httpExpected} onChange={(e) => set("httpExpected", e.target.value)} />
+            )}
+          </Field>
+          <Field label="Port" field="http.port" errors={errors} hint="Default: from the URL, 80 or 443">
+            {(p) => <input {...p} name="http.port" inputMode="numeric" value={form.httpPort} onChange={(e) => set("httpPort", e.target.value)} />}
+          </Field>
+        </Options>
+      )}
+      {form.checks.tcp && (
+        <Options title="TCP">
+          <Field label="Port" field="tcp.port" errors={errors} hint="Unless the target is host:port">
+            {(p) => <input {...p} name="tcp.port" inputMode="numeric" placeholder="443" value={form.tcpPort} onChange={(e) => set("tcpPort", e.target.value)} />}
+          </Field>
+        </Options>
+      )}
+      {form.checks.udp && (
+        <Options title="UDP">
+          <Field label="Port" field="udp.port" errors={errors} hint="Unless the target is host:port">
+            {(p) => <input {...p} name="udp.port" inputMode="numeric" placeholder="53" value={form.udpPort} onChange={(e) => set("udpPort", e.target.value)} />}
+          </Field>
+          <Field label="Payload" field="udp.payload" errors={errors} hint="Text to send; default an empty datagram">
+            {(p) => <input {...p} name="udp.payload" value={form.udpPayload} onChange={(e) => set("udpPayload", e.target.value)} />}
+          </Field>
+        </Options>
+      )}
+      {form.checks.ping && (
+        <Options title="Ping">
+          <Field label="Count" field="ping.count" errors={errors} hint="Echo requests, 1-16. Default 4">
+            {(p) => <input {...p} name="ping.count" inputMode="numeric" placeholder="4" value={form.pingCount} onChange={(e) => set("pingCount", e.target.value)} />}
+          </Field>
+        </Options>
+      )}
+      {form.checks.dns && (
+        <Options title="DNS">
+          <Field label="Record type" field="dns.record_type" errors={errors}>
+            {(p) => (
+              <select {...p} name="dns.record_type" value={form.dnsRecordType} onChange={(e) => set("dnsRecordType", e.target.value)}>
+                {DNS_TYPES.map((t) => (
+                  <option key={t}>{t}</option>
+                ))}
+              </select>
+            )}
+          </Field>
+          <Field label="Resolver" field="dns.resolver" errors={errors} hint="ip or ip:port; default: the agent's own">
+            {(p) => <input {...p} name="dns.resolver" placeholder="1.1.1.1" value={form.dnsResolver} onChange={(e) => set("dnsResolver", e.target.value)} />}
+          </Field>
+        </Options>
+      )}
+      {form.checks.traceroute && (
+        <Options title="Traceroute">
+          <Field label="Max hops" field="traceroute.max_hops" errors={errors} hint="1-64. Default 30">
+            {(p) => (
+              <input {...p} name="traceroute.max_hops" inputMode="numeric" placeholder="30" value={form.tracerouteMaxHops} onChange={(e) => set("tracerouteMaxHops", e.target.value)} />
+            )}
+          </Field>
+        </Options>
+      )}
+
+      <Options title="Agents" hint="Empty: any online agents, up to 10.">
+        <Field label="Regions" field="agents.regions" errors={errors} hint="Any of, comma separated">
+          {(p) => <input {...p} name="agents.regions" placeholder="eu-west" value={form.regions} onChange={(e) => set("regions", e.target.value)} />}
+        </Field>
+        <Field label="Countries" field="agents.countries" errors={errors} hint="ISO codes, e.g. DE, US">
+          {(p) => <input {...p} name="agents.countries" placeholder="DE" value={form.countries} onChange={(e) => set("countries", e.target.value)} />}
+        </Field>
+        <Field label="Labels" field="agents.labels" errors={errors} hint="All of, key=value">
+          {(p) => <input {...p} name="agents.labels" placeholder="net=fiber" value={form.labels} onChange={(e) => set("labels", e.target.value)} />}
+        </Field>
+        <Field label="How many agents" field="agents.limit" errors={errors} hint="1-1000. Default 10">
+          {(p) => <input {...p} name="agents.limit" inputMode="numeric" placeholder="10" value={form.limit} onChange={(e) => set("limit", e.target.value)} />}
+        </Field>
+      </Options>
+
+      <div className="flex items-center gap-3">
+        <button
+          type="submit"
+          disabled={mutation.isPending}
+          className="rounded-md bg-sky-700 px-4 py-2 text-sm font-semibold text-white shadow-sm hover:bg-sky-800 focus:outline-none focus-visible:ring-2 focus-visible:ring-sky-400 focus-visible:ring-offset-2 disabled:opacity-60"
+        >
+          {mutation.isPending ? "Starting…" : "Run check"}
+        </button>
+        {mutation.isPending && <span className="text-sm text-slate-500" role="status">Picking agents…</span>}
+      </div>
+    </form>
+  );
+}
+
+function Options({ title, hint, children }: { title: string; hint?: string; children: ReactNode }) {
+  return (
+    <fieldset className="rounded-md border border-slate-200 p-3">
+      <legend className="px-1 text-sm font-semibold text-slate-700">{title}</legend>
+      {hint && <p className="mb-2 text-xs text-slate-500">{hint}</p>}
+      <div className="grid grid-cols-1 gap-3 sm:grid-cols-2 lg:grid-cols-4">{children}</div>
+    </fieldset>
+  );
+}
