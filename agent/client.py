@@ -70,6 +70,11 @@ class Agent:
         self._heartbeat_s = 10.0
         self._all_acked = asyncio.Event()
         self._all_acked.set()
+        self.scheduler_addrs = [a.strip() for a in config.scheduler_addr.split(",") if a.strip()]
+        if not self.scheduler_addrs:
+            raise ValueError("HOSTCHECK_SCHEDULER_ADDR is empty: give the scheduler's host:port")
+        self._addr_index = random.randrange(len(self.scheduler_addrs))
+        self.scheduler_id = ""
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -90,12 +95,13 @@ class Agent:
                     log.error("scheduler refused our token: %s", exc.details())
                     backoff = max(backoff, 5.0)
                 else:
-                    log.warning("stream to %s failed: %s %s", self.config.scheduler_addr, exc.code().name,
-                                exc.details())
+                    log.warning("stream to %s failed: %s %s", self.scheduler_addr, exc.code().name, exc.details())
             finally:
                 self.ready.clear()
             if self._stopping.is_set():
                 break
+            # Next time, another replica (when there are several): this one failed or is draining.
+            self._addr_index = (self._addr_index + 1) % len(self.scheduler_addrs)
             if time.monotonic() - started > 30:
                 backoff = 0.2  # it held for a while: reconnect quickly
             delay = random.uniform(0, backoff)  # full jitter spreads a herd of agents
@@ -121,11 +127,15 @@ class Agent:
 
     # ---- one stream -----------------------------------------------------------------------
 
+    @property
+    def scheduler_addr(self) -> str:
+        return self.scheduler_addrs[self._addr_index]
+
     async def _session(self) -> None:
         assert self.identity is not None
         metadata = (("x-agent-id", self.identity.agent_id),
                     ("authorization", f"Bearer {self.identity.api_token}"))
-        async with grpc.aio.insecure_channel(self.config.scheduler_addr, options=CHANNEL_OPTIONS) as channel:
+        async with grpc.aio.insecure_channel(self.scheduler_addr, options=CHANNEL_OPTIONS) as channel:
             call = scheduler_pb2_grpc.AgentStreamServiceStub(channel).Connect(metadata=metadata)
             self._outbox = asyncio.Queue()
             await call.write(scheduler_pb2.ConnectRequest(hello=scheduler_pb2.AgentHello(
@@ -136,6 +146,7 @@ class Agent:
                 raise _Reconnect("no welcome from the scheduler")
             self._heartbeat_s = first.welcome.heartbeat_interval_s or 10.0
             self.connects += 1
+            self.scheduler_id = first.welcome.scheduler_id
             self.state = State.READY if self.state != State.DRAINING else State.DRAINING
             log.info("connected to scheduler %s as %s", first.welcome.scheduler_id, self.identity.agent_id)
             # Everything not yet acknowledged goes again: the previous stream may have lost it.

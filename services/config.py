@@ -55,6 +55,7 @@ class ResultsConfig(CommonConfig):
     listen: str = doc("Address the results service's gRPC server binds.", "127.0.0.1:50053")
     task_grace_s: float = doc("Seconds past a task's deadline before it is marked timed out.", 5.0)
     sweep_interval_s: float = doc("Seconds between sweeps for overdue tasks.", 1.0)
+    offline_after_s: float = doc("Pending tasks of an agent offline this long end as timed out.", 30.0)
     migrate: bool = doc("Apply database migrations at start.", True)
 
 
@@ -76,7 +77,9 @@ class SchedulerConfig(CommonConfig):
 
 @dataclass(frozen=True)
 class AgentConfig:
-    scheduler_addr: str = doc("Address of the scheduler's agent stream.", "127.0.0.1:50052")
+    scheduler_addr: str = doc("Address of the scheduler's agent stream; several comma-separated: the agent "
+                              "starts at a random one and moves to the next after a drain or a failure.",
+                              "127.0.0.1:50052")
     registry_addr: str = doc("Address of the registry (only used to register).", "127.0.0.1:50051")
     registration_token: str = doc("Master registration token; used once when the agent has no token.", "")
     state_file: str = doc("Where the agent keeps its id and api token (mode 0600).",

@@ -115,7 +115,8 @@ def translate(exc: BaseException) -> grpc.Status:
 
     if is_outage(exc):
         log.warning("dependency unavailable: %s", exc)
-        return to_status(Unavailable(f"storage unavailable: {type(exc).__name__}"))
+        what = "live state (Redis)" if type(exc).__module__.startswith("redis") else "database"
+        return to_status(Unavailable(f"{what} unavailable ({type(exc).__name__}); retry shortly"))
     if isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.UNAVAILABLE:
         return to_status(Unavailable(f"upstream unavailable: {exc.details()}"))
     log.exception("internal error")

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -197,12 +198,35 @@ class DeadlineSweeper:
     """Ends overdue tasks as timed_out with a reason; several replicas may run it at once."""
 
     def __init__(self, store: ResultsStore, live: LiveState, events: Events, *, grace_s: float,
-                 interval_s: float) -> None:
+                 interval_s: float, offline_after_s: float = 30.0) -> None:
         self.store = store
         self.live = live
         self.events = events
         self.grace = timedelta(seconds=grace_s)
         self.interval_s = interval_s
+        self.offline_after_s = offline_after_s
+        # agent id -> when this sweeper first saw it without presence while it had pending tasks
+        self._absent_since: dict[uuid.UUID, float] = {}
+
+    async def sweep_offline(self) -> int:
+        """Ends pending tasks of agents offline (no presence) for offline_after_s, before their deadline."""
+        agents = await self.store.pending_agents()
+        try:
+            online = await self.live.get_presence([str(a) for a in agents])
+        except Exception:  # noqa: BLE001 - live state down: cannot tell who is offline, so end nothing
+            return 0
+        now = time.monotonic()
+        self._absent_since = {a: self._absent_since.get(a, now) for a in agents if str(a) not in online}
+        gone = [a for a, since in self._absent_since.items() if now - since >= self.offline_after_s]
+        if not gone:
+            return 0
+        names = await self.store.agent_names(gone)
+        reasons = {task_id: f"agent {names.get(agent_id, agent_id)} offline (no heartbeat for "
+                            f"{self.offline_after_s:g} s) before reporting a result"
+                   for task_id, agent_id in await self.store.pending_tasks_of(gone)}
+        changes = await self.store.time_out(reasons, datetime.now(UTC))
+        await self.events.publish(changes)
+        return sum(len(v) for v in changes.tasks.values())
 
     async def sweep_once(self) -> int:
         now = datetime.now(UTC)
@@ -229,7 +253,7 @@ class DeadlineSweeper:
     async def run(self) -> None:
         while True:
             try:
-                swept = await self.sweep_once()
+                swept = await self.sweep_once() + await self.sweep_offline()
                 if swept:
                     log.info("timed out %d overdue task(s)", swept)
             except asyncio.CancelledError:
@@ -276,7 +300,8 @@ async def start(config: ResultsConfig, *, live: LiveState | None = None) -> Resu
         (results_pb2_grpc.add_ResultsIngestServiceServicer_to_server, ResultsIngestServicer(store, events)),
     ], [results_pb2.DESCRIPTOR.services_by_name["ResultsService"].full_name,
         results_pb2.DESCRIPTOR.services_by_name["ResultsIngestService"].full_name])
-    sweeper = DeadlineSweeper(store, live, events, grace_s=config.task_grace_s, interval_s=config.sweep_interval_s)
+    sweeper = DeadlineSweeper(store, live, events, grace_s=config.task_grace_s, interval_s=config.sweep_interval_s,
+                              offline_after_s=config.offline_after_s)
     task = asyncio.create_task(sweeper.run(), name="deadline-sweeper")
     return ResultsService(server, engine, live, task, owns_live)
 

@@ -220,6 +220,18 @@ class ResultsStore:
                 .order_by(TaskRow.deadline_at).limit(limit))).all()
         return [(t, a) for t, a in rows]
 
+    async def pending_agents(self) -> list[uuid.UUID]:
+        """Agents that have pending tasks."""
+        async with self.sessions() as session:
+            return list((await session.scalars(
+                select(TaskRow.agent_id).where(TaskRow.status == "pending").distinct())).all())
+
+    async def pending_tasks_of(self, agent_ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        async with self.sessions() as session:
+            rows = (await session.execute(select(TaskRow.id, TaskRow.agent_id).where(
+                TaskRow.status == "pending", TaskRow.agent_id.in_(agent_ids)))).all()
+        return [(t, a) for t, a in rows]
+
     async def time_out(self, reasons: dict[uuid.UUID, str], now: datetime) -> Changes:
         """Marks these pending tasks timed out (each with its reason); safe with several replicas."""
         changes = Changes()

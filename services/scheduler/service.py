@@ -288,13 +288,19 @@ class Scheduler:
                     await self.live.clear_presence(session.agent_id, self.id)
             log.info("agent %s (%s) disconnected", agent.name, agent.agent_id)
 
+    async def _refresh_presence(self, session: AgentSession) -> None:
+        try:
+            await self.live.set_presence(self._presence(session), self.config.offline_after_s)
+        except Exception as exc:  # noqa: BLE001 - a live-state blip must not drop the agent's stream
+            log.warning("cannot refresh presence of agent %s: %s", session.agent_id, exc)
+
     async def _read(self, session: AgentSession, request_iterator) -> None:
         try:
             async for message in request_iterator:
                 kind = message.WhichOneof("message")
                 if kind == "heartbeat":
                     session.tasks_in_flight = message.heartbeat.tasks_in_flight
-                    await self.live.set_presence(self._presence(session), self.config.offline_after_s)
+                    await self._refresh_presence(session)
                 elif kind == "results":
                     self.forwarder.submit(session.agent_id, message.results.results, session)
         except asyncio.CancelledError:

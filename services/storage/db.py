@@ -55,8 +55,9 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
 
 
 def is_outage(exc: BaseException) -> bool:
-    """True when the database is unreachable or went away (retryable), not a bug."""
+    """True when the database or live state is unreachable or went away (retryable), not a bug."""
     import psycopg
+    import redis.exceptions
 
     if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
         return True
@@ -64,7 +65,8 @@ def is_outage(exc: BaseException) -> bool:
                         sqlalchemy.exc.InterfaceError)):
         return True
     if isinstance(exc, (psycopg.OperationalError, sqlite3.OperationalError, ConnectionError,
-                        asyncio.TimeoutError)):
+                        asyncio.TimeoutError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                        redis.exceptions.BusyLoadingError)):
         return True
     return False
 
