@@ -60,12 +60,15 @@ async def wait_envoy_ready(gw: Gateway, *, timeout: float = 20.0) -> None:
 
 
 async def start_gateway(system: System, workdir: Path) -> Gateway:
+    return await start_gateway_for(envoy.Upstreams(scheduler=system.scheduler_addr, results=system.results_addr,
+                                                   registry=system.registry_addr), workdir)
+
+
+async def start_gateway_for(upstreams: envoy.Upstreams, workdir: Path) -> Gateway:
     port, admin_port = free_port(), free_port()
     config = workdir / "envoy.yaml"
-    config.write_text(envoy.render(
-        listen_address="127.0.0.1", listen_port=port, admin_port=admin_port,
-        upstreams=envoy.Upstreams(scheduler=system.scheduler_addr, results=system.results_addr,
-                                  registry=system.registry_addr)))
+    config.write_text(envoy.render(listen_address="127.0.0.1", listen_port=port, admin_port=admin_port,
+                                   upstreams=upstreams))
     gw = Gateway(start_envoy(config, workdir), port, admin_port)
     try:
         await wait_envoy_ready(gw)

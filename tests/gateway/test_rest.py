@@ -8,9 +8,10 @@ import uuid
 import httpx
 import pytest
 
+from gateway import envoy
 from tests.conftest import REGISTRATION_TOKEN
-from tests.gateway.conftest import start_gateway
-from tests.helpers import assert_eventually
+from tests.gateway.conftest import start_gateway, start_gateway_for
+from tests.helpers import assert_eventually, free_port
 
 
 async def create(rest: httpx.AsyncClient, body: dict) -> dict:
@@ -204,5 +205,19 @@ async def test_rate_limit_is_429(pg_system, tmp_path, tcp_target):
             assert limited.json()["code"] == 8
             (retry,) = limited.json()["details"]
             assert retry["@type"] == "type.googleapis.com/google.rpc.RetryInfo"
+    finally:
+        gw.proc.stop()
+
+
+async def test_upstream_down_is_503_json(tmp_path):
+    """REST callers get JSON even when Envoy answers for a service that is not there."""
+    nowhere = envoy.Upstreams(**{name: f"127.0.0.1:{free_port()}" for name in ("scheduler", "results", "registry")})
+    gw = await start_gateway_for(nowhere, tmp_path)
+    try:
+        async with httpx.AsyncClient(base_url=gw.url, timeout=10) as rest:
+            reply = await rest.get("/health")
+            assert reply.status_code == 503
+            assert reply.json()["code"] == 14 and reply.json()["message"]
+            assert (await rest.get("/api/nope")).status_code == 404
     finally:
         gw.proc.stop()
