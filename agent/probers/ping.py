@@ -31,6 +31,7 @@ DEFAULT_SIZE = 56
 MAX_SIZE = 1472
 # A reply later than this after its request counts as lost (ping's -W).
 REPLY_TIMEOUT = 2.0
+MIN_LINGER = 0.2
 # Finish this much before the check's deadline so the result, not the runner's timeout, reports.
 DEADLINE_MARGIN = 0.05
 
@@ -165,7 +166,9 @@ async def probe(request: ProbeRequest) -> ProbeResult:
                         raise ProbeError("send_error", f"ping {addr}: {exc}", {"address": str(addr)}) from exc
                 # A datagram socket's identifier is its port, chosen by the kernel on the first send.
                 ident[0] = echo.id
-            wait = min(deadline, last_sent + REPLY_TIMEOUT) - time.perf_counter()
+            # Like iputils ping: once replies come back, a late one is waited for twice the slowest RTT.
+            linger = min(REPLY_TIMEOUT, max(2 * max(series.rtts.values()), MIN_LINGER)) if series.rtts else REPLY_TIMEOUT
+            wait = min(deadline, last_sent + linger) - time.perf_counter()
             if wait > 0 and len(series.rtts) < len(series.sent):
                 try:
                     async with asyncio.timeout(wait):

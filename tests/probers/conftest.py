@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -73,9 +75,17 @@ async def rogue_https_server(certs):
     await server.stop()
 
 
+@dataclass(frozen=True)
+class DnsServer:
+    # "127.0.0.1:port", as a dns check's resolver option.
+    resolver: str
+    # dnsmasq's log, one line per query.
+    log: Path
+
+
 @pytest.fixture(scope="session")
 async def dnsmasq(tmp_path_factory):
-    """dnsmasq on 127.0.0.1 at a free port serving the zone t.test; yields "127.0.0.1:port"."""
+    """dnsmasq on 127.0.0.1 at a free port serving the zone t.test (see servers.dnsmasq_args)."""
     if shutil.which("dnsmasq") is None:
         pytest.skip("dnsmasq is not installed (scripts/setup-system.sh installs dnsmasq-base)")
     port = free_port()
@@ -90,7 +100,7 @@ async def dnsmasq(tmp_path_factory):
                 "www.t.test", checks_pb2.DnsOptions(resolver=resolver), timeout=0.3))
             return result.success
         await assert_eventually(answering, timeout=10, message="dnsmasq answers")
-        yield resolver
+        yield DnsServer(resolver, log)
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, 15)
