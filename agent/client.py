@@ -61,6 +61,7 @@ class Agent:
         self.running: dict[str, asyncio.Task] = {}
         self.seen: OrderedDict[str, None] = OrderedDict()  # task ids already taken (dedupe re-delivery)
         self.connects = 0
+        self.refusals = 0  # streams the scheduler refused (bad or revoked token)
         self.ready = asyncio.Event()
         self._stopping = asyncio.Event()
         self._slots = asyncio.Semaphore(config.concurrency)
@@ -92,6 +93,7 @@ class Agent:
                 log.info("reconnecting: %s", exc)
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                    self.refusals += 1
                     log.error("scheduler refused our token: %s", exc.details())
                     backoff = max(backoff, 5.0)
                 else:

@@ -34,6 +34,8 @@ from services.storage.models import AgentRow
 log = logging.getLogger(__name__)
 
 REGISTRATION_HEADER = "x-registration-token"
+# Agent ids (utf-8) whose streams every scheduler closes at once.
+REVOCATIONS_CHANNEL = "revocations"
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
@@ -110,6 +112,15 @@ class RegistryStore:
         async with self.sessions() as session:
             await session.execute(select(1))
 
+    async def revoke(self, agent_id: uuid.UUID) -> AgentRow:
+        async with self.sessions() as session, session.begin():
+            row = await session.get(AgentRow, agent_id)
+            if row is None:
+                raise NotFound(f"agent {agent_id} not found")
+            if row.revoked_at is None:
+                row.revoked_at = datetime.now(UTC)
+        return row
+
     async def touch(self, agent_id: uuid.UUID, version: str = "") -> None:
         values = {"last_heartbeat": datetime.now(UTC)}
         if version:
@@ -126,15 +137,18 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self.results = results
         self.registration_token = registration_token
 
-    @grpc_errors
-    async def RegisterAgent(self, request, context):
+    def _require_registration_token(self, context, action: str) -> None:
         presented = metadata_value(context, REGISTRATION_HEADER)
         if not self.registration_token:
-            raise PermissionDenied("registration is disabled: the registry has no registration token set")
+            raise PermissionDenied(f"{action} is disabled: the registry has no registration token set")
         if not presented:
-            raise Unauthenticated(f"registration needs the {REGISTRATION_HEADER} header")
+            raise Unauthenticated(f"{action} needs the {REGISTRATION_HEADER} header")
         if not hmac.compare_digest(presented.encode(), self.registration_token.encode()):
             raise Unauthenticated("wrong registration token")
+
+    @grpc_errors
+    async def RegisterAgent(self, request, context):
+        self._require_registration_token(context, "registration")
         validate_registration(request)
         token = secrets.token_urlsafe(32)
         row = AgentRow(id=uuid.uuid4(), name=request.name.strip(), location=request.location,
@@ -144,6 +158,15 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         await self.store.add(row)
         log.info("registered agent %s (%s)", row.id, row.name)
         return registry_pb2.RegisterAgentResponse(agent_id=str(row.id), api_token=token)
+
+    @grpc_errors
+    async def RevokeAgent(self, request, context):
+        agent_id = require_uuid("agent_id", request.agent_id)
+        self._require_registration_token(context, "revoking an agent")
+        row = await self.store.revoke(agent_id)
+        await self.live.publish(REVOCATIONS_CHANNEL, str(agent_id).encode())
+        log.info("revoked agent %s (%s)", row.id, row.name)
+        return registry_pb2.RevokeAgentResponse(agent=agent_view(row, None))
 
     @grpc_errors
     async def ListAgents(self, request, context):

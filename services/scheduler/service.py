@@ -37,6 +37,7 @@ from services.domain.checks import task_options, validate_create
 from services.domain.targets import TargetGuard
 from services.errors import ResourceExhausted, Unauthenticated, Unavailable, grpc_errors
 from services.grpcserver import PUBLIC_SERVICES, Server, channel, client_ip, start_server
+from services.registry.service import REVOCATIONS_CHANNEL
 from services.results.service import CANCELS_CHANNEL
 from services.scheduler.selection import pick_agents
 from services.storage.livestate import LiveState, Presence, create_live_state
@@ -174,23 +175,36 @@ class Scheduler:
         await ready.wait()
 
     async def _listen(self, ready: asyncio.Event) -> None:
-        async with self.live.subscribe(self.routing_channel) as routed, self.live.subscribe(CANCELS_CHANNEL) as cancels:
+        """Serves this replica's channels: tasks routed to it, cancels and revocations."""
+        handlers = {
+            self.routing_channel: lambda raw: self._deliver_local(
+                *(lambda m: (m.agent_id, m.batch))(scheduler_pb2.RoutedTasks.FromString(raw))),
+            CANCELS_CHANNEL: lambda raw: self._cancel_local(json.loads(raw)),
+            REVOCATIONS_CHANNEL: lambda raw: self._revoke_local(raw.decode()),
+        }
+        async with contextlib.AsyncExitStack() as stack:
+            subs = {name: await stack.enter_async_context(self.live.subscribe(name)) for name in handlers}
             ready.set()
-            routed_get = asyncio.ensure_future(routed.get())
-            cancels_get = asyncio.ensure_future(cancels.get())
+            waiting = {asyncio.ensure_future(sub.get()): name for name, sub in subs.items()}
             try:
                 while True:
-                    done, _ = await asyncio.wait({routed_get, cancels_get}, return_when=asyncio.FIRST_COMPLETED)
-                    if routed_get in done:
-                        msg = scheduler_pb2.RoutedTasks.FromString(routed_get.result())
-                        self._deliver_local(msg.agent_id, msg.batch)
-                        routed_get = asyncio.ensure_future(routed.get())
-                    if cancels_get in done:
-                        self._cancel_local(json.loads(cancels_get.result()))
-                        cancels_get = asyncio.ensure_future(cancels.get())
+                    done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                    for fut in done:
+                        name = waiting.pop(fut)
+                        try:
+                            handlers[name](fut.result())
+                        except Exception:  # noqa: BLE001 - one bad message must not stop routing
+                            log.exception("cannot handle a message on %s", name)
+                        waiting[asyncio.ensure_future(subs[name].get())] = name
             finally:
-                routed_get.cancel()
-                cancels_get.cancel()
+                for fut in waiting:
+                    fut.cancel()
+
+    def _revoke_local(self, agent_id: str) -> None:
+        session = self.sessions.get(agent_id)
+        if session is not None:
+            log.info("agent %s revoked: closing its stream", agent_id)
+            session.send(None)
 
     def _deliver_local(self, agent_id: str, batch: scheduler_pb2.TaskBatch) -> bool:
         session = self.sessions.get(agent_id)

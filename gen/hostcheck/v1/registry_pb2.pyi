@@ -127,6 +127,18 @@ class GetHealthResponse(_message.Message):
     active_agents: int
     def __init__(self, status: _Optional[str] = ..., database: _Optional[str] = ..., redis: _Optional[str] = ..., active_agents: _Optional[int] = ...) -> None: ...
 
+class RevokeAgentRequest(_message.Message):
+    __slots__ = ("agent_id",)
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    def __init__(self, agent_id: _Optional[str] = ...) -> None: ...
+
+class RevokeAgentResponse(_message.Message):
+    __slots__ = ("agent",)
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    agent: _agents_pb2.Agent
+    def __init__(self, agent: _Optional[_Union[_agents_pb2.Agent, _Mapping]] = ...) -> None: ...
+
 class VerifyAgentTokenRequest(_message.Message):
     __slots__ = ("agent_id", "api_token")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]

@@ -55,6 +55,11 @@ class RegistryServiceStub:
                 request_serializer=hostcheck_dot_v1_dot_registry__pb2.GetAgentStatsRequest.SerializeToString,
                 response_deserializer=hostcheck_dot_v1_dot_registry__pb2.GetAgentStatsResponse.FromString,
                 _registered_method=True)
+        self.RevokeAgent = channel.unary_unary(
+                '/hostcheck.v1.RegistryService/RevokeAgent',
+                request_serializer=hostcheck_dot_v1_dot_registry__pb2.RevokeAgentRequest.SerializeToString,
+                response_deserializer=hostcheck_dot_v1_dot_registry__pb2.RevokeAgentResponse.FromString,
+                _registered_method=True)
         self.GetHealth = channel.unary_unary(
                 '/hostcheck.v1.RegistryService/GetHealth',
                 request_serializer=hostcheck_dot_v1_dot_registry__pb2.GetHealthRequest.SerializeToString,
@@ -96,12 +101,20 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def GetHealth(self, request, context):
+    def RevokeAgent(self, request, context):
         """The system's health as the seed's `GET /health` shows it: the database,
         the live state and how many agents are online. Always answers (a broken
         dependency is reported in the body, not as an error), so it can explain
         what is wrong.
+        Revokes an agent: its token stops working and its stream is closed at once.
+        Needs the master registration token in `x-registration-token`.
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetHealth(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -128,6 +141,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.GetAgentStats,
                     request_deserializer=hostcheck_dot_v1_dot_registry__pb2.GetAgentStatsRequest.FromString,
                     response_serializer=hostcheck_dot_v1_dot_registry__pb2.GetAgentStatsResponse.SerializeToString,
+            ),
+            'RevokeAgent': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeAgent,
+                    request_deserializer=hostcheck_dot_v1_dot_registry__pb2.RevokeAgentRequest.FromString,
+                    response_serializer=hostcheck_dot_v1_dot_registry__pb2.RevokeAgentResponse.SerializeToString,
             ),
             'GetHealth': grpc.unary_unary_rpc_method_handler(
                     servicer.GetHealth,
@@ -244,6 +262,33 @@ class RegistryService:
             '/hostcheck.v1.RegistryService/GetAgentStats',
             hostcheck_dot_v1_dot_registry__pb2.GetAgentStatsRequest.SerializeToString,
             hostcheck_dot_v1_dot_registry__pb2.GetAgentStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeAgent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hostcheck.v1.RegistryService/RevokeAgent',
+            hostcheck_dot_v1_dot_registry__pb2.RevokeAgentRequest.SerializeToString,
+            hostcheck_dot_v1_dot_registry__pb2.RevokeAgentResponse.FromString,
             options,
             channel_credentials,
             insecure,
