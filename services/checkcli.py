@@ -97,20 +97,43 @@ def describe_error(exc: grpc.aio.AioRpcError) -> str:
 
 
 def summary(task: checks_pb2.CheckTask) -> str:
+    """One line per result: what a network engineer reads first for each check type."""
     if not task.HasField("result"):
         return task.reason or task.status
     r = task.result
     data = _ints(json_format.MessageToDict(r.data))
     if not r.success:
         return f"{r.error_code}: {r.error}"
-    if task.check_type == "http":
-        return f"HTTP {data.get('status_code')} from {data.get('address')}"
-    if task.check_type == "tcp":
+    kind = task.check_type
+    if kind == "http":
+        timings = data.get("timings") or {}
+        tls = data.get("tls") or {}
+        cert = tls.get("certificate") or {}
+        hops = len(data.get("redirects") or [])
+        return (f"{data.get('http_version')} {data.get('status_code')} from {data.get('address')} "
+                f"in {data.get('total_ms')} ms (first byte {timings.get('first_byte_ms')} ms)"
+                + (f", {hops} redirect(s)" if hops else "")
+                + (f", {tls.get('version')}" if tls else "")
+                + (f", cert {cert.get('days_left')} days left" if cert else ""))
+    if kind == "tcp":
         return f"connected to {data.get('address')} port {data.get('port')} in {data.get('connect_ms')} ms"
-    if task.check_type == "ping":
-        return f"{data.get('packets_received')}/{data.get('packets_sent')} replies, avg {data.get('rtt_avg_ms')} ms"
-    if task.check_type == "dns":
-        return f"{data.get('rcode', '')} {len(data.get('answers', []))} answer(s)"
+    if kind == "ping":
+        return (f"{data.get('address')}: {data.get('packets_received')}/{data.get('packets_sent')} replies, "
+                f"rtt min/avg/max {data.get('rtt_min_ms')}/{data.get('rtt_avg_ms')}/{data.get('rtt_max_ms')} ms, "
+                f"ttl {data.get('ttl')}")
+    if kind == "dns":
+        answers = data.get("answers") or []
+        shown = ", ".join(str(a.get("value")) for a in answers[:3]) + (" ..." if len(answers) > 3 else "")
+        return (f"{data.get('rcode', '')} {data.get('record_type')} via {data.get('resolver')} "
+                f"in {data.get('query_ms')} ms: {shown}")
+    if kind == "udp":
+        text = str(data.get("reply_text", ""))
+        return (f"{data.get('state')}: {data.get('reply_size')} bytes from {data.get('address')} "
+                f"port {data.get('port')} in {data.get('rtt_ms')} ms: {text[:30]!r}")
+    if kind == "traceroute":
+        hops = data.get("hops") or []
+        path = " > ".join(h.get("name") or h.get("address") or "*" for h in hops[:8]) + (" ..." if len(hops) > 8 else "")
+        return f"{data.get('address')} reached in {len(hops)} hop(s): {path}"
     return data.get("summary") or json.dumps(data)[:80]
 
 
