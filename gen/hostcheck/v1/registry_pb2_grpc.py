@@ -102,11 +102,7 @@ class RegistryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RevokeAgent(self, request, context):
-        """The system's health as the seed's `GET /health` shows it: the database,
-        the live state and how many agents are online. Always answers (a broken
-        dependency is reported in the body, not as an error), so it can explain
-        what is wrong.
-        Revokes an agent: its token stops working and its stream is closed at once.
+        """Revokes an agent: its token stops working and its stream is closed at once.
         Needs the master registration token in `x-registration-token`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -114,7 +110,11 @@ class RegistryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetHealth(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The system's health as the seed's `GET /health` shows it: the database,
+        the live state and how many agents are online. Always answers (a broken
+        dependency is reported in the body, not as an error), so it can explain
+        what is wrong.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
