@@ -209,12 +209,13 @@ async def probe(request: ProbeRequest) -> ProbeResult:
     method = (options.method or "GET").upper()
     follow = options.follow_redirects if options.HasField("follow_redirects") else True
     scheme, host, port, path = _url(request.target, options)
-    started = time.perf_counter()
-    deadline = started + request.timeout - DEADLINE_MARGIN
+    deadline = time.perf_counter() + request.timeout - DEADLINE_MARGIN
     chain: list[dict[str, Any]] = []
     current = request
     async with httpx.AsyncClient(verify=ssl_context(options.http2), http2=options.http2, follow_redirects=False,
                                  trust_env=False) as client:
+        # The clock starts here: building the shared SSL context on an agent's first check is not the target's time.
+        started = time.perf_counter()
         for _hop_number in range(MAX_REDIRECTS + 1):
             hop_started = time.perf_counter()
             url = f"{scheme}://{_authority(host, port, scheme)}{path}"

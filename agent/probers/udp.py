@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import socket
 import time
 from typing import Any
 
@@ -66,10 +67,24 @@ async def probe(request: ProbeRequest) -> ProbeResult:
     data: dict[str, Any] = {"address": str(addr), "port": port, "ip_version": addr.version,
                             "payload_size": len(payload), "dns_ms": ms(time.perf_counter() - started)}
     loop = asyncio.get_running_loop()
-    transport, protocol = await loop.create_datagram_endpoint(_FirstAnswer, remote_addr=(str(addr), port))
+    # A connected socket: the kernel reports ICMP port unreachable on it as ECONNREFUSED.
+    sock = socket.socket(socket.AF_INET6 if addr.version == 6 else socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    try:
+        sock.connect((str(addr), port))
+    except OSError as exc:
+        sock.close()
+        raise ProbeError("unreachable", f"{addr} port {port}: {exc.strerror or exc}", data) from exc
+    transport, protocol = await loop.create_datagram_endpoint(_FirstAnswer, sock=sock)
     try:
         sent = time.perf_counter()
-        transport.sendto(payload)
+        # On the socket itself: asyncio's transport.sendto() silently drops an empty datagram (Python 3.11).
+        try:
+            sock.send(payload)
+        except OSError as exc:
+            code = "closed" if isinstance(exc, ConnectionRefusedError) else "send_error"
+            return ProbeResult(False, {**data, "state": "closed" if code == "closed" else "error"},
+                               f"{addr} port {port}: {exc.strerror or exc}", code)
         wait = started + request.timeout - DEADLINE_MARGIN - sent
         try:
             async with asyncio.timeout(max(wait, 0.001)):

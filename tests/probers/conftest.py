@@ -43,9 +43,12 @@ def certs(tmp_path_factory):
     return make_certs(tmp_path_factory.mktemp("certs"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def trust_test_ca(certs):
-    """The agent trusts the test CA the way an operator makes it trust a private one: SSL_CERT_FILE."""
+    """The agent trusts the test CA the way an operator makes it trust a private one: SSL_CERT_FILE.
+
+    Module scope: the variable is set only while the http tests run.
+    """
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SSL_CERT_FILE", str(certs.ca))
         http_prober.ssl_context.cache_clear()
