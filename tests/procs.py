@@ -11,6 +11,10 @@ from tests.helpers import Proc, free_port, hostcheck_cmd, wait_serving
 REGISTRATION_TOKEN = "test-registration-token"
 
 
+def _kind(name: str) -> str:
+    return name.rstrip("0123456789")
+
+
 @dataclass
 class ProcSystem:
     database_url: str
@@ -37,18 +41,22 @@ class ProcSystem:
             "HOSTCHECK_LISTEN": self.addr(name),
             "HOSTCHECK_REGISTRY_ADDR": self.addr("registry"), "HOSTCHECK_RESULTS_ADDR": self.addr("results"),
         })
-        if name == "registry":
+        kind = _kind(name)
+        if kind == "registry":
             env["HOSTCHECK_REGISTRATION_TOKEN"] = REGISTRATION_TOKEN
-        if name == "scheduler":
-            env.update({"HOSTCHECK_ALLOW_TARGETS": "127.0.0.0/8,::1/128", "HOSTCHECK_DISPATCH_GRACE_S": "1"})
-        if name == "results":
+        if kind == "scheduler":
+            env.update({"HOSTCHECK_ALLOW_TARGETS": "127.0.0.0/8,::1/128", "HOSTCHECK_DISPATCH_GRACE_S": "1",
+                        "HOSTCHECK_SCHEDULER_ID": name})
+        if kind == "results":
             env.update({"HOSTCHECK_TASK_GRACE_S": "0.5", "HOSTCHECK_SWEEP_INTERVAL_S": "0.2"})
-        env.update(self.extra_env.get(name, {}))
+        env.update(self.extra_env.get(kind, {}))
+        env.update(self.extra_env.get(name, {}) if name != kind else {})
         return env
 
     async def start_service(self, name: str) -> Proc:
+        """Starts `registry`, `results`, `scheduler` or a further replica such as `scheduler2`."""
         self.ports.setdefault(name, free_port())
-        proc = Proc(hostcheck_cmd(name), env=self.service_env(name), log_path=self.workdir / f"{name}.log")
+        proc = Proc(hostcheck_cmd(_kind(name)), env=self.service_env(name), log_path=self.workdir / f"{name}.log")
         self.procs[name] = proc
         await wait_serving(self.addr(name), proc)
         return proc
