@@ -72,7 +72,7 @@ async def resolve(request: ProbeRequest, *, port: int | None = None) -> list[IPA
         raise ProbeError(code, f"cannot resolve {host}: {exc.strerror}") from exc
     addrs: list[IPAddress] = []
     for info in infos:
-        addr = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        addr = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
         if addr not in addrs:
             addrs.append(addr)
     if not addrs:

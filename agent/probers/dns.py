@@ -75,29 +75,30 @@ def _query(request: ProbeRequest) -> tuple[str, str]:
 
 
 def _answer(record: pycares.DNSRecord) -> dict[str, Any]:
-    kind = _TYPE_NAMES.get(record.type, str(record.type))
+    """One answer: name, type, ttl, `value` in zone-file form, and the record's own fields."""
     d = record.data
-    out: dict[str, Any] = {"name": record.name, "type": kind, "ttl": record.ttl}
-    if kind in ("A", "AAAA"):
+    out: dict[str, Any] = {"name": record.name, "type": _TYPE_NAMES.get(record.type, str(record.type)),
+                           "ttl": record.ttl}
+    if isinstance(d, pycares.ARecordData | pycares.AAAARecordData):
         out["value"] = d.addr
-    elif kind == "CNAME":
+    elif isinstance(d, pycares.CNAMERecordData):
         out["value"] = d.cname
-    elif kind == "NS":
+    elif isinstance(d, pycares.NSRecordData):
         out["value"] = d.nsdname
-    elif kind == "PTR":
+    elif isinstance(d, pycares.PTRRecordData):
         out["value"] = d.dname
-    elif kind == "TXT":
+    elif isinstance(d, pycares.TXTRecordData):
         out["value"] = d.data.decode("utf-8", "replace") if isinstance(d.data, bytes) else str(d.data)
-    elif kind == "MX":
+    elif isinstance(d, pycares.MXRecordData):
         out.update(priority=d.priority, exchange=d.exchange, value=f"{d.priority} {d.exchange}")
-    elif kind == "SRV":
+    elif isinstance(d, pycares.SRVRecordData):
         out.update(priority=d.priority, weight=d.weight, port=d.port, target=d.target,
                    value=f"{d.priority} {d.weight} {d.port} {d.target}")
-    elif kind == "SOA":
+    elif isinstance(d, pycares.SOARecordData):
         out.update(mname=d.mname, rname=d.rname, serial=d.serial, refresh=d.refresh, retry=d.retry,
                    expire=d.expire, minimum=d.minimum,
                    value=f"{d.mname} {d.rname} {d.serial} {d.refresh} {d.retry} {d.expire} {d.minimum}")
-    elif kind == "CAA":
+    elif isinstance(d, pycares.CAARecordData):
         out.update(flags=d.critical, tag=d.tag, value=f'{d.critical} {d.tag} "{d.value}"', caa_value=d.value)
     else:
         out["value"] = str(d)

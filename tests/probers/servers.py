@@ -176,7 +176,8 @@ async def _serve_http2(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
                 return
             for event in conn.receive_data(data):
                 if isinstance(event, h2.events.RequestReceived):
-                    requests[event.stream_id] = (dict(event.headers), bytearray())
+                    headers = {str(k): str(v) for k, v in event.headers or ()}
+                    requests[event.stream_id] = (headers, bytearray())
                 elif isinstance(event, h2.events.DataReceived):
                     requests[event.stream_id][1].extend(event.data)
                     conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
@@ -208,7 +209,9 @@ class HttpServer:
         self._conns: set[asyncio.Task] = set()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._conns.add(asyncio.current_task())
+        task = asyncio.current_task()
+        assert task is not None
+        self._conns.add(task)
         try:
             ssl_object = writer.get_extra_info("ssl_object")
             if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
@@ -218,7 +221,7 @@ class HttpServer:
         except asyncio.CancelledError:
             pass
         finally:
-            self._conns.discard(asyncio.current_task())
+            self._conns.discard(task)
             writer.close()
 
     async def start(self) -> HttpServer:
