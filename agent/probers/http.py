@@ -212,8 +212,9 @@ async def probe(request: ProbeRequest) -> ProbeResult:
     deadline = time.perf_counter() + request.timeout - DEADLINE_MARGIN
     chain: list[dict[str, Any]] = []
     current = request
+    # No keep-alive: each hop of a redirect chain makes its own connection, so its timings are whole.
     async with httpx.AsyncClient(verify=ssl_context(options.http2), http2=options.http2, follow_redirects=False,
-                                 trust_env=False) as client:
+                                 trust_env=False, limits=httpx.Limits(max_keepalive_connections=0)) as client:
         # The clock starts here: building the shared SSL context on an agent's first check is not the target's time.
         started = time.perf_counter()
         for _hop_number in range(MAX_REDIRECTS + 1):

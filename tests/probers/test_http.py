@@ -98,6 +98,16 @@ async def test_redirects_are_followed_and_recorded(http_server):
     chain = result.data["redirects"]
     assert [(hop["status_code"], hop["location"]) for hop in chain] == [(302, "/step"), (301, "/final")]
     assert chain[0]["url"] == f"http://127.0.0.1:{port}/redirect" and chain[0]["address"] == "127.0.0.1"
+    # Every hop connects anew: the final hop's timings include its own connect.
+    assert result.data["timings"]["tcp_ms"] is not None
+
+
+async def test_https_redirects_each_hop_has_its_own_handshake(trust_test_ca, https_server):
+    result = await run(http.probe, probe_request(f"https://127.0.0.1:{https_server.port}/redirect",
+                                                 opts(http2=True)))
+    assert result.success, result
+    assert len(result.data["redirects"]) == 2 and result.data["http_version"] == "HTTP/2"
+    assert result.data["timings"]["tls_ms"] is not None and result.data["timings"]["tcp_ms"] is not None
 
 
 async def test_redirect_from_http_to_https_on_another_port(trust_test_ca, http_server, https_server):
