@@ -9,6 +9,16 @@ const num = (v: JsonValue | undefined): number | undefined => (typeof v === "num
 const str = (v: JsonValue | undefined): string | undefined =>
   typeof v === "string" ? v : typeof v === "number" || typeof v === "boolean" ? String(v) : undefined;
 
+/** A value for people: *_ms as durations, loss fractions as percentages. */
+function formatValue(key: string, v: JsonValue | undefined): string {
+  if (v === null || v === undefined) return "—";
+  if (typeof v === "number" && key.endsWith("_ms")) return formatMs(v);
+  if (typeof v === "number" && /(^|_)loss$/.test(key) && v <= 1) return `${+(v * 100).toFixed(1)}%`;
+  if (typeof v === "boolean") return v ? "yes" : "no";
+  if (Array.isArray(v)) return v.map((x) => (typeof x === "number" && key.endsWith("_ms") ? formatMs(x) : str(x) ?? "*")).join("  ");
+  return str(v) ?? JSON.stringify(v);
+}
+
 function first(obj: JsonObject, ...keys: string[]): JsonValue | undefined {
   for (const k of keys) if (obj[k] !== undefined && obj[k] !== null) return obj[k];
   return undefined;
@@ -64,19 +74,22 @@ function Section({ title, children }: { title: string; children: React.ReactNode
 
 // Keys rendered by a dedicated section, so the generic list leaves them out.
 const STRUCTURED = new Set([
-  "timings", "phases", "tls", "headers", "body", "redirects", "rtts", "answers", "records", "hops",
+  "timings", "phases", "tls", "headers", "body", "redirects", "rtts", "rtts_ms", "packets", "answers", "authority",
+  "records", "hops",
 ]);
 
 /** Top-level scalar values (status_code, address, connect_ms, ...) as a definition list. */
 function Scalars({ data }: { data: JsonObject }) {
-  const rows = Object.entries(data).filter(([k, v]) => !STRUCTURED.has(k) && str(v) !== undefined);
+  const rows = Object.entries(data)
+    .filter(([k, v]) => !STRUCTURED.has(k) && str(v) !== undefined)
+    .sort(([a], [b]) => a.localeCompare(b));
   if (!rows.length) return null;
   return (
     <Section title="Measurements">
       <dl className="grid grid-cols-[max-content_1fr] gap-x-4 gap-y-1">
         {rows.map(([k, v]) => (
           <Item key={k} k={k}>
-            {k.endsWith("_ms") && typeof v === "number" ? formatMs(v) : str(v)}
+            {formatValue(k, v)}
           </Item>
         ))}
       </dl>
@@ -98,7 +111,7 @@ export function httpPhases(data: JsonObject): { phases: { key: string; label: st
   if (!isObj(raw)) return null;
   const get = (k: string) => num(raw[k]) ?? num(raw[`${k}_ms`]);
   const ttfbKeyed = get("first_byte") ?? get("ttfb") ?? get("wait") ?? get("server");
-  let values = [get("dns"), get("connect"), get("tls"), ttfbKeyed];
+  let values = [get("dns"), get("connect") ?? get("tcp"), get("tls"), ttfbKeyed];
   const total = get("total") ?? num(data.total_ms);
   const present = values.filter((v): v is number => v !== undefined);
   if (!present.length) return null;
@@ -116,7 +129,7 @@ export function httpPhases(data: JsonObject): { phases: { key: string; label: st
     });
   }
   const used = values.reduce<number>((a, b) => a + (b ?? 0), 0);
-  const transfer = total !== undefined && total > used ? total - used : undefined;
+  const transfer = get("download") ?? get("transfer") ?? (total !== undefined && total > used ? total - used : undefined);
   const phases = PHASES.map((p, i) => ({ ...p, ms: i < 4 ? values[i] : transfer }))
     .filter((p): p is typeof p & { ms: number } => p.ms !== undefined && p.ms > 0);
   return { phases, total: total ?? used };
@@ -206,7 +219,12 @@ function HttpDetails({ data }: { data: JsonObject }) {
 }
 
 function PingDetails({ data }: { data: JsonObject }) {
-  const rtts = (Array.isArray(data.rtts) ? data.rtts : []).map((v) => num(v));
+  // Per packet (`packets`: [{seq, rtt_ms}], lost ones with no rtt) when reported, else the replies' RTTs.
+  const packets = Array.isArray(data.packets) ? data.packets.filter(isObj) : [];
+  const replies = first(data, "rtts_ms", "rtts");
+  const rtts = packets.length
+    ? packets.map((p) => num(first(p, "rtt_ms", "rtt")))
+    : (Array.isArray(replies) ? replies : []).map((v) => num(v));
   const max = Math.max(1, ...rtts.filter((v): v is number => v !== undefined));
   const loss = num(first(data, "packet_loss", "loss"));
   return (
@@ -245,7 +263,7 @@ function Table({ rows, columns }: { rows: JsonObject[]; columns: string[] }) {
                 const v = r[c];
                 return (
                   <td key={c} className="py-1 pr-4 align-top">
-                    {Array.isArray(v) ? v.map((x) => (typeof x === "number" ? formatMs(x) : str(x) ?? "*")).join("  ") : str(v) ?? (isObj(v) ? JSON.stringify(v) : "")}
+                    {v === undefined ? "" : formatValue(c, v)}
                   </td>
                 );
               })}
@@ -263,15 +281,24 @@ function columnsOf(rows: JsonObject[], preferred: string[]): string[] {
   return [...preferred.filter((k) => seen.has(k)), ...[...seen].filter((k) => !preferred.includes(k))];
 }
 
-function DnsDetails({ data }: { data: JsonObject }) {
-  const answers = first(data, "answers", "records");
-  if (!Array.isArray(answers)) return null;
-  if (!answers.length) return <Section title="Records"><p className="text-slate-500">No records in the answer.</p></Section>;
-  const rows = answers.map((a) => (isObj(a) ? a : { value: a }));
+function DnsRecords({ title, records }: { title: string; records: JsonValue | undefined }) {
+  if (!Array.isArray(records)) return null;
+  if (!records.length) return <Section title={title}><p className="text-slate-500">None.</p></Section>;
+  const rows = records.map((a) => (isObj(a) ? a : { value: a }));
   return (
-    <Section title="Records">
+    <Section title={title}>
       <Table rows={rows} columns={columnsOf(rows, ["name", "type", "ttl", "value", "data", "host", "priority"])} />
     </Section>
+  );
+}
+
+function DnsDetails({ data }: { data: JsonObject }) {
+  const authority = data.authority;
+  return (
+    <>
+      <DnsRecords title="Answer" records={first(data, "answers", "records")} />
+      {Array.isArray(authority) && authority.length > 0 && <DnsRecords title="Authority" records={authority} />}
+    </>
   );
 }
 
@@ -280,7 +307,7 @@ function TracerouteDetails({ data }: { data: JsonObject }) {
   if (!hops.length) return null;
   return (
     <Section title="Hops">
-      <Table rows={hops} columns={columnsOf(hops, ["ttl", "hop", "distance", "address", "ip", "name", "hostname", "rtts", "avg_rtt_ms", "rtt_ms"])} />
+      <Table rows={hops} columns={columnsOf(hops, ["hop", "ttl", "distance", "address", "ip", "name", "hostname", "rtts_ms", "rtts", "avg_rtt_ms", "rtt_ms", "loss"])} />
     </Section>
   );
 }

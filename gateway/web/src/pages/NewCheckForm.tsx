@@ -2,7 +2,7 @@
 // are shown next to the inputs they name. Only shape is checked here (numbers are numbers).
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { useId, useRef, useState, type ReactNode } from "react";
+import { useEffect, useId, useRef, useState, type ReactNode } from "react";
 import { useNavigate } from "react-router";
 import { describeError, fieldViolations, scheduler } from "../lib/api";
 import { CreateCheckRequestSchema, type CreateCheckRequest } from "../gen/hostcheck/v1/scheduler_pb";
@@ -185,8 +185,12 @@ export function NewCheckForm() {
   const set = <K extends keyof Form>(key: K, value: Form[K]) => setForm((f) => ({ ...f, [key]: value }));
   const toggle = (t: CheckType) => setForm((f) => ({ ...f, checks: { ...f.checks, [t]: !f.checks[t] } }));
 
-  const focusFirstError = () =>
-    requestAnimationFrame(() => formRef.current?.querySelector<HTMLElement>('[aria-invalid="true"]')?.focus());
+  // After the errors are rendered, focus the first field to fix (keyboard and screen-reader users land on it).
+  const [focusRequest, setFocusRequest] = useState(0);
+  const focusFirstError = () => setFocusRequest((n) => n + 1);
+  useEffect(() => {
+    if (focusRequest) formRef.current?.querySelector<HTMLElement>('[aria-invalid="true"]')?.focus();
+  }, [focusRequest]);
 
   const mutation = useMutation({
     mutationFn: (request: CreateCheckRequest) => scheduler.createCheck(request),

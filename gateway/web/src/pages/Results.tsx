@@ -78,6 +78,29 @@ export function ResultsPage() {
   );
 }
 
+/** The latency a person compares across agents: the network's part when the prober reports it
+ * (a ping's average RTT, a DNS query, a TCP connect), else the whole probe's duration. */
+export function latencyOf(task: CheckTask): number | undefined {
+  const r = task.result;
+  if (!r) return undefined;
+  const d = r.data ?? {};
+  const pick = (...keys: string[]) => keys.map((k) => d[k]).find((v): v is number => typeof v === "number");
+  const specific: Record<string, () => number | undefined> = {
+    ping: () => pick("rtt_avg_ms"),
+    dns: () => pick("query_ms"),
+    tcp: () => pick("connect_ms"),
+    http: () => pick("total_ms"),
+  };
+  return specific[task.checkType]?.() ?? r.durationMs;
+}
+
+const LATENCY_MEANING: Record<string, string> = {
+  ping: "average round trip",
+  dns: "query time",
+  tcp: "connect time",
+  http: "total time",
+};
+
 function taskOutcome(task: CheckTask): { status: string; label: string } {
   if (task.status === "completed" && task.result) {
     return task.result.success ? { status: "success", label: "ok" } : { status: "failed", label: task.result.errorCode || "failed" };
@@ -133,7 +156,7 @@ function TaskList({ tasks, multiType }: { tasks: CheckTask[]; multiType: boolean
                   <td className="px-2 py-2">
                     <StatusBadge status={outcome.status} label={outcome.label} />
                   </td>
-                  <td className="px-2 py-2 text-right tabular-nums" data-testid="latency">{task.result ? formatMs(task.result.durationMs) : "—"}</td>
+                  <td className="px-2 py-2 text-right tabular-nums" data-testid="latency" title={task.result ? `probe took ${formatMs(task.result.durationMs)}` : undefined}>{formatMs(latencyOf(task))}</td>
                   <td className="hidden max-w-xs truncate px-2 py-2 text-slate-600 lg:table-cell" title={summary(task)}>{summary(task)}</td>
                   <td className="px-2 py-2 text-right">
                     <button
@@ -173,21 +196,24 @@ function LatencyChart({ tasks, types }: { tasks: CheckTask[]; types: string[] })
       {types.map((type) => {
         const rows = withResult.filter((t) => t.checkType === type);
         if (!rows.length) return null;
-        const max = Math.max(...rows.map((t) => t.result!.durationMs), 0.001);
+        const max = Math.max(...rows.map((t) => latencyOf(t) ?? 0), 0.001);
         return (
           <figure key={type}>
-            {types.length > 1 && <figcaption className="mb-1 text-xs font-semibold uppercase text-slate-500">{type}</figcaption>}
+            <figcaption className="mb-1 text-xs text-slate-500">
+              <span className="font-semibold uppercase">{type}</span> · {LATENCY_MEANING[type] ?? "probe duration"}
+            </figcaption>
             <ul className="space-y-1.5" aria-label={`${type} latency by agent`}>
               {rows.map((t) => {
                 const r = t.result!;
-                const w = Math.max(0.5, (r.durationMs / max) * 100);
+                const ms = latencyOf(t) ?? 0;
+                const w = Math.max(0.5, (ms / max) * 100);
                 return (
                   <li key={t.taskId} className="grid grid-cols-[7rem_1fr_4.5rem] items-center gap-2 text-xs sm:grid-cols-[10rem_1fr_5rem]">
                     <span className="truncate text-slate-700" title={t.agentName}>{t.agentName || t.agentId.slice(0, 8)}</span>
-                    <svg width="100%" height="16" role="img" aria-label={`${formatMs(r.durationMs)}${r.success ? "" : ", failed"}`}>
+                    <svg width="100%" height="16" role="img" aria-label={`${formatMs(ms)}${r.success ? "" : ", failed"}`}>
                       <rect height="16" width={`${w}%`} rx="3" className={r.success ? "fill-sky-500" : "fill-rose-400"} />
                     </svg>
-                    <span className="text-right tabular-nums text-slate-600">{formatMs(r.durationMs)}</span>
+                    <span className="text-right tabular-nums text-slate-600">{formatMs(ms)}</span>
                   </li>
                 );
               })}

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hostcheck/v1/registry.proto.
  */
 export const file_hostcheck_v1_registry: GenFile = /*@__PURE__*/
-  fileDesc("Chtob3N0Y2hlY2svdjEvcmVnaXN0cnkucHJvdG8SDGhvc3RjaGVjay52MSKIAgoUUmVnaXN0ZXJBZ2VudFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIQCghsb2NhdGlvbhgCIAEoCRIOCgZyZWdpb24YAyABKAkSDwoHY291bnRyeRgEIAEoCRIMCgRjaXR5GAUgASgJEgsKA2FzbhgGIAEoDRI+CgZsYWJlbHMYByADKAsyLi5ob3N0Y2hlY2sudjEuUmVnaXN0ZXJBZ2VudFJlcXVlc3QuTGFiZWxzRW50cnkSFAoMY2FwYWJpbGl0aWVzGAggAygJEg8KB3ZlcnNpb24YCSABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI8ChVSZWdpc3RlckFnZW50UmVzcG9uc2USEAoIYWdlbnRfaWQYASABKAkSEQoJYXBpX3Rva2VuGAIgASgJIkQKEUxpc3RBZ2VudHNSZXF1ZXN0Eg4KBnN0YXR1cxgBIAEoCRIOCgZyZWdpb24YAiABKAkSDwoHY291bnRyeRgDIAEoCSJYChJMaXN0QWdlbnRzUmVzcG9uc2USIwoGYWdlbnRzGAEgAygLMhMuaG9zdGNoZWNrLnYxLkFnZW50Eg4KBm9ubGluZRgCIAEoDRINCgV0b3RhbBgDIAEoDSIjCg9HZXRBZ2VudFJlcXVlc3QSEAoIYWdlbnRfaWQYASABKAkiNgoQR2V0QWdlbnRSZXNwb25zZRIiCgVhZ2VudBgBIAEoCzITLmhvc3RjaGVjay52MS5BZ2VudCIoChRHZXRBZ2VudFN0YXRzUmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCSJvCg5DaGVja1R5cGVTdGF0cxISCgpjaGVja190eXBlGAEgASgJEg0KBXRvdGFsGAIgASgEEhEKCXN1Y2NlZWRlZBgDIAEoBBIOCgZmYWlsZWQYBCABKAQSFwoPYXZnX2R1cmF0aW9uX21zGAUgASgBIrUBChVHZXRBZ2VudFN0YXRzUmVzcG9uc2USIgoFYWdlbnQYASABKAsyEy5ob3N0Y2hlY2sudjEuQWdlbnQSFQoNcmVzdWx0c190b3RhbBgCIAEoBBIZChFyZXN1bHRzX3N1Y2NlZWRlZBgDIAEoBBIXCg90YXNrc190aW1lZF9vdXQYBCABKAQSLQoHYnlfdHlwZRgFIAMoCzIcLmhvc3RjaGVjay52MS5DaGVja1R5cGVTdGF0cyISChBHZXRIZWFsdGhSZXF1ZXN0IlsKEUdldEhlYWx0aFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoCRIQCghkYXRhYmFzZRgCIAEoCRINCgVyZWRpcxgDIAEoCRIVCg1hY3RpdmVfYWdlbnRzGAQgASgNIj4KF1ZlcmlmeUFnZW50VG9rZW5SZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEhEKCWFwaV90b2tlbhgCIAEoCSI+ChhWZXJpZnlBZ2VudFRva2VuUmVzcG9uc2USIgoFYWdlbnQYASABKAsyEy5ob3N0Y2hlY2sudjEuQWdlbnQyvAQKD1JlZ2lzdHJ5U2VydmljZRJ5Cg1SZWdpc3RlckFnZW50EiIuaG9zdGNoZWNrLnYxLlJlZ2lzdGVyQWdlbnRSZXF1ZXN0GiMuaG9zdGNoZWNrLnYxLlJlZ2lzdGVyQWdlbnRSZXNwb25zZSIfgtPkkwIZOgEqIhQvYXBpL2FnZW50cy9yZWdpc3RlchJkCgpMaXN0QWdlbnRzEh8uaG9zdGNoZWNrLnYxLkxpc3RBZ2VudHNSZXF1ZXN0GiAuaG9zdGNoZWNrLnYxLkxpc3RBZ2VudHNSZXNwb25zZSITgtPkkwINEgsvYXBpL2FnZW50cxJpCghHZXRBZ2VudBIdLmhvc3RjaGVjay52MS5HZXRBZ2VudFJlcXVlc3QaHi5ob3N0Y2hlY2sudjEuR2V0QWdlbnRSZXNwb25zZSIegtPkkwIYEhYvYXBpL2FnZW50cy97YWdlbnRfaWR9En4KDUdldEFnZW50U3RhdHMSIi5ob3N0Y2hlY2sudjEuR2V0QWdlbnRTdGF0c1JlcXVlc3QaIy5ob3N0Y2hlY2sudjEuR2V0QWdlbnRTdGF0c1Jlc3BvbnNlIiSC0+STAh4SHC9hcGkvYWdlbnRzL3thZ2VudF9pZH0vc3RhdHMSXQoJR2V0SGVhbHRoEh4uaG9zdGNoZWNrLnYxLkdldEhlYWx0aFJlcXVlc3QaHy5ob3N0Y2hlY2sudjEuR2V0SGVhbHRoUmVzcG9uc2UiD4LT5JMCCRIHL2hlYWx0aDJ1ChBBZ2VudEF1dGhTZXJ2aWNlEmEKEFZlcmlmeUFnZW50VG9rZW4SJS5ob3N0Y2hlY2sudjEuVmVyaWZ5QWdlbnRUb2tlblJlcXVlc3QaJi5ob3N0Y2hlY2sudjEuVmVyaWZ5QWdlbnRUb2tlblJlc3BvbnNlYgZwcm90bzM", [file_google_api_annotations, file_hostcheck_v1_agents]);
+  fileDesc("Chtob3N0Y2hlY2svdjEvcmVnaXN0cnkucHJvdG8SDGhvc3RjaGVjay52MSKIAgoUUmVnaXN0ZXJBZ2VudFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIQCghsb2NhdGlvbhgCIAEoCRIOCgZyZWdpb24YAyABKAkSDwoHY291bnRyeRgEIAEoCRIMCgRjaXR5GAUgASgJEgsKA2FzbhgGIAEoDRI+CgZsYWJlbHMYByADKAsyLi5ob3N0Y2hlY2sudjEuUmVnaXN0ZXJBZ2VudFJlcXVlc3QuTGFiZWxzRW50cnkSFAoMY2FwYWJpbGl0aWVzGAggAygJEg8KB3ZlcnNpb24YCSABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI8ChVSZWdpc3RlckFnZW50UmVzcG9uc2USEAoIYWdlbnRfaWQYASABKAkSEQoJYXBpX3Rva2VuGAIgASgJIkQKEUxpc3RBZ2VudHNSZXF1ZXN0Eg4KBnN0YXR1cxgBIAEoCRIOCgZyZWdpb24YAiABKAkSDwoHY291bnRyeRgDIAEoCSJYChJMaXN0QWdlbnRzUmVzcG9uc2USIwoGYWdlbnRzGAEgAygLMhMuaG9zdGNoZWNrLnYxLkFnZW50Eg4KBm9ubGluZRgCIAEoDRINCgV0b3RhbBgDIAEoDSIjCg9HZXRBZ2VudFJlcXVlc3QSEAoIYWdlbnRfaWQYASABKAkiNgoQR2V0QWdlbnRSZXNwb25zZRIiCgVhZ2VudBgBIAEoCzITLmhvc3RjaGVjay52MS5BZ2VudCIoChRHZXRBZ2VudFN0YXRzUmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCSJvCg5DaGVja1R5cGVTdGF0cxISCgpjaGVja190eXBlGAEgASgJEg0KBXRvdGFsGAIgASgEEhEKCXN1Y2NlZWRlZBgDIAEoBBIOCgZmYWlsZWQYBCABKAQSFwoPYXZnX2R1cmF0aW9uX21zGAUgASgBIrUBChVHZXRBZ2VudFN0YXRzUmVzcG9uc2USIgoFYWdlbnQYASABKAsyEy5ob3N0Y2hlY2sudjEuQWdlbnQSFQoNcmVzdWx0c190b3RhbBgCIAEoBBIZChFyZXN1bHRzX3N1Y2NlZWRlZBgDIAEoBBIXCg90YXNrc190aW1lZF9vdXQYBCABKAQSLQoHYnlfdHlwZRgFIAMoCzIcLmhvc3RjaGVjay52MS5DaGVja1R5cGVTdGF0cyISChBHZXRIZWFsdGhSZXF1ZXN0IlsKEUdldEhlYWx0aFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoCRIQCghkYXRhYmFzZRgCIAEoCRINCgVyZWRpcxgDIAEoCRIVCg1hY3RpdmVfYWdlbnRzGAQgASgNIiYKElJldm9rZUFnZW50UmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCSI5ChNSZXZva2VBZ2VudFJlc3BvbnNlEiIKBWFnZW50GAEgASgLMhMuaG9zdGNoZWNrLnYxLkFnZW50Ij4KF1ZlcmlmeUFnZW50VG9rZW5SZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEhEKCWFwaV90b2tlbhgCIAEoCSI+ChhWZXJpZnlBZ2VudFRva2VuUmVzcG9uc2USIgoFYWdlbnQYASABKAsyEy5ob3N0Y2hlY2sudjEuQWdlbnQysAUKD1JlZ2lzdHJ5U2VydmljZRJ5Cg1SZWdpc3RlckFnZW50EiIuaG9zdGNoZWNrLnYxLlJlZ2lzdGVyQWdlbnRSZXF1ZXN0GiMuaG9zdGNoZWNrLnYxLlJlZ2lzdGVyQWdlbnRSZXNwb25zZSIfgtPkkwIZOgEqIhQvYXBpL2FnZW50cy9yZWdpc3RlchJkCgpMaXN0QWdlbnRzEh8uaG9zdGNoZWNrLnYxLkxpc3RBZ2VudHNSZXF1ZXN0GiAuaG9zdGNoZWNrLnYxLkxpc3RBZ2VudHNSZXNwb25zZSITgtPkkwINEgsvYXBpL2FnZW50cxJpCghHZXRBZ2VudBIdLmhvc3RjaGVjay52MS5HZXRBZ2VudFJlcXVlc3QaHi5ob3N0Y2hlY2sudjEuR2V0QWdlbnRSZXNwb25zZSIegtPkkwIYEhYvYXBpL2FnZW50cy97YWdlbnRfaWR9En4KDUdldEFnZW50U3RhdHMSIi5ob3N0Y2hlY2sudjEuR2V0QWdlbnRTdGF0c1JlcXVlc3QaIy5ob3N0Y2hlY2sudjEuR2V0QWdlbnRTdGF0c1Jlc3BvbnNlIiSC0+STAh4SHC9hcGkvYWdlbnRzL3thZ2VudF9pZH0vc3RhdHMScgoLUmV2b2tlQWdlbnQSIC5ob3N0Y2hlY2sudjEuUmV2b2tlQWdlbnRSZXF1ZXN0GiEuaG9zdGNoZWNrLnYxLlJldm9rZUFnZW50UmVzcG9uc2UiHoLT5JMCGCoWL2FwaS9hZ2VudHMve2FnZW50X2lkfRJdCglHZXRIZWFsdGgSHi5ob3N0Y2hlY2sudjEuR2V0SGVhbHRoUmVxdWVzdBofLmhvc3RjaGVjay52MS5HZXRIZWFsdGhSZXNwb25zZSIPgtPkkwIJEgcvaGVhbHRoMnUKEEFnZW50QXV0aFNlcnZpY2USYQoQVmVyaWZ5QWdlbnRUb2tlbhIlLmhvc3RjaGVjay52MS5WZXJpZnlBZ2VudFRva2VuUmVxdWVzdBomLmhvc3RjaGVjay52MS5WZXJpZnlBZ2VudFRva2VuUmVzcG9uc2ViBnByb3RvMw", [file_google_api_annotations, file_hostcheck_v1_agents]);
 
 /**
  * @generated from message hostcheck.v1.RegisterAgentRequest
@@ -342,6 +342,40 @@ export const GetHealthResponseSchema: GenMessage<GetHealthResponse> = /*@__PURE_
   messageDesc(file_hostcheck_v1_registry, 10);
 
 /**
+ * @generated from message hostcheck.v1.RevokeAgentRequest
+ */
+export type RevokeAgentRequest = Message<"hostcheck.v1.RevokeAgentRequest"> & {
+  /**
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+};
+
+/**
+ * Describes the message hostcheck.v1.RevokeAgentRequest.
+ * Use `create(RevokeAgentRequestSchema)` to create a new message.
+ */
+export const RevokeAgentRequestSchema: GenMessage<RevokeAgentRequest> = /*@__PURE__*/
+  messageDesc(file_hostcheck_v1_registry, 11);
+
+/**
+ * @generated from message hostcheck.v1.RevokeAgentResponse
+ */
+export type RevokeAgentResponse = Message<"hostcheck.v1.RevokeAgentResponse"> & {
+  /**
+   * @generated from field: hostcheck.v1.Agent agent = 1;
+   */
+  agent?: Agent | undefined;
+};
+
+/**
+ * Describes the message hostcheck.v1.RevokeAgentResponse.
+ * Use `create(RevokeAgentResponseSchema)` to create a new message.
+ */
+export const RevokeAgentResponseSchema: GenMessage<RevokeAgentResponse> = /*@__PURE__*/
+  messageDesc(file_hostcheck_v1_registry, 12);
+
+/**
  * @generated from message hostcheck.v1.VerifyAgentTokenRequest
  */
 export type VerifyAgentTokenRequest = Message<"hostcheck.v1.VerifyAgentTokenRequest"> & {
@@ -361,7 +395,7 @@ export type VerifyAgentTokenRequest = Message<"hostcheck.v1.VerifyAgentTokenRequ
  * Use `create(VerifyAgentTokenRequestSchema)` to create a new message.
  */
 export const VerifyAgentTokenRequestSchema: GenMessage<VerifyAgentTokenRequest> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_registry, 11);
+  messageDesc(file_hostcheck_v1_registry, 13);
 
 /**
  * @generated from message hostcheck.v1.VerifyAgentTokenResponse
@@ -378,7 +412,7 @@ export type VerifyAgentTokenResponse = Message<"hostcheck.v1.VerifyAgentTokenRes
  * Use `create(VerifyAgentTokenResponseSchema)` to create a new message.
  */
 export const VerifyAgentTokenResponseSchema: GenMessage<VerifyAgentTokenResponse> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_registry, 12);
+  messageDesc(file_hostcheck_v1_registry, 14);
 
 /**
  * Agent identity: registration, listing, detail and statistics.
@@ -427,6 +461,17 @@ export const RegistryService: GenService<{
     methodKind: "unary";
     input: typeof GetAgentStatsRequestSchema;
     output: typeof GetAgentStatsResponseSchema;
+  },
+  /**
+   * Revokes an agent: its token stops working and its stream is closed at once.
+   * Needs the master registration token in `x-registration-token`.
+   *
+   * @generated from rpc hostcheck.v1.RegistryService.RevokeAgent
+   */
+  revokeAgent: {
+    methodKind: "unary";
+    input: typeof RevokeAgentRequestSchema;
+    output: typeof RevokeAgentResponseSchema;
   },
   /**
    * The system's health as the seed's `GET /health` shows it: the database,

@@ -1,0 +1,152 @@
+"""End to end: the browser UI served by Envoy, talking gRPC-Web to the running system."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from playwright.async_api import Page, expect
+
+from tests.helpers import HttpTarget
+from tests.ui.conftest import AGENTS, save_screenshot
+
+LATENCY = re.compile(r"^\d+(\.\d+)? (ms|s)$")
+RESULTS_URL = re.compile(r"/results/[0-9a-f-]{36}$")
+
+
+async def _rows(page: Page) -> list[tuple[str, str]]:
+    """(agent name, status) of every result row, sorted."""
+    rows = page.get_by_test_id("task-row")
+    out = []
+    for i in range(await rows.count()):
+        row = rows.nth(i)
+        name = (await row.locator("td").first.inner_text()).splitlines()[0].strip()
+        out.append((name, await row.get_attribute("data-status") or ""))
+    return sorted(out)
+
+
+async def _expect_all_done(page: Page) -> None:
+    rows = page.get_by_test_id("task-row")
+    await expect(rows).to_have_count(AGENTS)
+    await expect(page.locator('[data-testid="task-row"][data-status="completed"]')).to_have_count(AGENTS)
+    for i in range(AGENTS):
+        await expect(rows.nth(i).get_by_test_id("latency")).to_have_text(LATENCY)
+        await expect(rows.nth(i).get_by_text("ok", exact=True)).to_be_visible()
+    await expect(page.get_by_test_id("progress")).to_have_text(f"{AGENTS}/{AGENTS} tasks done")
+    await expect(page.get_by_test_id("latency-chart").locator("li")).to_have_count(AGENTS)
+
+
+async def test_submit_a_check_and_watch_every_agent_report(dev, page, context):
+    results_calls: list[str] = []
+    page.on("request", lambda r: results_calls.append(r.url.rsplit("/", 1)[-1])
+            if "/hostcheck.v1.ResultsService/" in r.url else None)
+    await page.goto(dev.url + "/")
+    await expect(page.get_by_role("heading", name="New check")).to_be_visible()
+    # Survives only if the page is never reloaded: the results must arrive by the stream.
+    await page.evaluate("window.__sameDocument = true")
+
+    await page.get_by_label("Target").fill(f"127.0.0.1:{dev.port}")
+    await page.get_by_role("checkbox", name="http").uncheck()
+    await page.get_by_role("checkbox", name="tcp").check()
+    await page.get_by_role("button", name="Run check").click()
+
+    await expect(page).to_have_url(RESULTS_URL)
+    await _expect_all_done(page)
+    await expect(page.get_by_test_id("check-target")).to_have_text(f"127.0.0.1:{dev.port}")
+    assert await page.evaluate("window.__sameDocument") is True
+    assert "WatchCheck" in results_calls and "GetCheck" not in results_calls, results_calls
+    seen = await _rows(page)
+    assert [name for name, _ in seen] == [f"local-{i}" for i in range(AGENTS)]
+
+    # Details on demand: the tcp prober's measurements.
+    await page.get_by_role("button", name="Details").first.click()
+    await expect(page.get_by_text("connect_ms", exact=True)).to_be_visible()
+    print(f"screenshot: {await save_screenshot(page, 'results')}")
+
+    # The permanent link, opened fresh, shows the same.
+    again = await context.new_page()
+    await again.goto(page.url)
+    await _expect_all_done(again)
+    assert await _rows(again) == seen
+
+    # The dashboard lists the check with its status.
+    await again.get_by_role("link", name="Dashboard").click()
+    check_id = page.url.rsplit("/", 1)[-1]
+    row = again.locator(f'tr[data-check-id="{check_id}"]')
+    await expect(row).to_contain_text("completed")
+    await expect(row).to_contain_text(f"{AGENTS}/{AGENTS}")
+
+
+async def test_rows_fill_in_live_as_agents_answer(dev, page):
+    target = HttpTarget()
+    try:
+        await page.goto(dev.url + "/")
+        await page.get_by_label("Target").fill(f"http://127.0.0.1:{target.port}/slow/1500")
+        await page.get_by_role("button", name="Run check").click()
+        await expect(page).to_have_url(RESULTS_URL)
+        # First the snapshot: every agent's row, still waiting ...
+        await expect(page.locator('[data-testid="task-row"][data-status="pending"]')).to_have_count(AGENTS)
+        await expect(page.get_by_test_id("watch-phase")).to_have_text("live")
+        # ... then each fills in from the stream, and the check finishes.
+        await _expect_all_done(page)
+        await expect(page.get_by_test_id("watch-phase")).to_have_text("finished")
+        await page.get_by_role("button", name="Details").first.click()
+        await expect(page.get_by_text("status_code", exact=True)).to_be_visible()
+    finally:
+        target.stop()
+
+
+async def test_server_validation_errors_show_at_their_fields(dev, page):
+    await page.goto(dev.url + "/")
+    target = page.get_by_label("Target")
+    await target.fill("bad host")
+    await page.get_by_role("checkbox", name="http").uncheck()
+    await page.get_by_role("checkbox", name="tcp").check()
+    port = page.locator('[data-field="tcp.port"]')
+    await port.fill("70000")
+    # Keyboard only: Enter in a field submits the form.
+    await port.press("Enter")
+
+    await expect(target).to_have_attribute("aria-invalid", "true")
+    await expect(target).to_have_accessible_description(re.compile("must not contain spaces"))
+    await expect(port).to_have_attribute("aria-invalid", "true")
+    await expect(port).to_have_accessible_description(re.compile("70000 is out of range"))
+    await expect(page.get_by_role("alert")).to_contain_text("fix the fields marked below")
+    # Focus goes to the first field to fix; nothing was created.
+    await expect(target).to_be_focused()
+    await expect(page).to_have_url(dev.url + "/")
+    print(f"screenshot: {await save_screenshot(page, 'validation')}")
+
+    # Fixing the fields and submitting again clears the messages and runs the check.
+    await target.fill(f"127.0.0.1:{dev.port}")
+    await port.fill("")
+    await page.get_by_role("button", name="Run check").click()
+    await expect(page).to_have_url(RESULTS_URL)
+    await _expect_all_done(page)
+
+
+async def test_agents_page_lists_running_agents(dev, page):
+    await page.goto(dev.url + "/agents")
+    rows = page.get_by_test_id("agent-row")
+    await expect(rows).to_have_count(AGENTS)
+    await expect(page.locator('[data-testid="agent-row"][data-status="online"]')).to_have_count(AGENTS)
+    await expect(page.get_by_test_id("agents-title")).to_have_text(f"Agents ({AGENTS} online of {AGENTS})")
+    for i in range(AGENTS):
+        await expect(rows.filter(has_text=f"local-{i}")).to_contain_text("this machine")
+    await expect(rows.first).to_contain_text(re.compile(r"\d+ s ago"))
+    print(f"screenshot: {await save_screenshot(page, 'agents')}")
+
+
+async def test_unknown_check_says_so(dev, page):
+    missing = uuid.uuid4()
+    await page.goto(f"{dev.url}/results/{missing}")
+    await expect(page.get_by_role("heading", name="Check not found")).to_be_visible()
+    await expect(page.get_by_role("alert")).to_contain_text(str(missing))
+
+
+async def test_phone_width_keeps_the_form_usable(dev, page):
+    await page.set_viewport_size({"width": 390, "height": 800})
+    await page.goto(dev.url + "/")
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways at phone width ({width} px)"
+    await expect(page.get_by_role("button", name="Run check")).to_be_visible()
