@@ -1,0 +1,116 @@
+"""A stand-in scheduler that keeps one real agent busy, to measure the agent alone.
+
+It speaks the scheduler's side of the stream (welcome, task batches, acks) and
+keeps `window` tasks outstanding, so what limits checks/s is the agent (its
+probers and its stream), not check creation or storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from hostcheck.v1 import scheduler_pb2, scheduler_pb2_grpc
+from services.grpcserver import SERVER_OPTIONS
+
+
+class Feeder(scheduler_pb2_grpc.AgentStreamServiceServicer):
+    def __init__(self) -> None:
+        self.make_task: Callable[[], scheduler_pb2.Task] | None = None
+        self.window = 0
+        self.connected = asyncio.Event()
+        self.done = 0
+        self.succeeded = 0
+        self.errors: dict[str, int] = {}
+        self._outstanding = 0
+        self._wake = asyncio.Event()
+
+    def feed(self, make_task: Callable[[], scheduler_pb2.Task], window: int) -> None:
+        """From now on, keep `window` tasks made by `make_task` at the agent; counters restart."""
+        self.make_task, self.window = make_task, window
+        self.done = self.succeeded = 0
+        self.errors = {}
+        self._wake.set()
+
+    def pause(self) -> None:
+        self.window = 0
+
+    async def Connect(self, request_iterator, context):
+        hello = await anext(aiter(request_iterator))
+        assert hello.WhichOneof("message") == "hello"
+        yield scheduler_pb2.ConnectResponse(welcome=scheduler_pb2.Welcome(
+            scheduler_id="bench-feeder", agent_id="bench", heartbeat_interval_s=10))
+        self.connected.set()
+        acks: asyncio.Queue = asyncio.Queue()
+
+        async def read() -> None:
+            async for message in request_iterator:
+                if message.WhichOneof("message") == "results":
+                    ids = []
+                    for r in message.results.results:
+                        ids.append(r.task_id)
+                        self.done += 1
+                        self._outstanding -= 1
+                        if r.success:
+                            self.succeeded += 1
+                        else:
+                            self.errors[r.error_code] = self.errors.get(r.error_code, 0) + 1
+                    acks.put_nowait(ids)
+                    self._wake.set()
+
+        reader = asyncio.create_task(read())
+        try:
+            while not reader.done():
+                while not acks.empty():
+                    yield scheduler_pb2.ConnectResponse(ack=scheduler_pb2.ResultAck(task_ids=acks.get_nowait()))
+                want = self.window - self._outstanding
+                if self.make_task is not None and want > 0:
+                    tasks = [self.make_task() for _ in range(want)]
+                    self._outstanding += want
+                    yield scheduler_pb2.ConnectResponse(tasks=scheduler_pb2.TaskBatch(tasks=tasks))
+                self._wake.clear()
+                if acks.empty():
+                    await self._wake.wait()
+        finally:
+            reader.cancel()
+
+    async def measure(self, seconds: float) -> tuple[float, int, dict[str, int]]:
+        """(checks/s, succeeded, errors) over the next `seconds`."""
+        start_done, start_ok = self.done, self.succeeded
+        start_errors = dict(self.errors)
+        t0 = time.monotonic()
+        await asyncio.sleep(seconds)
+        elapsed = time.monotonic() - t0
+        ok = self.succeeded - start_ok
+        errors = {k: v - start_errors.get(k, 0) for k, v in self.errors.items() if v - start_errors.get(k, 0)}
+        return (self.done - start_done) / elapsed, ok, errors
+
+
+def task_maker(check_type: str, target: str, options, *, timeout_ms: int = 5000) -> Callable[[], scheduler_pb2.Task]:
+    from hostcheck.v1 import checks_pb2
+
+    check_id = str(uuid.uuid4())
+
+    def make() -> scheduler_pb2.Task:
+        opts = checks_pb2.CheckOptions()
+        getattr(opts, check_type).CopyFrom(options)
+        deadline = timestamp_pb2.Timestamp()
+        deadline.FromDatetime(datetime.now(UTC) + timedelta(milliseconds=timeout_ms))
+        return scheduler_pb2.Task(task_id=str(uuid.uuid4()), check_id=check_id, check_type=check_type,
+                                  target=target, options=opts, timeout_ms=timeout_ms, deadline=deadline)
+    return make
+
+
+async def start_feeder() -> tuple[grpc.aio.Server, int, Feeder]:
+    server = grpc.aio.server(options=SERVER_OPTIONS)
+    feeder = Feeder()
+    scheduler_pb2_grpc.add_AgentStreamServiceServicer_to_server(feeder, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, port, feeder
