@@ -81,7 +81,7 @@ async def test_rows_fill_in_live_as_agents_answer(dev, page):
     target = HttpTarget()
     try:
         await page.goto(dev.url + "/")
-        await page.get_by_label("Target").fill(f"http://127.0.0.1:{target.port}/slow/1500")
+        await page.get_by_label("Target").fill(f"http://127.0.0.1:{target.port}/slow/2500")
         await page.get_by_role("button", name="Run check").click()
         await expect(page).to_have_url(RESULTS_URL)
         # First the snapshot: every agent's row, still waiting ...

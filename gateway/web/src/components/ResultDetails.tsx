@@ -103,6 +103,7 @@ const PHASES: { key: string; label: string; color: string }[] = [
   { key: "tls", label: "TLS", color: "bg-rose-400" },
   { key: "first_byte", label: "Waiting (first byte)", color: "bg-sky-500" },
   { key: "transfer", label: "Transfer", color: "bg-emerald-500" },
+  { key: "other", label: "Other", color: "bg-slate-300" },
 ];
 
 /** Phase durations from `timings`/`phases` ({dns, connect, tls, first_byte, total}, with or without _ms). */
@@ -129,8 +130,11 @@ export function httpPhases(data: JsonObject): { phases: { key: string; label: st
     });
   }
   const used = values.reduce<number>((a, b) => a + (b ?? 0), 0);
-  const transfer = get("download") ?? get("transfer") ?? (total !== undefined && total > used ? total - used : undefined);
-  const phases = PHASES.map((p, i) => ({ ...p, ms: i < 4 ? values[i] : transfer }))
+  const reported = get("download") ?? get("transfer");
+  const transfer = reported ?? (total !== undefined && total > used ? total - used : undefined);
+  // Time the prober did not attribute to a phase (its own overhead, redirects, ...).
+  const other = reported !== undefined && total !== undefined && total > used + reported ? total - used - reported : undefined;
+  const phases = PHASES.map((p, i) => ({ ...p, ms: i < 4 ? values[i] : i === 4 ? transfer : other }))
     .filter((p): p is typeof p & { ms: number } => p.ms !== undefined && p.ms > 0);
   return { phases, total: total ?? used };
 }
@@ -205,6 +209,12 @@ function HttpDetails({ data }: { data: JsonObject }) {
             ))}
           </ol>
         </Section>
+      )}
+      {typeof data.body === "string" && data.body && (
+        <details>
+          <summary className="cursor-pointer text-slate-600">Response body{data.body_truncated === true ? " (truncated)" : ""}</summary>
+          <pre className="mt-2 max-h-60 overflow-auto whitespace-pre-wrap break-all rounded bg-slate-100 p-2 text-xs">{data.body}</pre>
+        </details>
       )}
       {headers && (
         <details>
