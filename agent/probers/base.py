@@ -93,5 +93,11 @@ def _guard(guard: TargetGuard, ip: IPAddress, host: str) -> None:
         raise ProbeError("target_refused", f"{host}: {reason}", {"address": str(ip)})
 
 
+def budget(request: ProbeRequest) -> float:
+    """Seconds a prober may spend: its timeout less a margin, so that under load the prober's own
+    deadline (which reports what it measured) fires before the runner's (which reports only "timeout")."""
+    return request.timeout - min(max(0.1 * request.timeout, 0.05), 0.5)
+
+
 def ms(seconds: float) -> float:
     return round(seconds * 1000.0, 3)

@@ -18,12 +18,11 @@ import aiodns
 import pycares
 from aiodns.error import DNSError
 
-from agent.probers.base import ProbeError, ProbeRequest, ProbeResult, ms
+from agent.probers.base import ProbeError, ProbeRequest, ProbeResult, budget, ms
 
 RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "PTR", "SRV", "CAA")
 # c-ares retries a silent server once within the check's time.
 TRIES = 2
-DEADLINE_MARGIN = 0.05
 
 _TYPE_NAMES = {getattr(pycares, f"QUERY_TYPE_{name}"): name for name in RECORD_TYPES}
 
@@ -116,16 +115,16 @@ async def probe(request: ProbeRequest) -> ProbeResult:
             raise ProbeError("target_refused", f"resolver {request.options.resolver}: {reason}",
                              {"resolver": request.options.resolver})
         nameservers = [f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"]
-    budget = request.timeout - DEADLINE_MARGIN
+    seconds = budget(request)
     # A fresh resolver per check: c-ares caches answers inside one.
-    resolver = aiodns.DNSResolver(nameservers=nameservers, timeout=max(budget / TRIES, 0.01), tries=TRIES)
+    resolver = aiodns.DNSResolver(nameservers=nameservers, timeout=max(seconds / TRIES, 0.01), tries=TRIES)
     servers = nameservers or list(resolver.nameservers)
     data: dict[str, Any] = {"query": name, "record_type": record_type, "resolver": servers[0] if servers else "",
                             "rcode": None, "answers": []}
     try:
         sent = time.perf_counter()
         try:
-            async with asyncio.timeout(max(budget - (sent - started), 0.001)):
+            async with asyncio.timeout(max(seconds - (sent - started), 0.001)):
                 result = await resolver.query_dns(name, record_type)
         except TimeoutError as exc:
             data["query_ms"] = ms(time.perf_counter() - sent)

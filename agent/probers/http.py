@@ -24,12 +24,11 @@ from urllib.parse import urljoin
 
 import httpx
 
-from agent.probers.base import ProbeError, ProbeRequest, ProbeResult, ms, resolve
+from agent.probers.base import ProbeError, ProbeRequest, ProbeResult, budget, ms, resolve
 from services.domain.targets import IPAddress, Target, TargetError, parse_target
 
 BODY_CAP = 10 * 1024
 MAX_REDIRECTS = 10
-DEADLINE_MARGIN = 0.05
 USER_AGENT = "hostcheck-agent/0.1"
 
 _NAME_KEYS = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU", "countryName": "C",
@@ -209,7 +208,7 @@ async def probe(request: ProbeRequest) -> ProbeResult:
     method = (options.method or "GET").upper()
     follow = options.follow_redirects if options.HasField("follow_redirects") else True
     scheme, host, port, path = _url(request.target, options)
-    deadline = time.perf_counter() + request.timeout - DEADLINE_MARGIN
+    deadline = time.perf_counter() + budget(request)
     chain: list[dict[str, Any]] = []
     current = request
     # No keep-alive: each hop of a redirect chain makes its own connection, so its timings are whole.

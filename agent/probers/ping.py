@@ -21,7 +21,7 @@ from icmplib import ICMPRequest, ICMPv4Socket, ICMPv6Socket, SocketPermissionErr
 from icmplib.exceptions import ICMPLibError
 from icmplib.utils import unique_identifier
 
-from agent.probers.base import ProbeError, ProbeRequest, ProbeResult, resolve
+from agent.probers.base import ProbeError, ProbeRequest, ProbeResult, budget, resolve
 from services.domain.targets import IPAddress
 
 DEFAULT_COUNT = 4
@@ -32,8 +32,6 @@ MAX_SIZE = 1472
 # A reply later than this after its request counts as lost (ping's -W).
 REPLY_TIMEOUT = 2.0
 MIN_LINGER = 0.2
-# Finish this much before the check's deadline so the result, not the runner's timeout, reports.
-DEADLINE_MARGIN = 0.05
 
 # Linux socket options Python does not name.
 _IP_RECVTTL = 12
@@ -131,7 +129,7 @@ def _receiver(sock: socket.socket, series: _Series, *, version: int, raw: bool, 
 async def probe(request: ProbeRequest) -> ProbeResult:
     count, interval, size = _options(request)
     started = time.perf_counter()
-    deadline = started + request.timeout - DEADLINE_MARGIN
+    deadline = started + budget(request)
     addr = (await resolve(request))[0]
     icmp = open_socket(addr)
     sock = icmp.sock

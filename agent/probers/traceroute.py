@@ -23,7 +23,7 @@ from icmplib import ICMPRequest, ICMPv4Socket, ICMPv6Socket, SocketPermissionErr
 from icmplib.exceptions import ICMPLibError, TimeoutExceeded
 from icmplib.utils import unique_identifier
 
-from agent.probers.base import ProbeError, ProbeRequest, ProbeResult, resolve
+from agent.probers.base import ProbeError, ProbeRequest, ProbeResult, budget, resolve
 from services.domain.targets import IPAddress
 
 DEFAULT_MAX_HOPS = 30
@@ -34,7 +34,6 @@ MAX_PROBES = 5
 MAX_HOP_WAIT = 2.0
 MIN_HOP_WAIT = 0.2
 NAME_TIMEOUT = 1.0
-DEADLINE_MARGIN = 0.1
 
 # ICMP types by IP version.
 _ECHO_REPLY = {4: 0, 6: 129}
@@ -161,7 +160,7 @@ def _hop_data(hop: _Hop, probes: int, names: dict[str, str | None] | None) -> di
 async def probe(request: ProbeRequest) -> ProbeResult:
     max_hops, probes = _options(request)
     started = time.monotonic()
-    end = started + request.timeout - DEADLINE_MARGIN
+    end = started + budget(request)
     addr = (await resolve(request))[0]
     # Names get a share of the time; the hop loop the rest.
     trace_end = end - (NAME_TIMEOUT if request.options.resolve_names else 0)

@@ -17,10 +17,9 @@ import socket
 import time
 from typing import Any
 
-from agent.probers.base import ProbeError, ProbeRequest, ProbeResult, ms, resolve
+from agent.probers.base import ProbeError, ProbeRequest, ProbeResult, budget, ms, resolve
 
 REPLY_CAP = 2048
-DEADLINE_MARGIN = 0.05
 
 
 def _port(request: ProbeRequest) -> int:
@@ -85,7 +84,7 @@ async def probe(request: ProbeRequest) -> ProbeResult:
             code = "closed" if isinstance(exc, ConnectionRefusedError) else "send_error"
             return ProbeResult(False, {**data, "state": "closed" if code == "closed" else "error"},
                                f"{addr} port {port}: {exc.strerror or exc}", code)
-        wait = started + request.timeout - DEADLINE_MARGIN - sent
+        wait = started + budget(request) - sent
         try:
             async with asyncio.timeout(max(wait, 0.001)):
                 received, answer = await protocol.answer
