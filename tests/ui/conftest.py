@@ -96,6 +96,8 @@ class Console:
 
 @pytest.fixture
 async def context(browser, request) -> BrowserContext:
+    for stale in ARTIFACTS.glob(f"FAILED-{_slug(request.node.name)}-*.png"):
+        stale.unlink()
     ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
     ctx.set_default_timeout(10_000)
     console = Console()
@@ -112,9 +114,13 @@ async def context(browser, request) -> BrowserContext:
         await ctx.close()
 
 
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
 async def _screenshots(ctx: BrowserContext, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+    slug = _slug(name)
     for i, page in enumerate(ctx.pages):
         path = ARTIFACTS / f"FAILED-{slug}-{i}.png"
         try:
