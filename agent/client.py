@@ -23,6 +23,7 @@ from agent.identity import Identity, ensure_identity
 from agent.probers import PROBERS, Prober
 from agent.runner import now_ts, run_task
 from hostcheck.v1 import scheduler_pb2, scheduler_pb2_grpc
+from services import telemetry
 from services.config import AgentConfig
 from services.domain.targets import TargetGuard
 from services.grpcserver import CHANNEL_OPTIONS
@@ -43,7 +44,7 @@ def refused(task: scheduler_pb2.Task, code: str, message: str) -> scheduler_pb2.
     """A result for a task the agent did not run."""
     return scheduler_pb2.TaskResult(task_id=task.task_id, check_id=task.check_id, check_type=task.check_type,
                                     success=False, error=message, error_code=code, started_at=now_ts(),
-                                    finished_at=now_ts())
+                                    finished_at=now_ts(), trace_context=dict(task.trace_context))
 
 
 class _Reconnect(Exception):
@@ -76,11 +77,21 @@ class Agent:
             raise ValueError("HOSTCHECK_SCHEDULER_ADDR is empty: give the scheduler's host:port")
         self._addr_index = random.randrange(len(self.scheduler_addrs))
         self.scheduler_id = ""
+        self.metrics = telemetry.AgentMetrics(
+            connects=lambda: self.connects, refusals=lambda: self.refusals, unacked=lambda: len(self.unacked),
+            pending=lambda: len(self._pending_send), running=lambda: len(self.running))
 
     # ---- lifecycle ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Connects and reconnects (randomised backoff) until `stop()`."""
+        """Connects and reconnects (randomised backoff) until `stop()`; serves metrics meanwhile."""
+        metrics = await telemetry.serve_metrics(self.metrics.registry, self.config.metrics_port)
+        try:
+            await self._connect_loop()
+        finally:
+            await metrics.stop()
+
+    async def _connect_loop(self) -> None:
         self.identity = await ensure_identity(self.config, capabilities=sorted(self.probers), version=VERSION,
                                               stop=self._stopping)
         backoff = 0.2
@@ -98,6 +109,8 @@ class Agent:
                     backoff = max(backoff, 5.0)
                 else:
                     log.warning("stream to %s failed: %s %s", self.scheduler_addr, exc.code().name, exc.details())
+            except Exception as exc:  # noqa: BLE001 - e.g. a write racing the stream's end: reconnect, never die
+                log.warning("stream to %s broke: %r", self.scheduler_addr, exc)
             finally:
                 self.ready.clear()
             if self._stopping.is_set():
@@ -233,6 +246,7 @@ class Agent:
             else:
                 async with self._slots:
                     result = await run_task(task, self.guard, self.probers)
+                self.metrics.observe_probe(result)
         except asyncio.CancelledError:
             self.running.pop(task.task_id, None)
             raise

@@ -16,6 +16,8 @@ from grpc_status import rpc_status
 from agent.client import Agent
 from hostcheck.v1 import (
     checks_pb2,
+    registry_pb2,
+    registry_pb2_grpc,
     results_pb2,
     results_pb2_grpc,
     scheduler_pb2,
@@ -182,11 +184,15 @@ async def test_redis_restart(chaos, http_target, tcp_target):
 
     await redis_.start()
 
-    async def works_again():
-        reply = await create_or_error(system.addr("scheduler"), quick)
-        return reply if isinstance(reply, scheduler_pb2.CreateCheckResponse) else None
+    async def both_online():
+        async with grpc.aio.insecure_channel(system.addr("registry")) as ch:
+            reply = await registry_pb2_grpc.RegistryServiceStub(ch).ListAgents(
+                registry_pb2.ListAgentsRequest(status="online"), timeout=5)
+        return len(reply.agents) == 2
     # Presence comes back with the agents' next heartbeats (1 s here).
-    created = await assert_eventually(works_again, timeout=20, interval=0.2, message="service back after Redis restart")
+    await assert_eventually(both_online, timeout=20, interval=0.2, message="agents online again after Redis restart")
+    created = await create_or_error(system.addr("scheduler"), quick)
+    assert isinstance(created, scheduler_pb2.CreateCheckResponse), created
     check = await wait_terminal(system, created.check_id)
     assert check.status == "completed" and len(check.results) == 2
     assert len(stored_results(system.database_url, slow.check_id)) == 2
@@ -254,3 +260,24 @@ async def test_rate_limit_is_shared_by_replicas(tmp_path, live_prefix, tcp_targe
             if agents_ is not None:
                 await agents_.stop()
             system.stop()
+
+
+async def test_replica_sigterm_drains_agents_to_the_other(chaos, tmp_path, http_target):
+    system, _, _, _ = chaos
+    await system.start_service("scheduler2")
+    agents_ = Agents(system, tmp_path, ["scheduler", "scheduler2"])
+    try:
+        agents = await agents_.start(6)
+        created = await create_or_error(system.addr("scheduler2"), scheduler_pb2.CreateCheckRequest(
+            target="127.0.0.1", checks=["http"], agents=checks_pb2.AgentSelector(limit=6),
+            http=checks_pb2.HttpOptions(port=http_target.port, path="/slow/1000")))
+        assert isinstance(created, scheduler_pb2.CreateCheckResponse), created
+        await assert_eventually(lambda: http_target.hits.get("slow", 0) >= 6, timeout=10, message="tasks running")
+        assert system.procs["scheduler"].stop() == 0, "SIGTERM: drained and exited cleanly"
+        await assert_eventually(lambda: all(a.ready.is_set() and a.scheduler_id == "scheduler2" for a in agents),
+                                timeout=15, message=f"every agent on the remaining replica: {[(a.ready.is_set(), a.scheduler_id, a.state) for a in agents]}")
+        check = await wait_terminal(system, created.check_id)
+        assert [t.status for t in check.tasks] == ["completed"] * 6
+        assert len(set(stored_results(system.database_url, created.check_id))) == 6
+    finally:
+        await agents_.stop()
