@@ -12,6 +12,7 @@ help:
 	@echo "make test         install what tests need, start Postgres and Redis if needed, run every test"
 	@echo "make lint         ruff, buf lint, generated code freshness"
 	@echo "make protos       regenerate gen/ and gateway/hostcheck.pb from protos/"
+	@echo "make ui           build the browser UI (gateway/web) that Envoy serves"
 	@echo "make bench        benchmarks (long)"
 
 $(VENV)/.installed: pyproject.toml
@@ -39,6 +40,7 @@ protos-check: deps
 lint: deps protos-check
 	$(VENV)/bin/ruff check .
 	scripts/buf.sh lint
+	scripts/build-ui.sh --check
 
 # The browser UI (gateway/web) as one file Envoy serves; a quick no-op when up to date.
 ui:
