@@ -11,6 +11,7 @@ from google.protobuf import struct_pb2, timestamp_pb2
 
 from agent.probers import PROBERS, ProbeError, Prober, ProbeRequest, ProbeResult
 from hostcheck.v1 import scheduler_pb2
+from services import telemetry
 from services.domain.targets import TargetError, TargetGuard, parse_target
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,17 @@ def now_ts() -> timestamp_pb2.Timestamp:
 
 async def run_task(task: scheduler_pb2.Task, guard: TargetGuard,
                    probers: dict[str, Prober] = PROBERS) -> scheduler_pb2.TaskResult:
+    """Runs the task in an `agent run` span, the child of the trace context the task carries."""
+    with telemetry.span("agent run", parent=task.trace_context, kind=telemetry.SpanKind.CONSUMER, attributes={
+            "hostcheck.check_id": task.check_id, "hostcheck.task_id": task.task_id,
+            "hostcheck.check_type": task.check_type, "hostcheck.target": task.target}) as span:
+        result = await _probe(task, guard, probers)
+        span.set_attributes({"hostcheck.success": result.success, "hostcheck.error_code": result.error_code})
+        telemetry.inject(result.trace_context)  # the stored result's span is a child of this run
+    return result
+
+
+async def _probe(task: scheduler_pb2.Task, guard: TargetGuard, probers: dict[str, Prober]) -> scheduler_pb2.TaskResult:
     started_at = now_ts()
     started = time.perf_counter()
     timeout = max(task.timeout_ms, 1) / 1000.0

@@ -9,7 +9,7 @@ import sys
 import click
 
 from services import config as cfg
-from services import logs
+from services import logs, telemetry
 
 
 def _load(cls, **overrides):
@@ -47,7 +47,7 @@ def registry(listen: str | None) -> None:
     from services.registry import service
 
     conf = _load(cfg.RegistryConfig, listen=listen)
-    logs.setup(conf.log_level, conf.log_format, name="registry")
+    telemetry.setup("registry", conf)
     asyncio.run(_serve_until_signal(lambda: service.start(conf), lambda s: s.stop()))
 
 
@@ -58,7 +58,7 @@ def results(listen: str | None) -> None:
     from services.results import service
 
     conf = _load(cfg.ResultsConfig, listen=listen)
-    logs.setup(conf.log_level, conf.log_format, name="results")
+    telemetry.setup("results", conf)
     asyncio.run(_serve_until_signal(lambda: service.start(conf), lambda s: s.stop()))
 
 
@@ -69,7 +69,7 @@ def scheduler(listen: str | None) -> None:
     from services.scheduler import service
 
     conf = _load(cfg.SchedulerConfig, listen=listen)
-    logs.setup(conf.log_level, conf.log_format, name="scheduler")
+    telemetry.setup("scheduler", conf)
     asyncio.run(_serve_until_signal(lambda: service.start(conf), lambda s: s.stop()))
 
 
@@ -80,7 +80,7 @@ def agent() -> None:
     from agent.identity import IdentityError
 
     conf = _load(cfg.AgentConfig)
-    logs.setup(conf.log_level, "text", name="agent")
+    telemetry.setup("agent", conf)
 
     async def run() -> None:
         worker = Agent(conf)
@@ -154,6 +154,7 @@ def dev(port: int, host: str, data_dir: str, allow_targets: tuple[str, ...], age
     from services import devserver
 
     logs.setup("INFO", "text", name="dev")
+    telemetry.setup_tracing("hostcheck-dev")  # off unless OTEL_* asks for an exporter
     try:
         asyncio.run(devserver.main(port=port, host=host, data_dir=data_dir, allow_targets=allow_targets,
                                    agents=agents))

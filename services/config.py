@@ -39,7 +39,8 @@ class CommonConfig:
     live_state_prefix: str = doc("Prefix of every live-state key and channel (several installs can share a Redis).",
                                  "hc:")
     log_level: str = doc("Log level: DEBUG, INFO, WARNING, ERROR.", "INFO")
-    log_format: str = doc("Log format: text or json.", "text")
+    log_format: str = doc("Log format: text or json (one object a line, with trace_id and span_id).", "text")
+    metrics_port: int = doc("Port of the Prometheus /metrics endpoint (on the host of `listen`); 0: off.", 0)
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,8 @@ class AgentConfig:
     result_flush_ms: int = doc("Milliseconds a result may wait for its batch.", 20)
     drain_timeout_s: float = doc("On SIGTERM, seconds to finish in-flight tasks.", 30.0)
     log_level: str = doc("Log level.", "INFO")
+    log_format: str = doc("Log format: text or json (one object a line, with trace_id and span_id).", "text")
+    metrics_port: int = doc("Port of the Prometheus /metrics endpoint (all interfaces); 0: off.", 0)
 
 
 ALL_CONFIGS = (RegistryConfig, ResultsConfig, SchedulerConfig, AgentConfig)

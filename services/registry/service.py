@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 
 from hostcheck.v1 import agents_pb2, registry_pb2, registry_pb2_grpc, results_pb2, results_pb2_grpc
+from services import telemetry
 from services.config import RegistryConfig
 from services.domain.checks import CHECK_TYPES, require_uuid
 from services.errors import (
@@ -131,11 +132,12 @@ class RegistryStore:
 
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     def __init__(self, store: RegistryStore, live: LiveState, results: results_pb2_grpc.ResultsIngestServiceStub,
-                 registration_token: str) -> None:
+                 registration_token: str, metrics: telemetry.RegistryMetrics | None = None) -> None:
         self.store = store
         self.live = live
         self.results = results
         self.registration_token = registration_token
+        self.metrics = metrics or telemetry.RegistryMetrics()
 
     def _require_registration_token(self, context, action: str) -> None:
         presented = metadata_value(context, REGISTRATION_HEADER)
@@ -156,6 +158,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                        labels=dict(request.labels), capabilities=list(request.capabilities),
                        version=request.version, api_token_hash=hash_token(token), metadata_={})
         await self.store.add(row)
+        self.metrics.registrations.inc()
         log.info("registered agent %s (%s)", row.id, row.name)
         return registry_pb2.RegisterAgentResponse(agent_id=str(row.id), api_token=token)
 
@@ -250,8 +253,10 @@ class AgentAuthServicer(registry_pb2_grpc.AgentAuthServiceServicer):
 
 
 class RegistryService:
-    def __init__(self, server: Server, engine, results_channel, live: LiveState, owns_live: bool) -> None:
+    def __init__(self, server: Server, engine, results_channel, live: LiveState, owns_live: bool,
+                 metrics_server: telemetry.MetricsServer | None = None) -> None:
         self.server = server
+        self.metrics_server = metrics_server
         self.engine = engine
         self.results_channel = results_channel
         self.live = live
@@ -263,6 +268,8 @@ class RegistryService:
 
     async def stop(self) -> None:
         await self.server.stop()
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
         await self.results_channel.close()
         await self.engine.dispose()
         if self.owns_live:
@@ -279,11 +286,13 @@ async def start(config: RegistryConfig, *, live: LiveState | None = None) -> Reg
     owns_live = live is None
     live = live or create_live_state(config.live_state_url, config.live_state_prefix)
     results_channel = channel(config.results_addr)
+    metrics = telemetry.RegistryMetrics()
     server = await start_server(config.listen, [
         (registry_pb2_grpc.add_RegistryServiceServicer_to_server,
          RegistryServicer(store, live, results_pb2_grpc.ResultsIngestServiceStub(results_channel),
-                          config.registration_token)),
+                          config.registration_token, metrics)),
         (registry_pb2_grpc.add_AgentAuthServiceServicer_to_server, AgentAuthServicer(store)),
     ], [registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name,
         registry_pb2.DESCRIPTOR.services_by_name["AgentAuthService"].full_name])
-    return RegistryService(server, engine, results_channel, live, owns_live)
+    metrics_server = await telemetry.serve_metrics(metrics.registry, config.metrics_port, near=config.listen)
+    return RegistryService(server, engine, results_channel, live, owns_live, metrics_server)

@@ -11,8 +11,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf import json_format
+from sqlalchemy import func, select
 
 from hostcheck.v1 import registry_pb2, results_pb2, results_pb2_grpc
+from services import telemetry
 from services.config import ResultsConfig
 from services.domain.checks import require_uuid
 from services.errors import InvalidArgument, grpc_errors
@@ -21,6 +23,7 @@ from services.results.store import TERMINAL_CHECK, Changes, IncomingResult, Plan
 from services.results.views import check_view
 from services.storage import db
 from services.storage.livestate import LiveState, create_live_state
+from services.storage.models import CheckRow, TaskRow
 
 log = logging.getLogger(__name__)
 
@@ -147,26 +150,51 @@ def _dt(ts) -> datetime | None:
     return ts.ToDatetime(tzinfo=UTC)
 
 
+async def observe_finished(store: ResultsStore, metrics: telemetry.ResultsMetrics | None, changes: Changes) -> None:
+    """Times the checks a write finished and counts their tasks by type and outcome (only when metrics are served).
+
+    Read back from storage, so it is right whichever replica stored the check's
+    other results, and a late result (after its task timed out) changes nothing.
+    """
+    if metrics is None or not metrics.served or not changes.finished_checks:
+        return
+    ids = list(changes.finished_checks)
+    try:
+        async with store.sessions() as session:
+            checks = (await session.execute(select(CheckRow.created_at, CheckRow.completed_at, CheckRow.status)
+                                            .where(CheckRow.id.in_(ids)))).all()
+            tasks = (await session.execute(select(TaskRow.check_type, TaskRow.status, func.count())
+                                           .where(TaskRow.check_id.in_(ids))
+                                           .group_by(TaskRow.check_type, TaskRow.status))).all()
+    except Exception as exc:  # noqa: BLE001 - metrics never fail a write
+        log.warning("cannot read finished checks for metrics: %s", exc)
+        return
+    metrics.finished(checks, tasks)
+
+
 class ResultsIngestServicer(results_pb2_grpc.ResultsIngestServiceServicer):
-    def __init__(self, store: ResultsStore, events: Events) -> None:
+    def __init__(self, store: ResultsStore, events: Events, metrics: telemetry.ResultsMetrics | None = None) -> None:
         self.store = store
         self.events = events
+        self.metrics = metrics
 
     @grpc_errors
     async def OpenCheck(self, request, context):
-        check_id = require_uuid("check_id", request.check_id)
-        if not request.request.target:
-            raise InvalidArgument(field="request.target", reason="must not be empty")
-        tasks = []
-        for i, t in enumerate(request.tasks):
-            tasks.append(PlannedTask(task_id=require_uuid(f"tasks[{i}].task_id", t.task_id),
-                                     agent_id=require_uuid(f"tasks[{i}].agent_id", t.agent_id),
-                                     check_type=t.check_type, deadline=_dt(t.deadline) or _dt(request.deadline)))
-        deadline = _dt(request.deadline) or datetime.now(UTC) + timedelta(minutes=2)
-        row = await self.store.open_check(
-            check_id=check_id, target=request.request.target, check_types=list(request.request.checks),
-            request=json_format.MessageToDict(request.request, preserving_proto_field_name=True),
-            tasks=tasks, deadline=deadline, client_ip=request.client_ip)
+        with telemetry.span("store", parent=telemetry.metadata_of(context), kind=telemetry.SpanKind.SERVER,
+                            attributes={"rpc.method": "OpenCheck", "hostcheck.check_id": request.check_id}):
+            check_id = require_uuid("check_id", request.check_id)
+            if not request.request.target:
+                raise InvalidArgument(field="request.target", reason="must not be empty")
+            tasks = []
+            for i, t in enumerate(request.tasks):
+                tasks.append(PlannedTask(task_id=require_uuid(f"tasks[{i}].task_id", t.task_id),
+                                         agent_id=require_uuid(f"tasks[{i}].agent_id", t.agent_id),
+                                         check_type=t.check_type, deadline=_dt(t.deadline) or _dt(request.deadline)))
+            deadline = _dt(request.deadline) or datetime.now(UTC) + timedelta(minutes=2)
+            row = await self.store.open_check(
+                check_id=check_id, target=request.request.target, check_types=list(request.request.checks),
+                request=json_format.MessageToDict(request.request, preserving_proto_field_name=True),
+                tasks=tasks, deadline=deadline, client_ip=request.client_ip)
         return results_pb2.OpenCheckResponse(check=check_view(row))
 
     @grpc_errors
@@ -179,7 +207,13 @@ class ResultsIngestServicer(results_pb2_grpc.ResultsIngestServiceServicer):
                 task_id=require_uuid(f"results[{i}].result.task_id", r.task_id), success=r.success,
                 data=json_format.MessageToDict(r.data), error=r.error[:4096], error_code=r.error_code[:64],
                 duration_ms=r.duration_ms, started_at=_dt(r.started_at)))
-        changes = await self.store.record_results(incoming)
+        # One store span per result, the child of the agent's run of its task (the batch mixes checks).
+        with telemetry.spans("store", ((item.result.trace_context, {
+                "rpc.method": "RecordResults", "hostcheck.check_id": item.result.check_id,
+                "hostcheck.task_id": item.result.task_id, "hostcheck.batch": len(request.results)})
+                for item in request.results), kind=telemetry.SpanKind.SERVER):
+            changes = await self.store.record_results(incoming)
+        await observe_finished(self.store, self.metrics, changes)
         await self.events.publish(changes)
         return results_pb2.RecordResultsResponse(stored_task_ids=changes.stored, unknown_task_ids=changes.unknown)
 
@@ -198,8 +232,10 @@ class DeadlineSweeper:
     """Ends overdue tasks as timed_out with a reason; several replicas may run it at once."""
 
     def __init__(self, store: ResultsStore, live: LiveState, events: Events, *, grace_s: float,
-                 interval_s: float, offline_after_s: float = 30.0) -> None:
+                 interval_s: float, offline_after_s: float = 30.0,
+                 metrics: telemetry.ResultsMetrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics
         self.live = live
         self.events = events
         self.grace = timedelta(seconds=grace_s)
@@ -225,6 +261,7 @@ class DeadlineSweeper:
                             f"{self.offline_after_s:g} s) before reporting a result"
                    for task_id, agent_id in await self.store.pending_tasks_of(gone)}
         changes = await self.store.time_out(reasons, datetime.now(UTC))
+        await observe_finished(self.store, self.metrics, changes)
         await self.events.publish(changes)
         return sum(len(v) for v in changes.tasks.values())
 
@@ -247,6 +284,7 @@ class DeadlineSweeper:
             else:
                 reasons[task_id] = f"agent {name} went offline (no heartbeat) before reporting a result"
         changes = await self.store.time_out(reasons, now)
+        await observe_finished(self.store, self.metrics, changes)
         await self.events.publish(changes)
         return sum(len(v) for v in changes.tasks.values())
 
@@ -266,8 +304,10 @@ class DeadlineSweeper:
 class ResultsService:
     """The running results service: server, storage, live state and sweeper."""
 
-    def __init__(self, server: Server, engine, live: LiveState, sweeper_task: asyncio.Task, owns_live: bool) -> None:
+    def __init__(self, server: Server, engine, live: LiveState, sweeper_task: asyncio.Task, owns_live: bool,
+                 metrics_server: telemetry.MetricsServer | None = None) -> None:
         self.server = server
+        self.metrics_server = metrics_server
         self.engine = engine
         self.live = live
         self.sweeper_task = sweeper_task
@@ -282,6 +322,8 @@ class ResultsService:
         with contextlib.suppress(BaseException):
             await self.sweeper_task
         await self.server.stop()
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
         await self.engine.dispose()
         if self.owns_live:
             await self.live.close()
@@ -295,13 +337,16 @@ async def start(config: ResultsConfig, *, live: LiveState | None = None) -> Resu
     owns_live = live is None
     live = live or create_live_state(config.live_state_url, config.live_state_prefix)
     events = Events(store, live)
+    metrics = telemetry.ResultsMetrics()
+    metrics.served = bool(config.metrics_port)
     server = await start_server(config.listen, [
         (results_pb2_grpc.add_ResultsServiceServicer_to_server, ResultsServicer(store, live)),
-        (results_pb2_grpc.add_ResultsIngestServiceServicer_to_server, ResultsIngestServicer(store, events)),
+        (results_pb2_grpc.add_ResultsIngestServiceServicer_to_server, ResultsIngestServicer(store, events, metrics)),
     ], [results_pb2.DESCRIPTOR.services_by_name["ResultsService"].full_name,
         results_pb2.DESCRIPTOR.services_by_name["ResultsIngestService"].full_name])
     sweeper = DeadlineSweeper(store, live, events, grace_s=config.task_grace_s, interval_s=config.sweep_interval_s,
-                              offline_after_s=config.offline_after_s)
+                              offline_after_s=config.offline_after_s, metrics=metrics)
     task = asyncio.create_task(sweeper.run(), name="deadline-sweeper")
-    return ResultsService(server, engine, live, task, owns_live)
+    metrics_server = await telemetry.serve_metrics(metrics.registry, config.metrics_port, near=config.listen)
+    return ResultsService(server, engine, live, task, owns_live, metrics_server)
 

@@ -32,6 +32,7 @@ from hostcheck.v1 import (
     scheduler_pb2,
     scheduler_pb2_grpc,
 )
+from services import telemetry
 from services.config import SchedulerConfig
 from services.domain.checks import task_options, validate_create
 from services.domain.targets import TargetGuard
@@ -160,6 +161,9 @@ class Scheduler:
         self.guard = TargetGuard.from_cidrs(config.allow_targets)
         self.sessions: dict[str, AgentSession] = {}
         self.forwarder = ResultForwarder(results, live)
+        self.metrics = telemetry.SchedulerMetrics(connected_agents=lambda: len(self.sessions),
+                                                  forwarder_queue=lambda: self.forwarder.queue.qsize())
+        self.metrics_server: telemetry.MetricsServer | None = None
         self._tasks: list[asyncio.Task] = []
         self._no_sessions = asyncio.Event()
         self._no_sessions.set()
@@ -173,6 +177,8 @@ class Scheduler:
         ready = asyncio.Event()
         self._tasks.append(asyncio.create_task(self._listen(ready), name="scheduler-routing"))
         await ready.wait()
+        self.metrics_server = await telemetry.serve_metrics(self.metrics.registry, self.config.metrics_port,
+                                                            near=self.config.listen)
 
     async def _listen(self, ready: asyncio.Event) -> None:
         """Serves this replica's channels: tasks routed to it, cancels and revocations."""
@@ -237,6 +243,8 @@ class Scheduler:
         for task in self._tasks:
             with contextlib.suppress(BaseException):
                 await task
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
 
     # ---- agent streams -------------------------------------------------------------------
 
@@ -275,6 +283,7 @@ class Scheduler:
         if old is not None:
             old.send(None)  # an agent has one stream; the newer wins
         self.sessions[session.agent_id] = session
+        self.metrics.agent_streams.inc()
         self._no_sessions.clear()
         await self.live.set_presence(self._presence(session), self.config.offline_after_s)
         log.info("agent %s (%s) connected, %d unacked result(s) to come", agent.name, agent.agent_id,
@@ -356,22 +365,28 @@ class Scheduler:
         try:
             opened = await self.results.OpenCheck(results_pb2.OpenCheckRequest(
                 check_id=check_id, request=valid.request, tasks=planned, deadline=_ts(check_deadline),
-                client_ip=ip), timeout=15)
+                client_ip=ip), timeout=15, metadata=telemetry.grpc_metadata())
         except grpc.aio.AioRpcError as exc:
             raise Unavailable(f"cannot store the check: results service {exc.code().name}: {exc.details()}") from None
         await self.dispatch(batches)
+        self.metrics.checks_created.inc()
         return opened
 
     async def dispatch(self, batches: dict[str, tuple[Presence, list[scheduler_pb2.Task]]]) -> None:
         for agent_id, (presence, tasks) in batches.items():
-            batch = scheduler_pb2.TaskBatch(tasks=tasks)
-            with contextlib.suppress(Exception):
-                await self.live.add_inflight(agent_id, {t.task_id: t.deadline.seconds for t in tasks})
-            if agent_id in self.sessions:
-                self._deliver_local(agent_id, batch)
-            else:
-                await self.live.publish(f"scheduler:{presence.scheduler_id}",
-                                        scheduler_pb2.RoutedTasks(agent_id=agent_id, batch=batch).SerializeToString())
+            with telemetry.span("dispatch", attributes={"hostcheck.check_id": tasks[0].check_id,
+                                                        "hostcheck.agent_id": agent_id, "hostcheck.tasks": len(tasks)}):
+                for task in tasks:  # the agent's run of each task is a child of this span
+                    telemetry.inject(task.trace_context)
+                    self.metrics.tasks_dispatched.labels(task.check_type).inc()
+                batch = scheduler_pb2.TaskBatch(tasks=tasks)
+                with contextlib.suppress(Exception):
+                    await self.live.add_inflight(agent_id, {t.task_id: t.deadline.seconds for t in tasks})
+                if agent_id in self.sessions:
+                    self._deliver_local(agent_id, batch)
+                else:
+                    await self.live.publish(f"scheduler:{presence.scheduler_id}", scheduler_pb2.RoutedTasks(
+                        agent_id=agent_id, batch=batch).SerializeToString())
 
 
 class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
@@ -380,7 +395,9 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
 
     @grpc_errors
     async def CreateCheck(self, request, context):
-        opened = await self.scheduler.create_check(request, client_ip(context))
+        with telemetry.span("create", parent=telemetry.metadata_of(context), kind=telemetry.SpanKind.SERVER) as span:
+            opened = await self.scheduler.create_check(request, client_ip(context))
+            span.set_attribute("hostcheck.check_id", opened.check.check_id)
         return scheduler_pb2.CreateCheckResponse(check_id=opened.check.check_id, check=opened.check)
 
 

@@ -1,0 +1,361 @@
+"""Traces, metrics and logs for every process kind (registry, results, scheduler, agent, dev).
+
+Traces: one trace per check. The scheduler's `create` span (CreateCheck) is the
+root, or the child of a `traceparent` the caller sent; the results' `store` span
+of OpenCheck is its child through gRPC metadata; one `dispatch` span per agent
+batch is its child too and travels as W3C trace context inside each Task
+(`Task.trace_context`); the agent's `agent run` span of a task is the child of
+that; the agent returns its own context in `TaskResult.trace_context`, so the
+results' `store` span of each result (RecordResults) is the child of the run.
+Off unless the standard OTEL_* variables ask for an exporter: then nothing is
+recorded and nothing is added to messages or metadata.
+
+Metrics: each service instance and agent has its own Prometheus registry (several
+live in one process in `hostcheck dev` and in tests), served on
+HOSTCHECK_METRICS_PORT (0: not served) at /metrics.
+
+Logs: services.logs (JSON lines with HOSTCHECK_LOG_FORMAT=json, with the active
+span's trace_id and span_id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from services import logs
+
+log = logging.getLogger(__name__)
+
+
+# ---- tracing --------------------------------------------------------------------------------
+
+_tracer: trace.Tracer = trace.NoOpTracer()
+_enabled = False
+
+
+def use_tracer_provider(provider: trace.TracerProvider | None) -> None:
+    """Records this package's spans with `provider`; None turns tracing off (tests install and remove one)."""
+    global _tracer, _enabled
+    _tracer = provider.get_tracer("hostcheck") if provider is not None else trace.NoOpTracer()
+    _enabled = provider is not None
+
+
+def tracing_enabled() -> bool:
+    return _enabled
+
+
+def _traces_exporter(env: Mapping[str, str]):
+    """The span exporter the OTEL_* variables ask for, or None (the default: tracing off)."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    name = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if not name:
+        # No exporter named: OTLP when an endpoint is given, else off (dev and tests).
+        endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        name = "otlp" if endpoint else "none"
+    if name == "none":
+        return None
+    if name == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        return ConsoleSpanExporter()
+    if name != "otlp":
+        raise SystemExit(f"OTEL_TRACES_EXPORTER={name!r}: use otlp, console or none")
+    protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+                or "grpc").strip().lower()
+    try:
+        if protocol == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        elif protocol == "http/protobuf":
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        else:
+            raise SystemExit(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: use grpc or http/protobuf")
+    except ImportError as exc:
+        raise SystemExit(f"traces need the OTLP exporter: pip install opentelemetry-exporter-otlp ({exc})") from exc
+    return OTLPSpanExporter()  # endpoint, headers, timeout, TLS: from OTEL_EXPORTER_OTLP_* itself
+
+
+def setup_tracing(service_name: str, env: Mapping[str, str] | None = None) -> bool:
+    """Exports spans as the OTEL_* variables say (sampler: OTEL_TRACES_SAMPLER; batching: OTEL_BSP_*).
+
+    Returns whether tracing is on. OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
+    override the service name given here.
+    """
+    env = os.environ if env is None else env
+    exporter = _traces_exporter(env)
+    if exporter is None:
+        return False
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    resource = Resource.create({SERVICE_NAME: service_name, "service.namespace": "hostcheck"})
+    if env.get("OTEL_SERVICE_NAME"):
+        resource = resource.merge(Resource({SERVICE_NAME: env["OTEL_SERVICE_NAME"]}))
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    use_tracer_provider(provider)
+    log.info("tracing on: %s spans exported by %s", service_name, type(exporter).__name__)
+    return True
+
+
+def setup(kind: str, conf) -> None:
+    """Logging and tracing of a process, from its config (log_level, log_format) and OTEL_*."""
+    logs.setup(conf.log_level, conf.log_format, name=kind)
+    setup_tracing(f"hostcheck-{kind}")
+
+
+@contextlib.contextmanager
+def span(name: str, *, parent: Mapping[str, str] | None = None, kind: SpanKind = SpanKind.INTERNAL,
+         attributes: Mapping[str, Any] | None = None) -> Iterator[trace.Span]:
+    """A span, current inside the block; `parent` is a W3C carrier (else the current span is the parent)."""
+    if not _enabled:
+        yield trace.INVALID_SPAN
+        return
+    context = propagate.extract(parent) if parent is not None else None
+    with _tracer.start_as_current_span(name, context=context, kind=kind, attributes=attributes) as current:
+        yield current
+
+
+@contextlib.contextmanager
+def spans(name: str, items: Iterable[tuple[Mapping[str, str], Mapping[str, Any]]], *,
+          kind: SpanKind = SpanKind.INTERNAL) -> Iterator[None]:
+    """One span per (parent carrier, attributes) around one batched operation, each in its own trace.
+
+    `items` is only iterated when tracing is on.
+    """
+    if not _enabled:
+        yield
+        return
+    started = [_tracer.start_span(name, context=propagate.extract(parent), kind=kind, attributes=attributes)
+               for parent, attributes in items]
+    try:
+        yield
+    except BaseException as exc:
+        for s in started:
+            s.record_exception(exc)
+            s.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        raise
+    finally:
+        for s in started:
+            s.end()
+
+
+def inject(carrier: MutableMapping[str, str]) -> None:
+    """Writes the current span's W3C context (traceparent, tracestate) into `carrier` when tracing is on."""
+    if _enabled:
+        propagate.inject(carrier)
+
+
+def grpc_metadata() -> tuple[tuple[str, str], ...] | None:
+    """The current trace context as gRPC metadata for an outgoing call (None when tracing is off)."""
+    if not _enabled:
+        return None
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return tuple(carrier.items()) or None
+
+
+def metadata_of(context) -> dict[str, str]:
+    """A servicer context's invocation metadata as a carrier to extract a parent from."""
+    if not _enabled:
+        return {}
+    return {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+
+
+# ---- metrics --------------------------------------------------------------------------------
+
+# Seconds; spans probes of a few ms to traceroutes of a minute.
+PROBE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+CHECK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+# blackbox_exporter's names of the http phases, from the http prober's `timings` keys.
+HTTP_PHASES = {"dns_ms": "resolve", "tcp_ms": "connect", "tls_ms": "tls", "first_byte_ms": "processing",
+               "download_ms": "transfer"}
+
+
+def _registry() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
+
+
+class _Callbacks:
+    """Counters and gauges read from the component's own state at scrape time."""
+
+    def __init__(self, metrics: list[tuple[str, str, str, Callable[[], float]]]) -> None:
+        self.metrics = metrics  # (counter|gauge, name, help, read)
+
+    def collect(self):
+        for kind, name, text, read in self.metrics:
+            family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+            yield family(name, text, value=read())
+
+
+class SchedulerMetrics:
+    def __init__(self, *, connected_agents: Callable[[], float], forwarder_queue: Callable[[], float]) -> None:
+        self.registry = r = _registry()
+        self.checks_created = Counter("hostcheck_checks_created", "Checks created by this replica.", registry=r)
+        self.tasks_dispatched = Counter("hostcheck_tasks_dispatched", "Tasks dispatched to agents, by check type.",
+                                        ["check_type"], registry=r)
+        self.agent_streams = Counter("hostcheck_agent_streams_opened",
+                                     "Agent streams accepted by this replica (first connections and reconnects).",
+                                     registry=r)
+        r.register(_Callbacks([
+            ("gauge", "hostcheck_connected_agents", "Agents holding a stream to this replica.", connected_agents),
+            ("gauge", "hostcheck_result_forwarder_queue",
+             "Results received from agents and not yet stored by the results service.", forwarder_queue),
+        ]))
+
+
+class ResultsMetrics:
+    def __init__(self) -> None:
+        self.registry = r = _registry()
+        self.served = False  # the completion metrics cost a query; taken only when someone scrapes them
+        self.tasks_finished = Counter(
+            "hostcheck_tasks_finished", "Tasks ended, by check type and outcome (completed, failed, timed_out); "
+            "counted when their check completes.", ["check_type", "outcome"], registry=r)
+        self.check_latency = Histogram(
+            "hostcheck_check_create_to_complete_seconds", "Time from creating a check to its last task ending, "
+            "by the check's final status.", ["status"], buckets=CHECK_BUCKETS, registry=r)
+
+    def finished(self, checks: Iterable[tuple[Any, Any, str]], tasks: Iterable[tuple[str, str, int]]) -> None:
+        """checks: (created_at, completed_at, status); tasks: (check_type, status, count) of finished checks."""
+        for created, completed, status in checks:
+            if created is not None and completed is not None:
+                self.check_latency.labels(status).observe(max((completed - created).total_seconds(), 0.0))
+        for check_type, status, n in tasks:
+            self.tasks_finished.labels(check_type, status).inc(n)
+
+
+class RegistryMetrics:
+    def __init__(self) -> None:
+        self.registry = r = _registry()
+        self.registrations = Counter("hostcheck_agent_registrations", "Agents registered.", registry=r)
+
+
+class AgentMetrics:
+    """An agent's stream and queues, and blackbox_exporter-style probe metrics labelled by check type.
+
+    blackbox_exporter exports the last probe of one target as gauges; an agent
+    runs many probes of many targets, so durations are histograms (the same
+    names with _bucket/_sum/_count) and probe_success is the last probe's outcome
+    per check type, with hostcheck_agent_probes_total counting every outcome.
+    """
+
+    def __init__(self, *, connects: Callable[[], float], refusals: Callable[[], float],
+                 unacked: Callable[[], float], pending: Callable[[], float], running: Callable[[], float]) -> None:
+        self.registry = r = _registry()
+        r.register(_Callbacks([
+            ("counter", "hostcheck_agent_stream_connects", "Streams to a scheduler established.", connects),
+            ("counter", "hostcheck_agent_stream_reconnects", "Streams re-established after the first.",
+             lambda: max(connects() - 1, 0)),
+            ("counter", "hostcheck_agent_stream_refusals", "Streams the scheduler refused (bad or revoked token).",
+             refusals),
+            ("gauge", "hostcheck_agent_unacked_results", "Results sent or to send, not yet acknowledged as stored.",
+             unacked),
+            ("gauge", "hostcheck_agent_pending_results", "Results waiting for their batch up the stream.", pending),
+            ("gauge", "hostcheck_agent_running_tasks", "Tasks running now.", running),
+        ]))
+        self.probes = Counter("hostcheck_agent_probes", "Probes run, by check type and outcome (success or the "
+                              "error code).", ["check_type", "outcome"], registry=r)
+        self.success = Gauge("probe_success", "Whether the last probe of this check type succeeded.",
+                             ["check_type"], registry=r)
+        self.duration = Histogram("probe_duration_seconds", "How long probes took, by check type.", ["check_type"],
+                                  buckets=PROBE_BUCKETS, registry=r)
+        self.http_phases = Histogram("probe_http_duration_seconds", "Duration of http probes by phase (resolve, "
+                                     "connect, tls, processing, transfer), last hop of a redirect chain.",
+                                     ["phase"], buckets=PROBE_BUCKETS, registry=r)
+        self.dns_lookup = Histogram("probe_dns_lookup_time_seconds", "Time to resolve the target's name, by check "
+                                    "type.", ["check_type"], buckets=PROBE_BUCKETS, registry=r)
+
+    def observe_probe(self, result) -> None:
+        """Records one probe from its TaskResult."""
+        check_type = result.check_type
+        self.probes.labels(check_type, "success" if result.success else (result.error_code or "failed")).inc()
+        self.success.labels(check_type).set(1 if result.success else 0)
+        self.duration.labels(check_type).observe(result.duration_ms / 1000.0)
+        timings = result.data["timings"] if "timings" in result.data else None
+        if check_type == "http" and timings is not None:
+            for key, phase in HTTP_PHASES.items():
+                if (seconds := _seconds(timings, key)) is not None:
+                    self.http_phases.labels(phase).observe(seconds)
+        # The dns check's own query time is its result, not a lookup of the target.
+        lookup = _seconds(timings, "dns_ms") if timings is not None else _seconds(result.data, "dns_ms")
+        if check_type != "dns" and lookup is not None:
+            self.dns_lookup.labels(check_type).observe(lookup)
+
+
+def _seconds(data, key: str) -> float | None:
+    """A `..._ms` number of a result's data (a protobuf Struct) in seconds, if present."""
+    value = data[key] if key in data else None
+    return value / 1000.0 if isinstance(value, float) else None
+
+
+class MetricsServer:
+    """GET /metrics in Prometheus' text format, served on the event loop (no thread); off when port is 0."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        return self.server.sockets[0].getsockname()[1] if self.server is not None else 0
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            method, path = (head.split(b"\r\n", 1)[0].split(b" ") + [b"", b""])[:2]
+            if method not in (b"GET", b"HEAD"):
+                status, body, ctype = b"405 Method Not Allowed", b"use GET\n", b"text/plain"
+            elif path.split(b"?")[0] not in (b"/metrics", b"/"):
+                status, body, ctype = b"404 Not Found", b"metrics are at /metrics\n", b"text/plain"
+            else:
+                status, body, ctype = b"200 OK", generate_latest(self.registry), CONTENT_TYPE_LATEST.encode()
+            writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: " + ctype + b"\r\nContent-Length: "
+                         + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + (b"" if method == b"HEAD"
+                                                                                       else body))
+            await writer.drain()
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+            self.server = None
+
+
+async def serve_metrics(registry: CollectorRegistry, port: int, *, near: str = "") -> MetricsServer:
+    """Serves `registry` on `port` (0: not served) of the host of the `near` address (host:port; empty: all)."""
+    metrics = MetricsServer(registry)
+    if port:
+        host = near.rsplit(":", 1)[0].strip("[]") if ":" in near else ""
+        metrics.server = await asyncio.start_server(metrics._handle, host or None, port)
+        log.info("metrics on %s:%d/metrics", host or "*", port)
+    return metrics
