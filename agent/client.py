@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import math
 import random
 import time
 from collections import OrderedDict
@@ -19,14 +20,13 @@ from datetime import UTC, datetime
 
 import grpc
 
-from agent.identity import Identity, ensure_identity
+from agent.identity import Identity, channel_credentials, ensure_identity, open_channel
 from agent.probers import PROBERS, Prober
 from agent.runner import now_ts, run_task
 from hostcheck.v1 import scheduler_pb2, scheduler_pb2_grpc
 from services import telemetry
 from services.config import AgentConfig
 from services.domain.targets import TargetGuard
-from services.grpcserver import CHANNEL_OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,19 @@ def refused(task: scheduler_pb2.Task, code: str, message: str) -> scheduler_pb2.
                                     finished_at=now_ts(), trace_context=dict(task.trace_context))
 
 
+def flush_delay(pending: int, size: int, linger: float, since_last_flush: float) -> float:
+    """Seconds the results waiting to go up should wait for more to join their batch.
+
+    A full batch goes at once, and so does a result after a quiet spell (at least
+    `linger` since the last batch): alone, it would wait for company that is not
+    coming. Under load batches go out at most every `linger`, so results gather
+    into batches instead of one message each.
+    """
+    if pending >= size or linger <= 0:
+        return 0.0
+    return max(0.0, linger - since_last_flush)
+
+
 class _Reconnect(Exception):
     """The scheduler asked us to go (drain) or the stream ended."""
 
@@ -63,6 +76,7 @@ class Agent:
         self.seen: OrderedDict[str, None] = OrderedDict()  # task ids already taken (dedupe re-delivery)
         self.connects = 0
         self.refusals = 0  # streams the scheduler refused (bad or revoked token)
+        self.failed_attempts = 0  # connection attempts that never got a welcome
         self.ready = asyncio.Event()
         self._stopping = asyncio.Event()
         self._slots = asyncio.Semaphore(config.concurrency)
@@ -75,6 +89,8 @@ class Agent:
         self.scheduler_addrs = [a.strip() for a in config.scheduler_addr.split(",") if a.strip()]
         if not self.scheduler_addrs:
             raise ValueError("HOSTCHECK_SCHEDULER_ADDR is empty: give the scheduler's host:port")
+        # Read once: unreadable TLS files fail at start, not at every reconnect.
+        self._credentials = channel_credentials(config)
         self._addr_index = random.randrange(len(self.scheduler_addrs))
         self.scheduler_id = ""
         self.metrics = telemetry.AgentMetrics(
@@ -98,6 +114,7 @@ class Agent:
         while not self._stopping.is_set():
             self.state = State.CONNECTING
             started = time.monotonic()
+            connects_before = self.connects
             try:
                 await self._session()
             except _Reconnect as exc:
@@ -113,6 +130,8 @@ class Agent:
                 log.warning("stream to %s broke: %r", self.scheduler_addr, exc)
             finally:
                 self.ready.clear()
+                if self.connects == connects_before:
+                    self.failed_attempts += 1
             if self._stopping.is_set():
                 break
             # Next time, another replica (when there are several): this one failed or is draining.
@@ -150,7 +169,7 @@ class Agent:
         assert self.identity is not None
         metadata = (("x-agent-id", self.identity.agent_id),
                     ("authorization", f"Bearer {self.identity.api_token}"))
-        async with grpc.aio.insecure_channel(self.scheduler_addr, options=CHANNEL_OPTIONS) as channel:
+        async with open_channel(self.scheduler_addr, self._credentials) as channel:
             call = scheduler_pb2_grpc.AgentStreamServiceStub(channel).Connect(metadata=metadata)
             self._outbox = asyncio.Queue()
             await call.write(scheduler_pb2.ConnectRequest(hello=scheduler_pb2.AgentHello(
@@ -260,14 +279,17 @@ class Agent:
         self._flush_wakeup.set()
 
     async def _flusher(self) -> None:
-        """Sends results in batches: up to result_batch_size, waiting at most result_flush_ms."""
+        """Sends results in batches: up to result_batch_size, waiting at most result_flush_ms (see flush_delay)."""
         size = self.config.result_batch_size
         linger = self.config.result_flush_ms / 1000.0
+        last_flush = -math.inf
         while True:
             await self._flush_wakeup.wait()
-            if len(self._pending_send) < size and linger > 0:
-                await asyncio.sleep(linger)
+            delay = flush_delay(len(self._pending_send), size, linger, time.monotonic() - last_flush)
+            if delay > 0:
+                await asyncio.sleep(delay)
             self._flush_wakeup.clear()
+            last_flush = time.monotonic()
             while self._pending_send:
                 batch, self._pending_send = self._pending_send[:size], self._pending_send[size:]
                 self._send(scheduler_pb2.ConnectRequest(results=scheduler_pb2.ResultBatch(results=batch)))

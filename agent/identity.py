@@ -13,7 +13,8 @@ from pathlib import Path
 import grpc
 
 from hostcheck.v1 import registry_pb2, registry_pb2_grpc
-from services.config import AgentConfig
+from services.config import AgentConfig, ConfigError, read_pem
+from services.grpcserver import CHANNEL_OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,24 @@ def _write_state(path: Path, identity: Identity) -> None:
     os.replace(tmp, path)
 
 
+def channel_credentials(config: AgentConfig) -> grpc.ChannelCredentials | None:
+    """TLS credentials (with a client certificate for mutual TLS) when configured; None for plaintext."""
+    if bool(config.tls_cert_file) != bool(config.tls_key_file):
+        raise ConfigError("HOSTCHECK_TLS_CERT_FILE and HOSTCHECK_TLS_KEY_FILE go together")
+    if not (config.tls or config.tls_ca_file):
+        return None
+    return grpc.ssl_channel_credentials(
+        root_certificates=read_pem("tls_ca_file", config.tls_ca_file),
+        private_key=read_pem("tls_key_file", config.tls_key_file),
+        certificate_chain=read_pem("tls_cert_file", config.tls_cert_file))
+
+
+def open_channel(addr: str, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
+    if credentials is None:
+        return grpc.aio.insecure_channel(addr, options=CHANNEL_OPTIONS)
+    return grpc.aio.secure_channel(addr, credentials, options=CHANNEL_OPTIONS)
+
+
 def labels(config: AgentConfig) -> dict[str, str]:
     out = {}
     for item in config.labels:
@@ -74,7 +93,7 @@ async def ensure_identity(config: AgentConfig, *, capabilities: list[str], versi
         country=config.country, city=config.city, asn=config.asn, labels=labels(config),
         capabilities=capabilities, version=version)
     delay = 0.2
-    async with grpc.aio.insecure_channel(config.registry_addr) as channel:
+    async with open_channel(config.registry_addr, channel_credentials(config)) as channel:
         stub = registry_pb2_grpc.RegistryServiceStub(channel)
         while True:
             try:

@@ -91,7 +91,7 @@ def agent() -> None:
 
     try:
         asyncio.run(run())
-    except IdentityError as exc:
+    except (IdentityError, cfg.ConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 

@@ -44,7 +44,18 @@ class CommonConfig:
 
 
 @dataclass(frozen=True)
-class RegistryConfig(CommonConfig):
+class TLSServerConfig:
+    """An optional second port serving the same API over TLS, e.g. for agents outside the cluster."""
+
+    tls_listen: str = doc("Address of the TLS port (same services as `listen`); empty: no TLS port.", "")
+    tls_cert_file: str = doc("PEM certificate chain of the TLS port.", "")
+    tls_key_file: str = doc("PEM private key of the TLS port.", "")
+    tls_client_ca_file: str = doc("PEM CA bundle; when set, TLS clients must present a certificate it signed "
+                                  "(mutual TLS).", "")
+
+
+@dataclass(frozen=True)
+class RegistryConfig(TLSServerConfig, CommonConfig):
     listen: str = doc("Address the registry's gRPC server binds.", "127.0.0.1:50051")
     registration_token: str = doc("Master token agents present to register (x-registration-token). Required.", "")
     results_addr: str = doc("Address of the results service (for agent stats).", "127.0.0.1:50053")
@@ -61,7 +72,7 @@ class ResultsConfig(CommonConfig):
 
 
 @dataclass(frozen=True)
-class SchedulerConfig(CommonConfig):
+class SchedulerConfig(TLSServerConfig, CommonConfig):
     listen: str = doc("Address the scheduler's gRPC server (agent streams and CreateCheck) binds.",
                       "127.0.0.1:50052")
     registry_addr: str = doc("Address of the registry service.", "127.0.0.1:50051")
@@ -83,6 +94,11 @@ class AgentConfig:
                               "127.0.0.1:50052")
     registry_addr: str = doc("Address of the registry (only used to register).", "127.0.0.1:50051")
     registration_token: str = doc("Master registration token; used once when the agent has no token.", "")
+    tls: bool = doc("Connect to the scheduler and registry over TLS (system trust roots unless tls_ca_file).",
+                    False)
+    tls_ca_file: str = doc("PEM CA bundle to trust for the scheduler and registry; implies tls.", "")
+    tls_cert_file: str = doc("PEM client certificate, for schedulers that require mutual TLS.", "")
+    tls_key_file: str = doc("PEM private key of tls_cert_file.", "")
     state_file: str = doc("Where the agent keeps its id and api token (mode 0600).",
                           "~/.local/state/hostcheck/agent.json")
     agent_id: str = doc("Agent id; with api_token, skips registration.", "")
@@ -103,6 +119,19 @@ class AgentConfig:
     log_level: str = doc("Log level.", "INFO")
     log_format: str = doc("Log format: text or json (one object a line, with trace_id and span_id).", "text")
     metrics_port: int = doc("Port of the Prometheus /metrics endpoint (all interfaces); 0: off.", 0)
+
+
+def read_pem(setting: str, path: str) -> bytes | None:
+    """The bytes of a PEM file named by a setting; a clear ConfigError when unreadable."""
+    if not path:
+        return None
+    try:
+        data = open(os.path.expanduser(path), "rb").read()
+    except OSError as exc:
+        raise ConfigError(f"{PREFIX}{setting.upper()}={path!r}: {exc.strerror}") from exc
+    if b"-----BEGIN" not in data:
+        raise ConfigError(f"{PREFIX}{setting.upper()}={path!r}: not a PEM file")
+    return data
 
 
 ALL_CONFIGS = (RegistryConfig, ResultsConfig, SchedulerConfig, AgentConfig)

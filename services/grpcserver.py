@@ -49,6 +49,7 @@ class Server:
         self.port = port
         self.health = health_servicer
         self.names = names
+        self.tls_port = 0
 
     async def set_serving(self, serving: bool) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
@@ -60,13 +61,29 @@ class Server:
         await self.server.stop(grace)
 
 
+def server_credentials(tls) -> grpc.ServerCredentials | None:
+    """Credentials for a config's TLS port (services.config.TLSServerConfig), or None without one."""
+    from services.config import ConfigError, read_pem
+
+    if not tls.tls_listen:
+        return None
+    if not (tls.tls_cert_file and tls.tls_key_file):
+        raise ConfigError("HOSTCHECK_TLS_LISTEN needs HOSTCHECK_TLS_CERT_FILE and HOSTCHECK_TLS_KEY_FILE")
+    client_ca = read_pem("tls_client_ca_file", tls.tls_client_ca_file)
+    return grpc.ssl_server_credentials(
+        [(read_pem("tls_key_file", tls.tls_key_file), read_pem("tls_cert_file", tls.tls_cert_file))],
+        root_certificates=client_ca, require_client_auth=client_ca is not None)
+
+
 async def start_server(listen: str, registrations: Sequence[tuple[Callable, object]], names: Sequence[str],
-                       *, reflect: Sequence[str] = ()) -> Server:
+                       *, reflect: Sequence[str] = (), tls=None) -> Server:
     """Starts a server on `listen` (host:port, port 0 picks one) with the given servicers.
 
     `names` are the services served here (health reports them); `reflect` adds
-    names to reflection only (see PUBLIC_SERVICES).
+    names to reflection only (see PUBLIC_SERVICES). `tls` (a TLSServerConfig)
+    adds its TLS port serving the same services.
     """
+    credentials = server_credentials(tls) if tls is not None else None
     server = grpc.aio.server(options=SERVER_OPTIONS)
     for add, servicer in registrations:
         add(servicer, server)
@@ -78,8 +95,14 @@ async def start_server(listen: str, registrations: Sequence[tuple[Callable, obje
     port = server.add_insecure_port(listen)
     if port == 0:
         raise OSError(f"cannot bind {listen}")
+    tls_port = 0
+    if credentials is not None:
+        tls_port = server.add_secure_port(tls.tls_listen, credentials)
+        if tls_port == 0:
+            raise OSError(f"cannot bind {tls.tls_listen}")
     await server.start()
     started = Server(server, port, health_servicer, names)
+    started.tls_port = tls_port
     await started.set_serving(True)
     log.info("serving %s on port %d", ", ".join(n.rsplit(".", 1)[-1] for n in names), port)
     return started

@@ -96,6 +96,7 @@ class System:
     agents: list[tuple[Agent, asyncio.Task]] = field(default_factory=list)
     scheduler_overrides: dict = field(default_factory=dict)
     results_overrides: dict = field(default_factory=dict)
+    registry_overrides: dict = field(default_factory=dict)
 
     def live(self):
         return MemoryLiveState() if self.live_url == "memory://" else RedisLiveState(self.live_url, prefix=self.prefix)
@@ -108,7 +109,7 @@ class System:
             **common), live=shared)
         self.registry = await registry_service.start(RegistryConfig(
             listen="127.0.0.1:0", registration_token=REGISTRATION_TOKEN, results_addr=self.results_addr,
-            migrate=False, **common), live=shared)
+            migrate=False, **self.registry_overrides, **common), live=shared)
         self.scheduler = await scheduler_service.start(SchedulerConfig(
             listen="127.0.0.1:0", registry_addr=self.registry_addr, results_addr=self.results_addr,
             **{"allow_targets": ("127.0.0.0/8", "::1/128"), "dispatch_grace_s": 1.0, **self.scheduler_overrides},

@@ -293,6 +293,6 @@ async def start(config: RegistryConfig, *, live: LiveState | None = None) -> Reg
                           config.registration_token, metrics)),
         (registry_pb2_grpc.add_AgentAuthServiceServicer_to_server, AgentAuthServicer(store)),
     ], [registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name,
-        registry_pb2.DESCRIPTOR.services_by_name["AgentAuthService"].full_name])
+        registry_pb2.DESCRIPTOR.services_by_name["AgentAuthService"].full_name], tls=config)
     metrics_server = await telemetry.serve_metrics(metrics.registry, config.metrics_port, near=config.listen)
     return RegistryService(server, engine, results_channel, live, owns_live, metrics_server)

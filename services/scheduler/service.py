@@ -451,7 +451,8 @@ async def start(config: SchedulerConfig, *, live: LiveState | None = None) -> Sc
         (scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server, SchedulerServicer(scheduler)),
         (scheduler_pb2_grpc.add_AgentStreamServiceServicer_to_server, AgentStreamServicer(scheduler)),
     ], [scheduler_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name,
-        scheduler_pb2.DESCRIPTOR.services_by_name["AgentStreamService"].full_name], reflect=PUBLIC_SERVICES)
+        scheduler_pb2.DESCRIPTOR.services_by_name["AgentStreamService"].full_name], reflect=PUBLIC_SERVICES,
+        tls=config)
     return SchedulerService(server, scheduler, [registry_channel, results_channel], owns_live)
 
 
