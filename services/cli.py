@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import signal
 import sys
 
@@ -40,37 +41,22 @@ def main() -> None:
     """
 
 
-@main.command()
-@click.option("--listen", help="Address to bind (overrides HOSTCHECK_LISTEN).")
-def registry(listen: str | None) -> None:
-    """Run the registry service (agents: registration, listing, stats)."""
-    from services.registry import service
+def _service_command(name: str, config_cls, summary: str) -> None:
+    """Adds `hostcheck NAME`: runs services.NAME.service with its config until SIGINT/SIGTERM."""
 
-    conf = _load(cfg.RegistryConfig, listen=listen)
-    telemetry.setup("registry", conf)
-    asyncio.run(_serve_until_signal(lambda: service.start(conf), lambda s: s.stop()))
-
-
-@main.command()
-@click.option("--listen", help="Address to bind (overrides HOSTCHECK_LISTEN).")
-def results(listen: str | None) -> None:
-    """Run the results service (checks, results, live watch)."""
-    from services.results import service
-
-    conf = _load(cfg.ResultsConfig, listen=listen)
-    telemetry.setup("results", conf)
-    asyncio.run(_serve_until_signal(lambda: service.start(conf), lambda s: s.stop()))
+    @main.command(name=name, help=summary)
+    @click.option("--listen", help="Address to bind (overrides HOSTCHECK_LISTEN).")
+    def run(listen: str | None) -> None:
+        service = importlib.import_module(f"services.{name}.service")
+        conf = _load(config_cls, listen=listen)
+        telemetry.setup(name, conf)
+        asyncio.run(_serve_until_signal(lambda: service.start(conf), lambda s: s.stop()))
 
 
-@main.command()
-@click.option("--listen", help="Address to bind (overrides HOSTCHECK_LISTEN).")
-def scheduler(listen: str | None) -> None:
-    """Run a scheduler replica (agent streams, check creation and dispatch)."""
-    from services.scheduler import service
-
-    conf = _load(cfg.SchedulerConfig, listen=listen)
-    telemetry.setup("scheduler", conf)
-    asyncio.run(_serve_until_signal(lambda: service.start(conf), lambda s: s.stop()))
+_service_command("registry", cfg.RegistryConfig, "Run the registry service (agents: registration, listing, stats).")
+_service_command("results", cfg.ResultsConfig, "Run the results service (checks, results, live watch).")
+_service_command("scheduler", cfg.SchedulerConfig,
+                 "Run a scheduler replica (agent streams, check creation and dispatch).")
 
 
 @main.command()
