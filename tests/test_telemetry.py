@@ -142,6 +142,8 @@ def test_tracing_is_off_without_otel_settings():
     ({"OTEL_TRACES_EXPORTER": "console"}, "opentelemetry.sdk.trace.export"),
 ])
 def test_exporter_chosen_by_otel_variables(env, exporter):
+    if exporter and exporter.startswith("opentelemetry.exporter"):
+        pytest.importorskip(exporter)
     chosen = telemetry._traces_exporter(env)
     if exporter is None:
         assert chosen is None
@@ -314,3 +316,82 @@ def test_metrics_are_off_by_default():
 
     for cls in (RegistryConfig, ResultsConfig, SchedulerConfig, AgentConfig):
         assert load(cls, {}).metrics_port == 0
+
+
+# ---- production wiring: processes exporting OTLP to a collector -----------------------------
+
+class FakeCollector:
+    """An OTLP/gRPC trace receiver on loopback: keeps (service.name, span) of every export."""
+
+    def __init__(self) -> None:
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+        self.spans: list[tuple[str, object]] = []
+        self.server = grpc.aio.server()
+        collector = self
+
+        class Service(trace_service_pb2_grpc.TraceServiceServicer):
+            async def Export(self, request, context):
+                for resource_spans in request.resource_spans:
+                    service = next((a.value.string_value for a in resource_spans.resource.attributes
+                                    if a.key == "service.name"), "")
+                    collector.spans.extend((service, span) for scope in resource_spans.scope_spans
+                                           for span in scope.spans)
+                return trace_service_pb2.ExportTraceServiceResponse()
+
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), self.server)
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+
+
+async def test_processes_export_one_trace_per_check_over_otlp(tmp_path, live_prefix, tcp_target):
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.grpc")
+    from hostcheck.v1 import results_pb2_grpc, scheduler_pb2_grpc
+    from tests.procs import ProcSystem
+
+    collector = FakeCollector()
+    await collector.server.start()
+    otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.port}", "OTEL_EXPORTER_OTLP_INSECURE": "true",
+            "OTEL_BSP_SCHEDULE_DELAY": "50", "HOSTCHECK_LOG_FORMAT": "json"}
+    metrics_port = free_port()
+    with fresh_postgres_db() as url:
+        procs = ProcSystem(url, REDIS_URL, live_prefix, tmp_path, extra_env={
+            "results": otel, "registry": otel, "scheduler": {**otel, "HOSTCHECK_METRICS_PORT": str(metrics_port)}})
+        try:
+            await procs.start()
+            agent = procs.start_agent("a1", **otel)
+            async with grpc.aio.insecure_channel(procs.addr("scheduler")) as channel:
+                await assert_eventually(
+                    lambda: "connected to scheduler" in agent.output(), timeout=20, message="agent connected")
+                created = await scheduler_pb2_grpc.SchedulerServiceStub(channel).CreateCheck(
+                    scheduler_pb2.CreateCheckRequest(target=f"127.0.0.1:{tcp_target}", checks=["tcp"]))
+            async with grpc.aio.insecure_channel(procs.addr("results")) as channel:
+                checks = results_pb2_grpc.ResultsServiceStub(channel)
+
+                async def done():
+                    check = (await checks.GetCheck(results_pb2.GetCheckRequest(check_id=created.check_id))).check
+                    return check.status == "completed"
+                await assert_eventually(done, timeout=20, message="check completed")
+
+            def exported():
+                names = {(service, span.name) for service, span in collector.spans}
+                assert {("hostcheck-scheduler", "create"), ("hostcheck-scheduler", "dispatch"),
+                        ("hostcheck-agent", "agent run"), ("hostcheck-results", "store")} <= names, names
+                stored = [s for service, s in collector.spans if s.name == "store"]
+                assert len(stored) == 2, "OpenCheck and the result"
+                return True
+            await assert_eventually(exported, timeout=20, message="spans exported by every process")
+            spans = {span.name: span for _, span in collector.spans if span.name != "store"}
+            stores = [span for _, span in collector.spans if span.name == "store"]
+            assert {s.trace_id for s in [*spans.values(), *stores]} == {spans["create"].trace_id}
+            assert spans["create"].parent_span_id == b""
+            assert spans["dispatch"].parent_span_id == spans["create"].span_id
+            assert spans["agent run"].parent_span_id == spans["dispatch"].span_id
+            assert sorted(s.parent_span_id for s in stores) == sorted([spans["create"].span_id,
+                                                                       spans["agent run"].span_id])
+
+            assert value(await scrape(metrics_port), "hostcheck_checks_created_total") == 1
+            first = next(line for line in procs.procs["scheduler"].output().splitlines() if line.startswith("{"))
+            assert json.loads(first)["service"] == "scheduler"
+        finally:
+            procs.stop()
+            await collector.server.stop(None)
