@@ -8,7 +8,7 @@ welcome gives, answers tasks and counts acks. What it does with a task is its mo
 - `synthetic`: answers at once with a tcp-like result;
 - `hold`: makes that result but keeps it until `release` (to measure ingestion or watchers).
 
-Results go up in batches under the agent's own rule (`flush_delay`, as in agent/client.py) and
+Results go up in batches under the agent's own rule (`agent.client.flush_delay`) and
 default settings (AgentConfig). Streams share a few HTTP/2 connections
 (`streams_per_channel`), which a real fleet would not: per-stream memory in the
 scheduler is then a lower bound of per-agent memory with one connection each.
@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import grpc
 from google.protobuf import struct_pb2
 
+from agent.client import flush_delay
 from agent.probers import PROBERS
 from agent.runner import now_ts, run_task
 from hostcheck.v1 import scheduler_pb2, scheduler_pb2_grpc
@@ -45,11 +46,6 @@ log = logging.getLogger("bench.simagent")
 
 DEFAULTS = AgentConfig()
 LOOPBACK = TargetGuard.from_cidrs(["127.0.0.0/8", "::1/128"])
-
-
-def flush_delay(pending: int, size: int, linger: float, since_last_flush: float) -> float:
-    """The agent's rule (agent/client.py _flusher): a batch not yet full waits the linger."""
-    return linger if pending < size and linger > 0 else 0.0
 
 
 def synthetic_result(task: scheduler_pb2.Task) -> scheduler_pb2.TaskResult:

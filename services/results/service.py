@@ -20,7 +20,7 @@ from services.domain.checks import require_uuid
 from services.errors import InvalidArgument, grpc_errors
 from services.grpcserver import Server, start_server
 from services.results.store import TERMINAL_CHECK, Changes, IncomingResult, PlannedTask, ResultsStore
-from services.results.views import check_view
+from services.results.views import check_view, task_view
 from services.storage import db
 from services.storage.livestate import LiveState, create_live_state
 from services.storage.models import CheckRow, TaskRow
@@ -35,6 +35,9 @@ WATCH_RESYNC_S = 5.0
 # JSON {"reason": str, "tasks": [[agent_id, task_id], ...]}: tasks whose agents should stop.
 CANCELS_CHANNEL = "cancels"
 
+# Live events published concurrently by one write.
+PUBLISH_AT_ONCE = 32
+
 
 def channel(check_id: uuid.UUID | str) -> str:
     return f"check:{check_id}"
@@ -48,22 +51,50 @@ class Events:
         self.live = live
 
     async def publish(self, changes: Changes) -> None:
+        """Task events first (the write's own view of its tasks, no read back), then done events.
+
+        Only a finished check is read back, for the whole check its done event carries.
+        """
+        done: list[uuid.UUID] = []
+        events: list[tuple[uuid.UUID, results_pb2.WatchCheckResponse]] = []
         for check_id, task_ids in changes.tasks.items():
+            state = changes.checks.get(check_id)
+            if state is None:
+                await self._publish_read_back(check_id, task_ids)
+                continue
+            events.extend((check_id, results_pb2.WatchCheckResponse(
+                event="task", task=task_view(state.tasks[t]), check_status=state.status,
+                tasks_done=state.tasks_done, tasks_total=state.tasks_total)) for t in task_ids if t in state.tasks)
+            if state.status in TERMINAL_CHECK:
+                done.append(check_id)
+        # Published a few at a time: a batch of results can change hundreds of tasks.
+        for i in range(0, len(events), PUBLISH_AT_ONCE):
+            await asyncio.gather(*(self._send(c, e) for c, e in events[i:i + PUBLISH_AT_ONCE]))
+        for check_id in done:
             try:
-                row = await self.store.get_check(check_id)
+                check = check_view(await self.store.get_check(check_id))
             except Exception:  # noqa: BLE001 - deleted meanwhile
                 continue
-            check = check_view(row)
-            changed = {str(t) for t in task_ids}
-            for task in check.tasks:
-                if task.task_id in changed:
-                    await self._send(check_id, results_pb2.WatchCheckResponse(
-                        event="task", task=task, check_status=check.status, tasks_done=check.tasks_done,
-                        tasks_total=check.tasks_total))
-            if check.status in TERMINAL_CHECK:
+            await self._send(check_id, results_pb2.WatchCheckResponse(
+                event="done", check=check, check_status=check.status, tasks_done=check.tasks_done,
+                tasks_total=check.tasks_total))
+
+    async def _publish_read_back(self, check_id: uuid.UUID, task_ids: list[uuid.UUID]) -> None:
+        try:
+            row = await self.store.get_check(check_id)
+        except Exception:  # noqa: BLE001 - deleted meanwhile
+            return
+        check = check_view(row)
+        changed = {str(t) for t in task_ids}
+        for task in check.tasks:
+            if task.task_id in changed:
                 await self._send(check_id, results_pb2.WatchCheckResponse(
-                    event="done", check=check, check_status=check.status, tasks_done=check.tasks_done,
+                    event="task", task=task, check_status=check.status, tasks_done=check.tasks_done,
                     tasks_total=check.tasks_total))
+        if check.status in TERMINAL_CHECK:
+            await self._send(check_id, results_pb2.WatchCheckResponse(
+                event="done", check=check, check_status=check.status, tasks_done=check.tasks_done,
+                tasks_total=check.tasks_total))
 
     async def _send(self, check_id: uuid.UUID, event: results_pb2.WatchCheckResponse) -> None:
         try:

@@ -51,6 +51,20 @@ class IncomingResult:
 
 
 @dataclass
+class CheckState:
+    """A check as the write that changed it left it (read under the check's lock).
+
+    Live events are built from it, so a write does not read its checks back.
+    """
+
+    status: str
+    tasks_done: int
+    tasks_total: int
+    # The tasks this write changed, with their agent and result loaded.
+    tasks: dict[uuid.UUID, TaskRow] = field(default_factory=dict)
+
+
+@dataclass
 class Changes:
     """What a write changed, for live events."""
 
@@ -58,6 +72,7 @@ class Changes:
     unknown: list[str] = field(default_factory=list)
     tasks: dict[uuid.UUID, list[uuid.UUID]] = field(default_factory=lambda: defaultdict(list))
     finished_checks: set[uuid.UUID] = field(default_factory=set)
+    checks: dict[uuid.UUID, CheckState] = field(default_factory=dict)
 
 
 def _lock(stmt, session: AsyncSession, *, skip_locked: bool = False):
@@ -72,10 +87,12 @@ class ResultsStore:
 
     async def open_check(self, *, check_id: uuid.UUID, target: str, check_types: list[str], request: dict,
                          tasks: list[PlannedTask], deadline: datetime, client_ip: str) -> CheckRow:
+        """Stores a check and its pending tasks; returns the check with its tasks and their agents loaded."""
         async with self.sessions() as session, session.begin():
             agent_ids = {t.agent_id for t in tasks}
-            known = set((await session.scalars(select(AgentRow.id).where(AgentRow.id.in_(agent_ids)))).all())
-            missing = agent_ids - known
+            agents = {a.id: a for a in (await session.scalars(
+                select(AgentRow).where(AgentRow.id.in_(agent_ids)))).all()}
+            missing = agent_ids - set(agents)
             if missing:
                 raise InvalidArgument(field="tasks", reason=f"unknown agent {sorted(missing)[0]}")
             if await session.get(CheckRow, check_id) is not None:
@@ -84,11 +101,13 @@ class ResultsStore:
             check = CheckRow(id=check_id, target=target, check_types=check_types, request=request,
                              status="in_progress" if tasks else "failed", created_at=now, deadline_at=deadline,
                              client_ip=client_ip, completed_at=None if tasks else now)
+            # Every attribute set, so the returned rows need no reading back (the session is closed by then).
+            check.tasks = [TaskRow(id=t.task_id, check_id=check_id, agent_id=t.agent_id, agent=agents[t.agent_id],
+                                   check_type=t.check_type, status="pending", reason="", created_at=now,
+                                   started_at=None, completed_at=None, deadline_at=t.deadline, result=None)
+                           for t in tasks]
             session.add(check)
-            await session.flush()
-            session.add_all(TaskRow(id=t.task_id, check_id=check_id, agent_id=t.agent_id, check_type=t.check_type,
-                                    status="pending", created_at=now, deadline_at=t.deadline) for t in tasks)
-        return await self.get_check(check_id)
+        return check
 
     async def get_check(self, check_id: uuid.UUID) -> CheckRow:
         async with self.sessions() as session:
@@ -153,18 +172,19 @@ class ResultsStore:
         # The last word for a task id within one batch wins; resends carry the same content.
         by_task = {r.task_id: r for r in results}
         async with self.sessions() as session, session.begin():
-            tasks = {t.id: t for t in (await session.scalars(
-                select(TaskRow).where(TaskRow.id.in_(by_task)).execution_options(populate_existing=True)
-            )).unique().all()}
-            check_ids = sorted({t.check_id for t in tasks.values()})
+            check_ids = sorted(set((await session.scalars(
+                select(TaskRow.check_id).where(TaskRow.id.in_(by_task)).distinct())).all()))
+            tasks: dict[uuid.UUID, TaskRow] = {}
+            statuses: dict[uuid.UUID, str] = {}
             if check_ids:
-                await session.execute(_lock(select(CheckRow.id).where(CheckRow.id.in_(check_ids))
-                                            .order_by(CheckRow.id), session))
+                statuses = dict((await session.execute(_lock(
+                    select(CheckRow.id, CheckRow.status).where(CheckRow.id.in_(check_ids)).order_by(CheckRow.id),
+                    session))).all())
+                # Read under the checks' locks; each task comes with its agent and its result (if any).
                 tasks = {t.id: t for t in (await session.scalars(
                     select(TaskRow).where(TaskRow.id.in_(by_task)).execution_options(populate_existing=True)
                 )).unique().all()}
-            existing = set((await session.scalars(
-                select(ResultRow.task_id).where(ResultRow.task_id.in_(by_task)))).all())
+            existing = {task_id for task_id, t in tasks.items() if t.result is not None}
             now = utcnow()
             for task_id, incoming in by_task.items():
                 task = tasks.get(task_id)
@@ -176,11 +196,12 @@ class ResultsStore:
                 if task_id in existing:
                     continue
                 late = task.status in TERMINAL_TASK
-                session.add(ResultRow(
-                    task_id=task_id, check_id=task.check_id, agent_id=task.agent_id, check_type=task.check_type,
-                    success=incoming.success, data=incoming.data, error=incoming.error or None,
-                    error_code=incoming.error_code, duration_ms=incoming.duration_ms,
-                    started_at=incoming.started_at, created_at=now, late=late))
+                task.result = ResultRow(
+                    id=uuid.uuid4(), task_id=task_id, check_id=task.check_id, agent_id=task.agent_id,
+                    check_type=task.check_type, success=incoming.success, data=incoming.data,
+                    error=incoming.error or None, error_code=incoming.error_code, duration_ms=incoming.duration_ms,
+                    started_at=incoming.started_at, created_at=now, late=late)
+                session.add(task.result)
                 if not late:
                     task.status = "completed" if incoming.success else "failed"
                     task.started_at = incoming.started_at
@@ -188,11 +209,16 @@ class ResultsStore:
                     task.reason = "" if incoming.success else (incoming.error_code or "failed")
                 changes.tasks[task.check_id].append(task_id)
             await session.flush()
-            await self._finish_checks(session, list(changes.tasks), now, changes)
+            await self._finish_checks(session, list(changes.tasks), now, changes, statuses, tasks)
         return changes
 
     async def _finish_checks(self, session: AsyncSession, check_ids: list[uuid.UUID], now: datetime,
-                             changes: Changes) -> None:
+                             changes: Changes, statuses: dict[uuid.UUID, str],
+                             tasks: dict[uuid.UUID, TaskRow]) -> None:
+        """Ends the checks whose last task just ended; records each check's state in `changes.checks`.
+
+        `statuses` are the checks' statuses read under their locks, `tasks` the rows this write changed.
+        """
         if not check_ids:
             return
         rows = (await session.execute(
@@ -203,6 +229,11 @@ class ResultsStore:
             by_check[check_id][status] = n
         for check_id in check_ids:
             counts = by_check.get(check_id, {})
+            state = CheckState(status=statuses.get(check_id, "in_progress"),
+                               tasks_done=sum(n for s, n in counts.items() if s != "pending"),
+                               tasks_total=sum(counts.values()),
+                               tasks={t: tasks[t] for t in changes.tasks[check_id] if t in tasks})
+            changes.checks[check_id] = state
             if counts.get("pending"):
                 continue
             status = "completed" if counts.get("completed") or counts.get("failed") else "failed"
@@ -211,6 +242,7 @@ class ResultsStore:
                 .values(status=status, completed_at=now))
             if result.rowcount:
                 changes.finished_checks.add(check_id)
+                state.status = status
 
     async def overdue_tasks(self, now: datetime, limit: int = 1000) -> list[tuple[uuid.UUID, uuid.UUID]]:
         """(task id, agent id) of pending tasks past their deadline."""
@@ -243,11 +275,11 @@ class ResultsStore:
             if not check_ids:
                 return changes
             # Another replica sweeping the same checks holds their locks: leave those to it.
-            locked = set((await session.scalars(_lock(
-                select(CheckRow.id).where(CheckRow.id.in_(check_ids)).order_by(CheckRow.id), session,
-                skip_locked=True))).all())
+            statuses = dict((await session.execute(_lock(
+                select(CheckRow.id, CheckRow.status).where(CheckRow.id.in_(check_ids)).order_by(CheckRow.id),
+                session, skip_locked=True))).all())
             tasks = (await session.scalars(select(TaskRow).where(
-                TaskRow.id.in_(reasons), TaskRow.status == "pending", TaskRow.check_id.in_(locked))
+                TaskRow.id.in_(reasons), TaskRow.status == "pending", TaskRow.check_id.in_(statuses))
                 .execution_options(populate_existing=True))).unique().all()
             for task in tasks:
                 task.status = "timed_out"
@@ -255,7 +287,8 @@ class ResultsStore:
                 task.completed_at = now
                 changes.tasks[task.check_id].append(task.id)
             await session.flush()
-            await self._finish_checks(session, list(changes.tasks), now, changes)
+            await self._finish_checks(session, list(changes.tasks), now, changes, statuses,
+                                      {t.id: t for t in tasks})
         return changes
 
     async def tasks(self, task_ids: list[uuid.UUID]) -> list[TaskRow]:
