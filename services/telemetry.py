@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
@@ -83,16 +84,15 @@ def _traces_exporter(env: Mapping[str, str]):
         raise SystemExit(f"OTEL_TRACES_EXPORTER={name!r}: use otlp, console or none")
     protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
                 or "grpc").strip().lower()
+    modules = {"grpc": "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+               "http/protobuf": "opentelemetry.exporter.otlp.proto.http.trace_exporter"}
+    if protocol not in modules:
+        raise SystemExit(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: use grpc or http/protobuf")
     try:
-        if protocol == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-        elif protocol == "http/protobuf":
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        else:
-            raise SystemExit(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: use grpc or http/protobuf")
+        module = importlib.import_module(modules[protocol])
     except ImportError as exc:
         raise SystemExit(f"traces need the OTLP exporter: pip install opentelemetry-exporter-otlp ({exc})") from exc
-    return OTLPSpanExporter()  # endpoint, headers, timeout, TLS: from OTEL_EXPORTER_OTLP_* itself
+    return module.OTLPSpanExporter()  # endpoint, headers, timeout, TLS: from OTEL_EXPORTER_OTLP_* itself
 
 
 def setup_tracing(service_name: str, env: Mapping[str, str] | None = None) -> bool:
