@@ -10,10 +10,11 @@ import grpc
 from google.protobuf import descriptor, json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from hostcheck.v1 import checks_pb2, results_pb2, results_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+
+from hostcheck.v1 import checks_pb2, results_pb2, results_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 
 EXIT_COMPLETED, EXIT_PROBE_FAILED, EXIT_CHECK_FAILED, EXIT_REQUEST_ERROR = 0, 1, 2, 3
 
@@ -173,6 +174,7 @@ async def run(*, target: str, types, server: str, as_json: bool, limit: int, reg
         live = Live(_table(check, tasks), console=Console(), auto_refresh=False) \
             if sys.stdout.isatty() and not as_json else None
         final = check
+        printed: set[str] = set()
         try:
             if live:
                 live.start()
@@ -181,15 +183,17 @@ async def run(*, target: str, types, server: str, as_json: bool, limit: int, reg
             async for event in stream:
                 if event.event in ("snapshot", "done"):
                     final = event.check
-                    for t in event.check.tasks:
-                        tasks[t.task_id] = t
-                elif event.event == "task":
-                    previous = tasks.get(event.task.task_id)
-                    tasks[event.task.task_id] = event.task
+                    changed = list(event.check.tasks)
+                else:
                     final.status = event.check_status
-                    if live is None and not as_json and (previous is None or previous.status != event.task.status):
-                        print(f"{event.task.agent_name:<20} {event.task.check_type:<10} {event.task.status:<10} "
-                              f"{event.task.result.duration_ms:>9.1f} ms  {summary(event.task)}", flush=True)
+                    changed = [event.task] if event.event == "task" else []
+                for task in changed:
+                    tasks[task.task_id] = task
+                    # Lines mode: each task once, when it ends (it may already have in the snapshot).
+                    if live is None and not as_json and task.status != "pending" and task.task_id not in printed:
+                        printed.add(task.task_id)
+                        print(f"{task.agent_name:<20} {task.check_type:<10} {task.status:<10} "
+                              f"{task.result.duration_ms:>9.1f} ms  {summary(task)}", flush=True)
                 if live:
                     live.update(_table(final, tasks), refresh=True)
                 if event.event == "done":
