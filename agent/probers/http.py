@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import re
 import ssl
 import time
@@ -35,15 +36,18 @@ _NAME_KEYS = {"commonName": "CN", "organizationName": "O", "organizationalUnitNa
               "localityName": "L", "stateOrProvinceName": "ST", "emailAddress": "emailAddress"}
 
 
-@lru_cache(maxsize=2)
-def ssl_context(http2: bool) -> ssl.SSLContext:
-    """The shared context for one ALPN offer.
+@lru_cache(maxsize=4)
+def ssl_context(http2: bool, verify: bool = True) -> ssl.SSLContext:
+    """The shared context for one ALPN offer and verification choice.
 
     Building a context costs ~40 ms of CPU, so checks share one. httpcore sets
     the ALPN protocols on the context it is given before each handshake; one
     context per offer keeps that write the same every time.
     """
     context = ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
     context.set_alpn_protocols(["http/1.1", "h2"] if http2 else ["http/1.1"])
     return context
 
@@ -97,8 +101,13 @@ def _tls(stream) -> dict[str, Any] | None:
         return None
     cipher = ssl_object.cipher()
     out: dict[str, Any] = {"version": ssl_object.version(), "cipher": cipher[0] if cipher else None,
-                           "alpn": ssl_object.selected_alpn_protocol()}
-    cert = ssl_object.getpeercert()
+                           "alpn": ssl_object.selected_alpn_protocol(),
+                           "verified": ssl_object.context.verify_mode == ssl.CERT_REQUIRED}
+    der = ssl_object.getpeercert(binary_form=True)
+    # Without verification the ssl module gives only the DER bytes: the fingerprint identifies it.
+    cert = ssl_object.getpeercert() if out["verified"] else None
+    if der and not cert:
+        out["certificate"] = {"sha256": hashlib.sha256(der).hexdigest()}
     if cert:
         not_after = ssl.cert_time_to_seconds(cert["notAfter"])
         out["certificate"] = {
@@ -109,6 +118,7 @@ def _tls(stream) -> dict[str, Any] | None:
             "not_before": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ssl.cert_time_to_seconds(cert["notBefore"]))),
             "not_after": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(not_after)),
             "days_left": int((not_after - time.time()) // 86400),
+            "sha256": hashlib.sha256(der).hexdigest() if der else None,
         }
     return out
 
@@ -212,8 +222,9 @@ async def probe(request: ProbeRequest) -> ProbeResult:
     chain: list[dict[str, Any]] = []
     current = request
     # No keep-alive: each hop of a redirect chain makes its own connection, so its timings are whole.
-    async with httpx.AsyncClient(verify=ssl_context(options.http2), http2=options.http2, follow_redirects=False,
-                                 trust_env=False, limits=httpx.Limits(max_keepalive_connections=0)) as client:
+    context = ssl_context(options.http2, not options.insecure_tls)
+    async with httpx.AsyncClient(verify=context, http2=options.http2, follow_redirects=False, trust_env=False,
+                                 limits=httpx.Limits(max_keepalive_connections=0)) as client:
         # The clock starts here: building the shared SSL context on an agent's first check is not the target's time.
         started = time.perf_counter()
         for _hop_number in range(MAX_REDIRECTS + 1):

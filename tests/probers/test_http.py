@@ -55,6 +55,7 @@ async def test_https_http11_reports_tls_and_certificate(trust_test_ca, https_ser
     assert cert["serial"] == "1234ABCD"
     assert cert["days_left"] in (19, 20)
     assert cert["not_after"].endswith("Z")
+    assert tls["verified"] is True and len(cert["sha256"]) == 64
     assert data["timings"]["tls_ms"] is not None
 
 
@@ -81,6 +82,15 @@ async def test_untrusted_certificate_is_a_tls_error(trust_test_ca, rogue_https_s
     assert result.error_code == "tls_error"
     assert "certificate verify failed" in result.error
     assert result.data["address"] == "127.0.0.1" and result.data["phase"] == "tls"
+
+
+async def test_insecure_tls_inspects_an_untrusted_certificate(trust_test_ca, rogue_https_server):
+    result = await run(http.probe, probe_request(f"https://127.0.0.1:{rogue_https_server.port}/",
+                                                 opts(insecure_tls=True)))
+    assert result.success, result
+    tls = result.data["tls"]
+    assert tls["verified"] is False
+    assert len(tls["certificate"]["sha256"]) == 64
 
 
 async def test_https_to_a_plain_http_server_times_out_in_the_tls_phase(trust_test_ca, http_server):

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class HttpOptions(_message.Message):
-    __slots__ = ("method", "path", "headers", "body", "expected_status", "follow_redirects", "body_regexp", "port", "scheme", "http2")
+    __slots__ = ("method", "path", "headers", "body", "expected_status", "follow_redirects", "body_regexp", "port", "scheme", "http2", "insecure_tls")
     class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +29,7 @@ class HttpOptions(_message.Message):
     PORT_FIELD_NUMBER: _ClassVar[int]
     SCHEME_FIELD_NUMBER: _ClassVar[int]
     HTTP2_FIELD_NUMBER: _ClassVar[int]
+    INSECURE_TLS_FIELD_NUMBER: _ClassVar[int]
     method: str
     path: str
     headers: _containers.ScalarMap[str, str]
@@ -39,7 +40,8 @@ class HttpOptions(_message.Message):
     port: int
     scheme: str
     http2: bool
-    def __init__(self, method: _Optional[str] = ..., path: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., body: _Optional[str] = ..., expected_status: _Optional[_Iterable[int]] = ..., follow_redirects: _Optional[bool] = ..., body_regexp: _Optional[str] = ..., port: _Optional[int] = ..., scheme: _Optional[str] = ..., http2: _Optional[bool] = ...) -> None: ...
+    insecure_tls: bool
+    def __init__(self, method: _Optional[str] = ..., path: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., body: _Optional[str] = ..., expected_status: _Optional[_Iterable[int]] = ..., follow_redirects: _Optional[bool] = ..., body_regexp: _Optional[str] = ..., port: _Optional[int] = ..., scheme: _Optional[str] = ..., http2: _Optional[bool] = ..., insecure_tls: _Optional[bool] = ...) -> None: ...
 
 class TcpOptions(_message.Message):
     __slots__ = ("port",)
