@@ -232,7 +232,11 @@ def test_every_process_accepts_its_settings(docs) -> None:
         if command in SERVICE_PORTS:
             port = SERVICE_PORTS[command]
             assert conf.listen == f"[::]:{port}"
-            assert [p["containerPort"] for p in c["ports"]] == [port]
+            assert [p["containerPort"] for p in c["ports"]] == [port, conf.metrics_port]
+        if command in ("registry", "results", "scheduler", "agent"):
+            assert conf.metrics_port == 9100
+            ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+            assert ports["metrics"] == conf.metrics_port
         if command in ("registry", "results"):
             assert conf.migrate is False, "the migrations Job owns the schema"
             assert env["HOSTCHECK_DATABASE_URL"] == "<secret:database-url>"
