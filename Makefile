@@ -4,13 +4,15 @@ PY ?= .venv/bin/python
 VENV := .venv
 PROTO_FILES := $(wildcard protos/hostcheck/v1/*.proto)
 PROTOC = $(PY) -m grpc_tools.protoc -I protos -I third_party/googleapis
+# What `make lint` checks the protos for breaking changes against (a git ref).
+BREAKING_AGAINST ?= HEAD~1
 
 .PHONY: help setup deps services protos protos-check lint ui dev test test-fast bench clean
 
 help:
 	@echo "make dev          run the whole system on the embedded default (SQLite, in-process live state)"
 	@echo "make test         install what tests need, start Postgres and Redis if needed, run every test"
-	@echo "make lint         ruff, buf lint, generated code freshness"
+	@echo "make lint         ruff, buf lint and breaking (BREAKING_AGAINST=ref), generated code freshness"
 	@echo "make protos       regenerate gen/ and gateway/hostcheck.pb from protos/"
 	@echo "make ui           build the browser UI (gateway/web) that Envoy serves"
 	@echo "make bench        benchmarks (long)"
@@ -40,6 +42,7 @@ protos-check: deps
 lint: deps protos-check
 	$(VENV)/bin/ruff check .
 	scripts/buf.sh lint
+	scripts/buf.sh breaking --against '.git#ref=$(BREAKING_AGAINST)'
 	scripts/build-ui.sh --check
 
 # The browser UI (gateway/web) as one file Envoy serves; a quick no-op when up to date.
