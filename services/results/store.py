@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
@@ -51,6 +51,69 @@ class IncomingResult:
 
 
 @dataclass
+class AgentSnapshot:
+    """What a task's view shows of its agent (see views.task_view)."""
+
+    name: str
+    location: str
+    region: str
+    country: str
+    city: str
+
+
+@dataclass
+class ResultSnapshot:
+    """A result as written, shaped like ResultRow for views.result_view."""
+
+    task_id: uuid.UUID
+    check_id: uuid.UUID
+    agent_id: uuid.UUID
+    check_type: str
+    success: bool
+    data: dict
+    error: str | None
+    error_code: str
+    duration_ms: float
+    started_at: datetime | None
+    created_at: datetime
+    late: bool
+
+
+@dataclass
+class TaskSnapshot:
+    """A task as written, shaped like TaskRow for views.task_view."""
+
+    id: uuid.UUID
+    check_id: uuid.UUID
+    agent_id: uuid.UUID
+    check_type: str
+    status: str
+    reason: str
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    deadline_at: datetime
+    agent: AgentSnapshot | None
+    result: ResultSnapshot | None = None
+
+
+@dataclass
+class CheckSnapshot:
+    """A check as written, shaped like CheckRow for views.check_view."""
+
+    id: uuid.UUID
+    target: str
+    check_types: list[str]
+    request: dict
+    status: str
+    created_at: datetime
+    completed_at: datetime | None
+    deadline_at: datetime
+    client_ip: str
+    tasks: list[TaskSnapshot]
+
+
+@dataclass
 class CheckState:
     """A check as the write that changed it left it (read under the check's lock).
 
@@ -60,8 +123,8 @@ class CheckState:
     status: str
     tasks_done: int
     tasks_total: int
-    # The tasks this write changed, with their agent and result loaded.
-    tasks: dict[uuid.UUID, TaskRow] = field(default_factory=dict)
+    # The tasks this write changed, with their agent and result (TaskRow or TaskSnapshot).
+    tasks: dict[uuid.UUID, TaskRow | TaskSnapshot] = field(default_factory=dict)
 
 
 @dataclass
@@ -86,27 +149,39 @@ class ResultsStore:
         self.sessions = sessions
 
     async def open_check(self, *, check_id: uuid.UUID, target: str, check_types: list[str], request: dict,
-                         tasks: list[PlannedTask], deadline: datetime, client_ip: str) -> CheckRow:
-        """Stores a check and its pending tasks; returns the check with its tasks and their agents loaded."""
+                         tasks: list[PlannedTask], deadline: datetime, client_ip: str) -> CheckSnapshot:
+        """Stores a check and its pending tasks; returns them as written (with the tasks' agents).
+
+        Plain inserts, no ORM objects: a check may have a thousand tasks.
+        """
         async with self.sessions() as session, session.begin():
             agent_ids = {t.agent_id for t in tasks}
-            agents = {a.id: a for a in (await session.scalars(
-                select(AgentRow).where(AgentRow.id.in_(agent_ids)))).all()}
+            agents = {row[0]: AgentSnapshot(*row[1:]) for row in (await session.execute(
+                select(AgentRow.id, AgentRow.name, AgentRow.location, AgentRow.region, AgentRow.country,
+                       AgentRow.city).where(AgentRow.id.in_(agent_ids)))).all()}
             missing = agent_ids - set(agents)
             if missing:
                 raise InvalidArgument(field="tasks", reason=f"unknown agent {sorted(missing)[0]}")
-            if await session.get(CheckRow, check_id) is not None:
+            if await session.scalar(select(CheckRow.id).where(CheckRow.id == check_id)) is not None:
                 raise InvalidArgument(field="check_id", reason=f"check {check_id} exists already")
             now = utcnow()
-            check = CheckRow(id=check_id, target=target, check_types=check_types, request=request,
-                             status="in_progress" if tasks else "failed", created_at=now, deadline_at=deadline,
-                             client_ip=client_ip, completed_at=None if tasks else now)
-            # Every attribute set, so the returned rows need no reading back (the session is closed by then).
-            check.tasks = [TaskRow(id=t.task_id, check_id=check_id, agent_id=t.agent_id, agent=agents[t.agent_id],
-                                   check_type=t.check_type, status="pending", reason="", created_at=now,
-                                   started_at=None, completed_at=None, deadline_at=t.deadline, result=None)
-                           for t in tasks]
-            session.add(check)
+            check = CheckSnapshot(id=check_id, target=target, check_types=check_types, request=request,
+                                  status="in_progress" if tasks else "failed", created_at=now,
+                                  completed_at=None if tasks else now, deadline_at=deadline, client_ip=client_ip,
+                                  tasks=[TaskSnapshot(id=t.task_id, check_id=check_id, agent_id=t.agent_id,
+                                                      check_type=t.check_type, status="pending", reason="",
+                                                      created_at=now, started_at=None, completed_at=None,
+                                                      deadline_at=t.deadline, agent=agents[t.agent_id])
+                                         for t in tasks])
+            await session.execute(insert(CheckRow.__table__), [{
+                "id": check.id, "target": target, "check_types": check_types, "request": request,
+                "status": check.status, "created_at": now, "completed_at": check.completed_at,
+                "deadline_at": deadline, "client_ip": client_ip}])
+            if tasks:
+                await session.execute(insert(TaskRow.__table__), [{
+                    "id": t.id, "check_id": check_id, "agent_id": t.agent_id, "check_type": t.check_type,
+                    "status": "pending", "reason": "", "created_at": now, "started_at": None, "completed_at": None,
+                    "deadline_at": t.deadline_at} for t in check.tasks])
         return check
 
     async def get_check(self, check_id: uuid.UUID) -> CheckRow:
@@ -172,49 +247,67 @@ class ResultsStore:
         # The last word for a task id within one batch wins; resends carry the same content.
         by_task = {r.task_id: r for r in results}
         async with self.sessions() as session, session.begin():
-            check_ids = sorted(set((await session.scalars(
-                select(TaskRow.check_id).where(TaskRow.id.in_(by_task)).distinct())).all()))
-            tasks: dict[uuid.UUID, TaskRow] = {}
-            statuses: dict[uuid.UUID, str] = {}
-            if check_ids:
-                statuses = dict((await session.execute(_lock(
-                    select(CheckRow.id, CheckRow.status).where(CheckRow.id.in_(check_ids)).order_by(CheckRow.id),
-                    session))).all())
-                # Read under the checks' locks; each task comes with its agent and its result (if any).
-                tasks = {t.id: t for t in (await session.scalars(
-                    select(TaskRow).where(TaskRow.id.in_(by_task)).execution_options(populate_existing=True)
-                )).unique().all()}
-            existing = {task_id for task_id, t in tasks.items() if t.result is not None}
+            # The checks of these tasks, locked in id order (one statement: this is every result's path).
+            statuses: dict[uuid.UUID, str] = dict((await session.execute(_lock(
+                select(CheckRow.id, CheckRow.status)
+                .where(CheckRow.id.in_(select(TaskRow.check_id).where(TaskRow.id.in_(by_task))))
+                .order_by(CheckRow.id), session))).all())
+            # task id -> (the task with its agent, whether it has a result already)
+            found: dict[uuid.UUID, tuple[TaskSnapshot, bool]] = {}
+            if statuses:
+                # Read under the checks' locks. Plain rows, no ORM objects: a batch has hundreds.
+                rows = (await session.execute(
+                    select(TaskRow.id, TaskRow.check_id, TaskRow.agent_id, TaskRow.check_type, TaskRow.status,
+                           TaskRow.reason, TaskRow.created_at, TaskRow.started_at, TaskRow.completed_at,
+                           TaskRow.deadline_at, AgentRow.name, AgentRow.location, AgentRow.region,
+                           AgentRow.country, AgentRow.city, ResultRow.id)
+                    .join(AgentRow, AgentRow.id == TaskRow.agent_id)
+                    .outerjoin(ResultRow, ResultRow.task_id == TaskRow.id)
+                    .where(TaskRow.id.in_(by_task)))).all()
+                for r in rows:
+                    found[r[0]] = (TaskSnapshot(*r[:10], agent=AgentSnapshot(*r[10:15])), r[15] is not None)
             now = utcnow()
+            new_results: list[dict] = []
+            task_updates: list[dict] = []
             for task_id, incoming in by_task.items():
-                task = tasks.get(task_id)
+                task, has_result = found.get(task_id, (None, False))
                 if task is None or task.agent_id != incoming.agent_id:
                     # Deleted check, or a task that is not this agent's: nothing to store.
                     changes.unknown.append(str(task_id))
                     continue
                 changes.stored.append(str(task_id))
-                if task_id in existing:
+                if has_result:
                     continue
                 late = task.status in TERMINAL_TASK
-                task.result = ResultRow(
-                    id=uuid.uuid4(), task_id=task_id, check_id=task.check_id, agent_id=task.agent_id,
-                    check_type=task.check_type, success=incoming.success, data=incoming.data,
-                    error=incoming.error or None, error_code=incoming.error_code, duration_ms=incoming.duration_ms,
+                task.result = ResultSnapshot(
+                    task_id=task_id, check_id=task.check_id, agent_id=task.agent_id, check_type=task.check_type,
+                    success=incoming.success, data=incoming.data, error=incoming.error or None,
+                    error_code=incoming.error_code, duration_ms=incoming.duration_ms,
                     started_at=incoming.started_at, created_at=now, late=late)
-                session.add(task.result)
+                new_results.append({"id": uuid.uuid4(), **vars(task.result)})
                 if not late:
                     task.status = "completed" if incoming.success else "failed"
                     task.started_at = incoming.started_at
                     task.completed_at = now
                     task.reason = "" if incoming.success else (incoming.error_code or "failed")
+                    task_updates.append({"t_id": task_id, "t_status": task.status, "t_started_at": task.started_at,
+                                         "t_completed_at": now, "t_reason": task.reason})
                 changes.tasks[task.check_id].append(task_id)
-            await session.flush()
-            await self._finish_checks(session, list(changes.tasks), now, changes, statuses, tasks)
+            if new_results:
+                await session.execute(insert(ResultRow.__table__), new_results)
+            if task_updates:
+                tasks_table = TaskRow.__table__
+                await session.execute(
+                    update(tasks_table).where(tasks_table.c.id == bindparam("t_id")).values(
+                        status=bindparam("t_status"), started_at=bindparam("t_started_at"),
+                        completed_at=bindparam("t_completed_at"), reason=bindparam("t_reason")), task_updates)
+            await self._finish_checks(session, list(changes.tasks), now, changes, statuses,
+                                      {task_id: task for task_id, (task, _) in found.items()})
         return changes
 
     async def _finish_checks(self, session: AsyncSession, check_ids: list[uuid.UUID], now: datetime,
                              changes: Changes, statuses: dict[uuid.UUID, str],
-                             tasks: dict[uuid.UUID, TaskRow]) -> None:
+                             tasks: dict[uuid.UUID, TaskRow | TaskSnapshot]) -> None:
         """Ends the checks whose last task just ended; records each check's state in `changes.checks`.
 
         `statuses` are the checks' statuses read under their locks, `tasks` the rows this write changed.

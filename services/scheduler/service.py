@@ -83,40 +83,59 @@ class ResultForwarder:
 
     An agent keeps a result until acknowledged, so an ack goes out only after
     the results service stored it (or said the task is unknown, e.g. deleted).
+
+    A result goes at once when a call slot is free; while `max_in_flight` calls
+    are out, results gather in the queue, so batches grow with load instead of
+    every result waiting for a timer.
     """
 
     def __init__(self, results: results_pb2_grpc.ResultsIngestServiceStub, live: LiveState, *,
-                 max_batch: int = 500, linger_s: float = 0.005) -> None:
+                 max_batch: int = 500, max_in_flight: int = 2) -> None:
         self.results = results
         self.live = live
         self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self.max_batch = max_batch
-        self.linger_s = linger_s
         self.stored_total = 0
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._in_flight: set[asyncio.Task] = set()
 
     def submit(self, agent_id: str, results, session: AgentSession | None) -> None:
         for r in results:
             self.queue.put_nowait(_Pending(agent_id, r, session))
 
     async def run(self) -> None:
-        while True:
-            batch = [await self.queue.get()]
-            deadline = time.monotonic() + self.linger_s
-            while len(batch) < self.max_batch:
-                timeout = deadline - time.monotonic()
-                if timeout <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self.queue.get(), timeout))
-                except TimeoutError:
-                    break
-            try:
-                await self._store(batch)
-            finally:
-                for _ in batch:
-                    self.queue.task_done()
+        try:
+            while True:
+                first = await self.queue.get()
+                await self._slots.acquire()
+                batch = [first]
+                while len(batch) < self.max_batch and not self.queue.empty():
+                    batch.append(self.queue.get_nowait())
+                task = asyncio.create_task(self._store_batch(batch))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+        finally:
+            for task in list(self._in_flight):
+                task.cancel()
 
-    async def _store(self, batch: list[_Pending]) -> None:
+    async def _store_batch(self, batch: list[_Pending]) -> None:
+        try:
+            by_agent = await self._store(batch)
+        finally:
+            self._slots.release()
+            for _ in batch:
+                self.queue.task_done()
+        # Off the critical path: the acks are out and the next call may go.
+        for i in range(0, len(by_agent), FORGET_AT_ONCE):
+            await asyncio.gather(*(self._forget(agent_id, task_ids)
+                                   for agent_id, task_ids in list(by_agent.items())[i:i + FORGET_AT_ONCE]))
+
+    async def _forget(self, agent_id: str, task_ids: list[str]) -> None:
+        with contextlib.suppress(Exception):
+            await self.live.remove_inflight(agent_id, task_ids)
+
+    async def _store(self, batch: list[_Pending]) -> dict[str, list[str]]:
+        """Stores the batch and acks it to the agents; returns the task ids done, by agent."""
         request = results_pb2.RecordResultsRequest(results=[
             results_pb2.AgentResult(agent_id=p.agent_id, result=p.result) for p in batch])
         delay = 0.1
@@ -145,9 +164,11 @@ class ResultForwarder:
                 acks.setdefault(id(p.session), (p.session, []))[1].append(p.result.task_id)
         for session, task_ids in acks.values():
             session.send(scheduler_pb2.ConnectResponse(ack=scheduler_pb2.ResultAck(task_ids=task_ids)))
-        for agent_id, task_ids in by_agent.items():
-            with contextlib.suppress(Exception):
-                await self.live.remove_inflight(agent_id, task_ids)
+        return by_agent
+
+
+# Live-state updates sent at once after a stored batch (one per agent).
+FORGET_AT_ONCE = 32
 
 
 class Scheduler:
