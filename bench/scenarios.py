@@ -12,11 +12,13 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
 import psycopg
 import redis
+from google.protobuf import timestamp_pb2
 
 from bench.feeder import start_feeder, task_maker
 from bench.httpclient import Connection
@@ -35,7 +37,7 @@ from bench.system import (
     start_gateway,
     start_targets,
 )
-from hostcheck.v1 import checks_pb2, registry_pb2, results_pb2, scheduler_pb2
+from hostcheck.v1 import checks_pb2, registry_pb2, results_pb2, results_pb2_grpc, scheduler_pb2
 from tests.conftest import REDIS_URL, fresh_postgres_db
 from tests.helpers import Proc, hostcheck_cmd
 
@@ -292,18 +294,39 @@ async def latency(scale: Scale, workdir: Path, notes: list[str]) -> list[Row]:
                 grpc_ms.append(1000 * await via_grpc())
                 rest_ms.append(1000 * await via_rest())
             rest.close()
+            # The same with one more watch open elsewhere (a dashboard), which keeps the results
+            # service's live-state subscription reader busy: shows what its idle wait costs.
+            other = await _open_idle_watch(system, agents[0][0])
+            busy_ms = [1000 * await via_grpc() for _ in range(max(1, scale.latency_runs // 2))]
+            other.cancel()
         finally:
             gw.proc.stop()
     g50, g99, r50, r99 = (percentile(grpc_ms, 50), percentile(grpc_ms, 99), percentile(rest_ms, 50),
                           percentile(rest_ms, 99))
     notes.append(f"latency (create -> done event, {scale.latency_runs} of each, interleaved): gRPC p50 {g50:.1f} / "
-                 f"p99 {g99:.1f} ms; Envoy REST (POST + NDJSON watch) p50 {r50:.1f} / p99 {r99:.1f} ms.")
+                 f"p99 {g99:.1f} ms; Envoy REST (POST + NDJSON watch) p50 {r50:.1f} / p99 {r99:.1f} ms. "
+                 f"gRPC with one other watch open on the results service: p50 {percentile(busy_ms, 50):.1f} / "
+                 f"p99 {percentile(busy_ms, 99):.1f} ms ({len(busy_ms)} checks).")
     return [
         Row("latency", "create -> completed, 1 tcp check on 3 agents, gRPC p50", 15, g50, "ms", True),
         Row("latency", "create -> completed, 1 tcp check on 3 agents, gRPC p99", 50, g99, "ms", True),
         Row("latency", "added by Envoy REST (p50 REST - p50 gRPC)", 2, r50 - g50, "ms", True,
             f"REST p50 {r50:.1f} ms, p99 {r99:.1f} ms"),
     ]
+
+
+async def _open_idle_watch(system: BenchSystem, agent_id: str):
+    """A WatchCheck held open on a check whose one task is never sent to an agent (it stays pending)."""
+    deadline = timestamp_pb2.Timestamp()
+    deadline.FromDatetime(datetime.now(UTC) + timedelta(minutes=10))
+    check_id = str(uuid.uuid4())
+    await results_pb2_grpc.ResultsIngestServiceStub(system.results_channel).OpenCheck(results_pb2.OpenCheckRequest(
+        check_id=check_id, request=scheduler_pb2.CreateCheckRequest(target="127.0.0.1:9", checks=["tcp"]),
+        tasks=[results_pb2.PlannedTask(task_id=str(uuid.uuid4()), agent_id=agent_id, check_type="tcp",
+                                       deadline=deadline)], deadline=deadline))
+    call = system.checks.WatchCheck(results_pb2.WatchCheckRequest(check_id=check_id))
+    await call.read()  # the snapshot: subscribed
+    return call
 
 
 def _is_done(line: bytes) -> bool:
@@ -459,7 +482,7 @@ async def watchers(scale: Scale, workdir: Path, notes: list[str]) -> list[Row]:
 
         async def watch(i: int, check_id: str) -> None:
             nonlocal ready, finished
-            stub = results_pb2_grpc_stub(channels[i % len(channels)])
+            stub = results_pb2_grpc.ResultsServiceStub(channels[i % len(channels)])
             async for event in stub.WatchCheck(results_pb2.WatchCheckRequest(check_id=check_id), timeout=300):
                 if event.event == "snapshot":
                     ready += 1
@@ -500,11 +523,6 @@ async def watchers(scale: Scale, workdir: Path, notes: list[str]) -> list[Row]:
         Row("watchers", "WatchCheck streams held by one results process", total, finished, "streams", False),
         Row("watchers", "event delivered after storing, p99", 50, p99, "ms", True, f"p50 {p50:.1f} ms"),
     ]
-
-
-def results_pb2_grpc_stub(channel):
-    from hostcheck.v1 import results_pb2_grpc
-    return results_pb2_grpc.ResultsServiceStub(channel)
 
 
 SCENARIOS = {
