@@ -1,4 +1,5 @@
-"""The report every benchmark adds its rows to; printed and written to docs/benchmarks.md at the end."""
+"""The report every benchmark adds its rows to; printed at the end of the run and, when every
+scenario ran (a whole `make bench`), written to docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -20,22 +21,43 @@ the real agent process with default settings. Timings compared with each other (
 agent vs blackbox_exporter) are measured in the same run, interleaved. The machine is shared:
 other work was running, see the load average."""
 
+REPORT = pytest.StashKey[Report]()
+STARTED = pytest.StashKey[tuple[str, str, float]]()
+RAN = pytest.StashKey[set]()
+
+
+def pytest_configure(config):
+    config.stash[REPORT] = Report()
+    config.stash[RAN] = set()
+    config.stash[STARTED] = (datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), load_average(), time.monotonic())
+
 
 @pytest.fixture(scope="session")
-def report(request):
-    rep = Report()
-    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    load_start = load_average()
-    t0 = time.monotonic()
-    yield rep
-    if not rep.rows and not rep.failed:
+def report(request) -> Report:
+    return request.config.stash[REPORT]
+
+
+@pytest.fixture(scope="session")
+def ran(request) -> set:
+    """Names of the scenarios that ran (the document is written only when all did)."""
+    return request.config.stash[RAN]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    from bench.scenarios import SCENARIOS
+
+    rep = config.stash.get(REPORT, None)
+    if rep is None or not (rep.rows or rep.failed):
         return
-    text = rep.markdown(machine=machine(), started=started, load=f"{load_start} / {load_average()}",
-                        elapsed_s=time.monotonic() - t0, preamble=PREAMBLE)
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
-    terminal = request.config.pluginmanager.get_plugin("terminalreporter")
-    if terminal is not None:
-        terminal.write_line("")
-        terminal.write_line(rep.table())
-        terminal.write_line(f"written to {DOC}")
+    started, load, t0 = config.stash[STARTED]
+    terminalreporter.write_sep("=", "benchmarks")
+    terminalreporter.write_line(rep.table())
+    for note in rep.notes:
+        terminalreporter.write_line(f"- {note}")
+    if set(SCENARIOS) <= config.stash[RAN]:
+        DOC.parent.mkdir(parents=True, exist_ok=True)
+        DOC.write_text(rep.markdown(machine=machine(), started=started, load=f"{load} / {load_average()}",
+                                    elapsed_s=time.monotonic() - t0, preamble=PREAMBLE))
+        terminalreporter.write_line(f"written to {DOC}")
+    else:
+        terminalreporter.write_line(f"not every scenario ran: {DOC} left as it was")

@@ -15,7 +15,8 @@ pytestmark = [pytest.mark.bench, pytest.mark.timeout(900)]
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
-async def test_scenario(name, report, tmp_path):
+async def test_scenario(name, report, ran, tmp_path):
+    ran.add(name)
     try:
         rows = await SCENARIOS[name](FULL, tmp_path, report.notes)
     except BaseException as exc:
