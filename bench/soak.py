@@ -31,13 +31,14 @@ class SoakScale:
     seconds: float = 60.0
     checks_per_s: float = 5.0
     agents_per_check: int = 50
+    watchers_per_check: int = 10
     sim_processes: int = 4
     streams_per_channel: int = 50
 
 
 FULL_SOAK = SoakScale()
-SMOKE_SOAK = SoakScale(agents=12, watchers=6, seconds=2.0, checks_per_s=4.0, agents_per_check=4, sim_processes=1,
-                       streams_per_channel=6)
+SMOKE_SOAK = SoakScale(agents=12, watchers=6, seconds=2.0, checks_per_s=4.0, agents_per_check=4,
+                       watchers_per_check=2, sim_processes=1, streams_per_channel=6)
 
 
 async def soak(scale: SoakScale, workdir: Path, notes: list[str]) -> list[Row]:
@@ -50,16 +51,18 @@ async def soak(scale: SoakScale, workdir: Path, notes: list[str]) -> list[Row]:
         newest: list[str] = []
         stop = asyncio.Event()
 
+        watching: dict[str, int] = {}
+
         async def watcher() -> None:
-            """Follows the newest check to its end, then the next; one live stream at a time."""
-            seen: set[str] = set()
+            """Follows the newest check short of watchers to its end, then the next; one stream at a time."""
             while not (stop.is_set() and all(c in done_at for c in created)):
-                pending = [c for c in reversed(newest) if c not in seen and c not in done_at]
+                pending = [c for c in reversed(newest)
+                           if c not in done_at and watching.get(c, 0) < scale.watchers_per_check]
                 if not pending:
                     await asyncio.sleep(0.02)
                     continue
                 check_id = pending[0]
-                seen.add(check_id)
+                watching[check_id] = watching.get(check_id, 0) + 1
                 with contextlib.suppress(grpc.aio.AioRpcError):
                     async for event in system.checks.WatchCheck(
                             results_pb2.WatchCheckRequest(check_id=check_id), timeout=120):
@@ -100,7 +103,8 @@ async def soak(scale: SoakScale, workdir: Path, notes: list[str]) -> list[Row]:
         produced = stats["tasks_received"]
         notes.append(
             f"soak: {scale.agents} simulated agents, {scale.watchers} live watchers, {scale.seconds:g} s, "
-            f"{len(created)} checks ({scale.agents_per_check} agents each, {errors} create errors), "
+            f"{len(created)} checks ({scale.agents_per_check} agents each, up to {scale.watchers_per_check} "
+            f"watchers each, {errors} create errors), "
             f"{tasks[0]} tasks ({tasks[1]} timed out); results produced {produced}, stored {stored[0]} "
             f"({stored[1]} distinct tasks), acked {stats['acked']}; checks by status {statuses}; "
             f"create->complete p50 {percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms; "

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from google.protobuf import json_format
 from sqlalchemy import func, select
 
-from hostcheck.v1 import registry_pb2, results_pb2, results_pb2_grpc
+from hostcheck.v1 import checks_pb2, registry_pb2, results_pb2, results_pb2_grpc
 from services import telemetry
 from services.config import ResultsConfig
 from services.domain.checks import require_uuid
@@ -107,6 +107,7 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
     def __init__(self, store: ResultsStore, live: LiveState) -> None:
         self.store = store
         self.live = live
+        self._reads: dict[uuid.UUID, tuple[float, asyncio.Future]] = {}
 
     @grpc_errors
     async def GetCheck(self, request, context):
@@ -138,7 +139,8 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
     async def WatchCheck(self, request, context):
         check_id = require_uuid("check_id", request.check_id)
         async with self.live.subscribe(channel(check_id)) as sub:
-            check = check_view(await self.store.get_check(check_id))
+            subscribed = time.monotonic()
+            check = await self._view(check_id, not_before=subscribed)
             yield results_pb2.WatchCheckResponse(event="snapshot", check=check, check_status=check.status,
                                                  tasks_done=check.tasks_done, tasks_total=check.tasks_total)
             if check.status in TERMINAL_CHECK:
@@ -164,8 +166,23 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
                     if event.event == "done":
                         return
 
+    async def _view(self, check_id: uuid.UUID, *, not_before: float) -> checks_pb2.Check:
+        """The check as stored now; watchers asking at the same moment share one read.
+
+        A shared link opened by many people at once would otherwise load the same check
+        (with every task and result) once per watcher. A read is shared only with watchers
+        that subscribed before it started (`not_before`), so none misses an event.
+        """
+        entry = self._reads.get(check_id)
+        if entry is None or entry[0] < not_before:
+            entry = (time.monotonic(), asyncio.ensure_future(self.store.get_check(check_id)))
+            self._reads[check_id] = entry
+            entry[1].add_done_callback(
+                lambda _, e=entry: self._reads.pop(check_id, None) if self._reads.get(check_id) is e else None)
+        return check_view(await asyncio.shield(entry[1]))
+
     async def _resync(self, check_id: uuid.UUID, sent: dict[str, str]) -> list[results_pb2.WatchCheckResponse]:
-        check = check_view(await self.store.get_check(check_id))
+        check = await self._view(check_id, not_before=time.monotonic())
         events = [results_pb2.WatchCheckResponse(event="task", task=t, check_status=check.status,
                                                  tasks_done=check.tasks_done, tasks_total=check.tasks_total)
                   for t in check.tasks if sent.get(t.task_id) != t.status]
