@@ -209,7 +209,8 @@ class MemoryLiveState(LiveState):
 
 
 _CLEAR_IF_HOLDER = """
-if redis.call('HGET', KEYS[1], 'scheduler_id') == ARGV[1] then
+local current = redis.call('GET', KEYS[1])
+if current and cjson.decode(current).scheduler_id == ARGV[1] then
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[2], ARGV[2])
   return 1
@@ -242,14 +243,11 @@ class RedisLiveState(LiveState):
     def _k(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
 
+    # A presence is one JSON value per agent: reading thousands is one MGET of plain strings,
+    # much cheaper to parse than a hash per agent.
     async def set_presence(self, presence: Presence, ttl_s: float) -> None:
-        key = self._k("agent", presence.agent_id)
-        doc = asdict(presence)
-        doc["capabilities"] = json.dumps(presence.capabilities)
-        doc["labels"] = json.dumps(presence.labels)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={k: str(v) for k, v in doc.items()})
-            pipe.pexpire(key, int(ttl_s * 1000))
+            pipe.set(self._k("agent", presence.agent_id), json.dumps(asdict(presence)), px=int(ttl_s * 1000))
             pipe.zadd(self._k("agents"), {presence.agent_id: time.time() + ttl_s})
             await pipe.execute()
 
@@ -257,23 +255,15 @@ class RedisLiveState(LiveState):
         return bool(await self._clear(keys=[self._k("agent", agent_id), self._k("agents")],
                                       args=[scheduler_id, agent_id]))
 
-    @staticmethod
-    def _decode(raw: dict[bytes, bytes]) -> Presence:
-        d = {k.decode(): v.decode() for k, v in raw.items()}
-        return Presence(agent_id=d["agent_id"], scheduler_id=d["scheduler_id"],
-                        last_heartbeat=float(d["last_heartbeat"]), tasks_in_flight=int(d["tasks_in_flight"]),
-                        version=d.get("version", ""), capabilities=json.loads(d.get("capabilities", "[]")),
-                        name=d.get("name", ""), region=d.get("region", ""), country=d.get("country", ""),
-                        city=d.get("city", ""), labels=json.loads(d.get("labels", "{}")))
-
     async def get_presence(self, agent_ids: list[str]) -> dict[str, Presence]:
         if not agent_ids:
             return {}
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for agent_id in agent_ids:
-                pipe.hgetall(self._k("agent", agent_id))
-            rows = await pipe.execute()
-        return {a: self._decode(r) for a, r in zip(agent_ids, rows, strict=True) if r}
+        out: dict[str, Presence] = {}
+        for start in range(0, len(agent_ids), 1000):
+            chunk = agent_ids[start:start + 1000]
+            values = await self.redis.mget([self._k("agent", a) for a in chunk])
+            out.update({a: Presence(**json.loads(v)) for a, v in zip(chunk, values, strict=True) if v})
+        return out
 
     async def online_agents(self) -> list[Presence]:
         now = time.time()
