@@ -194,8 +194,9 @@ class Agent:
             try:
                 done, _ = await asyncio.wait([reader, stop, *helpers], return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
-                    if task is not stop and task.exception() is not None:
-                        raise task.exception()
+                    failure = task.exception() if task is not stop else None
+                    if failure is not None:
+                        raise failure
             finally:
                 for task in (reader, stop, *helpers):
                     task.cancel()

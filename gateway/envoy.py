@@ -86,9 +86,9 @@ def render(*, listen_address: str, listen_port: int, admin_port: int, upstreams:
               "DESCRIPTOR": str(Path(descriptor).absolute()),
               "UI_INDEX": str((Path(ui_index) if Path(ui_index).is_file() else UI_NOT_BUILT).absolute())}
     for name in ("scheduler", "results", "registry"):
-        host, port = _split(getattr(upstreams, name))
-        values[f"{name.upper()}_HOST"] = host
-        values[f"{name.upper()}_PORT"] = port
+        upstream_host, upstream_port = _split(getattr(upstreams, name))
+        values[f"{name.upper()}_HOST"] = upstream_host
+        values[f"{name.upper()}_PORT"] = upstream_port
     return string.Template(template.read_text()).substitute(values)
 
 

@@ -132,9 +132,9 @@ def summary(task: checks_pb2.CheckTask) -> str:
         return (f"{data.get('state')}: {data.get('reply_size')} bytes from {data.get('address')} "
                 f"port {data.get('port')} in {data.get('rtt_ms')} ms: {text[:30]!r}")
     if kind == "traceroute":
-        hops = data.get("hops") or []
-        path = " > ".join(h.get("name") or h.get("address") or "*" for h in hops[:8]) + (" ..." if len(hops) > 8 else "")
-        return f"{data.get('address')} reached in {len(hops)} hop(s): {path}"
+        route = data.get("hops") or []
+        path = " > ".join(h.get("name") or h.get("address") or "*" for h in route[:8]) + (" ..." if len(route) > 8 else "")
+        return f"{data.get('address')} reached in {len(route)} hop(s): {path}"
     return data.get("summary") or json.dumps(data)[:80]
 
 

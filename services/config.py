@@ -22,7 +22,7 @@ class ConfigError(ValueError):
 
 def doc(text: str, default=dataclasses.MISSING, default_factory=dataclasses.MISSING):
     """A dataclass field with its documentation (shown by `hostcheck config`)."""
-    kwargs = {"metadata": {"doc": text}}
+    kwargs: dict[str, typing.Any] = {"metadata": {"doc": text}}
     if default is not dataclasses.MISSING:
         kwargs["default"] = default
     if default_factory is not dataclasses.MISSING:
@@ -179,7 +179,7 @@ def load(cls: type[T], env: Mapping[str, str] | None = None, **overrides) -> T:
         raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
     hints = typing.get_type_hints(cls)
     values: dict[str, object] = {}
-    for f in dataclasses.fields(cls):
+    for f in dataclasses.fields(typing.cast(typing.Any, cls)):
         var = PREFIX + f.name.upper()
         if var in env:
             values[f.name] = _parse(var, env[var], hints[f.name])

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -96,7 +97,7 @@ async def main(*, port: int, host: str, data_dir: str, allow_targets: tuple[str,
     token = _registration_token(data)
     db_url = f"sqlite:///{data / 'hostcheck.db'}"
     live = MemoryLiveState()
-    common = {"database_url": db_url, "live_state_url": "memory://"}
+    common: dict[str, Any] = {"database_url": db_url, "live_state_url": "memory://"}
     started = time.monotonic()
     stack = contextlib.AsyncExitStack()
     procs: list[subprocess.Popen] = []
@@ -168,7 +169,7 @@ async def main(*, port: int, host: str, data_dir: str, allow_targets: tuple[str,
         while not stopping.is_set():
             for proc in procs:
                 if proc.poll() is not None:
-                    raise DevError(f"child process {proc.args} exited with code {proc.returncode}")
+                    raise DevError(f"child process {proc.args!r} exited with code {proc.returncode}")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), 1.0)
         print("stopping...", flush=True)

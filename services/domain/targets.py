@@ -107,8 +107,8 @@ def parse_target(raw: str) -> Target:
                 raise TargetError("bracketed IPv6 address is malformed")
             target = Target(host=host, port=_port(rest[1:]) if rest else None)
         elif text.count(":") == 1:
-            host, _, port = text.partition(":")
-            target = Target(host=host, port=_port(port))
+            host, _, port_text = text.partition(":")
+            target = Target(host=host, port=_port(port_text))
         else:
             target = Target(host=text)
     if target.ip is None and not _valid_hostname(target.host):

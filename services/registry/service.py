@@ -123,7 +123,7 @@ class RegistryStore:
         return row
 
     async def touch(self, agent_id: uuid.UUID, version: str = "") -> None:
-        values = {"last_heartbeat": datetime.now(UTC)}
+        values: dict[str, object] = {"last_heartbeat": datetime.now(UTC)}
         if version:
             values["version"] = version
         async with self.sessions() as session, session.begin():

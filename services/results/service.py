@@ -177,8 +177,12 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
         if entry is None or entry[0] < not_before:
             entry = (time.monotonic(), asyncio.ensure_future(self.store.get_check(check_id)))
             self._reads[check_id] = entry
-            entry[1].add_done_callback(
-                lambda _, e=entry: self._reads.pop(check_id, None) if self._reads.get(check_id) is e else None)
+            started = entry
+
+            def forget(_: asyncio.Future) -> None:
+                if self._reads.get(check_id) is started:
+                    del self._reads[check_id]
+            entry[1].add_done_callback(forget)
         return check_view(await asyncio.shield(entry[1]))
 
     async def _resync(self, check_id: uuid.UUID, sent: dict[str, str]) -> list[results_pb2.WatchCheckResponse]:

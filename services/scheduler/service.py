@@ -25,6 +25,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from hostcheck.v1 import (
+    agents_pb2,
     registry_pb2,
     registry_pb2_grpc,
     results_pb2,
@@ -62,7 +63,7 @@ class AgentSession:
     """One connected agent's stream on this replica."""
 
     agent_id: str
-    agent: object  # hostcheck.v1.Agent from the registry
+    agent: agents_pb2.Agent  # from the registry's token check
     outbox: asyncio.Queue = field(default_factory=asyncio.Queue)
     hello: scheduler_pb2.AgentHello | None = None
     tasks_in_flight: int = 0
@@ -273,7 +274,7 @@ class Scheduler:
 
     # ---- agent streams -------------------------------------------------------------------
 
-    async def authenticate(self, context) -> object:
+    async def authenticate(self, context) -> agents_pb2.Agent:
         md = dict(context.invocation_metadata() or ())
         agent_id = md.get("x-agent-id", "")
         auth = md.get("authorization", "")

@@ -76,12 +76,13 @@ def migrate(url: str) -> None:
     from alembic import command
     from alembic.config import Config
 
-    if make_url(url).get_backend_name() == "sqlite" and make_url(url).database:
-        Path(make_url(url).database).parent.mkdir(parents=True, exist_ok=True)
+    sqlite_file = make_url(url).database if make_url(url).get_backend_name() == "sqlite" else None
+    if sqlite_file:
+        Path(sqlite_file).parent.mkdir(parents=True, exist_ok=True)
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
     command.upgrade(cfg, "head")
-    if make_url(url).get_backend_name() == "sqlite" and make_url(url).database:
-        with sqlite3.connect(make_url(url).database, timeout=30) as conn:
+    if sqlite_file:
+        with sqlite3.connect(sqlite_file, timeout=30) as conn:
             conn.execute("PRAGMA journal_mode=WAL")

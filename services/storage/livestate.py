@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
+from typing import cast
 
 import redis.asyncio as aioredis
 
@@ -268,7 +269,7 @@ class RedisLiveState(LiveState):
     async def online_agents(self) -> list[Presence]:
         now = time.time()
         await self.redis.zremrangebyscore(self._k("agents"), "-inf", now)
-        ids = [m.decode() for m in await self.redis.zrangebyscore(self._k("agents"), now, "+inf")]
+        ids = [m.decode() for m in cast(list[bytes], await self.redis.zrangebyscore(self._k("agents"), now, "+inf"))]
         found = await self.get_presence(ids)
         return list(found.values())
 
@@ -285,7 +286,7 @@ class RedisLiveState(LiveState):
             await self.redis.hdel(self._k("inflight", agent_id), *task_ids)
 
     async def inflight(self, agent_id: str) -> dict[str, float]:
-        raw = await self.redis.hgetall(self._k("inflight", agent_id))
+        raw = cast(dict[bytes, bytes], await self.redis.hgetall(self._k("inflight", agent_id)))
         return {k.decode(): float(v) for k, v in raw.items()}
 
     async def publish(self, channel: str, payload: bytes) -> None:
