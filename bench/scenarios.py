@@ -158,7 +158,8 @@ async def stream_capacity(scale: Scale, workdir: Path, notes: list[str]) -> list
         per_stream_kb = (max(rss_connected, rss_after) - rss_before) / n
         heartbeats_s = (after["heartbeats"] - before["heartbeats"]) / scale.stream_window_s
         notes.append(f"stream capacity: {n:,} agents connected in {connected['seconds']:.1f} s "
-                     f"({n / connected['seconds']:,.0f}/s, each checked by the registry), "
+                     f"({n / connected['seconds']:,.0f}/s, each checked by the registry; {connected['retries']} connect "
+                     f"attempts refused and retried), "
                      f"{scale.streams_per_channel} streams per HTTP/2 connection; scheduler RSS "
                      f"{rss_before / 1024:.0f} -> {rss_after / 1024:.0f} MB; over {scale.stream_window_s:g} s: "
                      f"{heartbeats_s:,.0f} heartbeats/s, scheduler {cpu['scheduler']:.1f}% of a core "

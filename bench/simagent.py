@@ -45,6 +45,7 @@ from services.grpcserver import CHANNEL_OPTIONS
 log = logging.getLogger("bench.simagent")
 
 DEFAULTS = AgentConfig()
+CONNECT_PATIENCE_S = 60.0
 LOOPBACK = TargetGuard.from_cidrs(["127.0.0.0/8", "::1/128"])
 
 
@@ -188,6 +189,7 @@ class Fleet:
     acked: int = 0
     last_ack: float = 0.0
     disconnects: int = 0
+    connect_retries: int = 0
     tasks_received: int = 0
     # check id -> [tasks, first arrival, last arrival] (time.monotonic(), shared by processes on Linux)
     arrivals: dict[str, list] = field(default_factory=lambda: defaultdict(lambda: [0, 0.0, 0.0]))
@@ -216,21 +218,26 @@ class Fleet:
             sim = SimAgent(self, agent_id, token)
             stub = scheduler_pb2_grpc.AgentStreamServiceStub(self.channels[base + i % n_channels])
             async with gate:
-                for attempt in range(5):
+                # Like the agent: retry (e.g. UNAVAILABLE while the scheduler is busy) with randomised backoff.
+                backoff, give_up = 0.2, time.monotonic() + CONNECT_PATIENCE_S
+                while True:
                     try:
                         await sim.connect(stub)
                         self.agents.append(sim)
                         return
                     except (grpc.aio.AioRpcError, RuntimeError) as exc:
                         await sim.close()
-                        if attempt == 4:
+                        if time.monotonic() > give_up:
                             failed.append(f"{agent_id}: {exc}")
-                        await asyncio.sleep(0.2 * (attempt + 1))
+                            return
+                        self.connect_retries += 1
+                        await asyncio.sleep(random.uniform(0, backoff))
+                        backoff = min(backoff * 2, 5.0)
 
         started = time.monotonic()
         await asyncio.gather(*(one(i, a, t) for i, (a, t) in enumerate(agents)))
         return {"connected": len(agents) - len(failed), "failed": failed[:3], "started": started,
-                "finished": time.monotonic()}
+                "finished": time.monotonic(), "retries": self.connect_retries}
 
     def stats(self, checks: list[str] | None = None) -> dict:
         out = {"agents": len(self.agents), "heartbeats": self.heartbeats, "results_sent": self.results_sent,
@@ -245,7 +252,7 @@ class Fleet:
         if name == "connect":
             self.mode = cmd.get("mode", self.mode)
             return await self.connect(cmd["scheduler"], cmd["agents"], cmd["streams_per_channel"],
-                                      cmd.get("parallel", 200))
+                                      cmd.get("parallel", 100))
         if name == "mode":
             self.mode = cmd["mode"]
             return {"mode": self.mode}
@@ -330,7 +337,7 @@ class SimFleet:
         if failed:
             raise RuntimeError(f"{sum(len(p) for p in parts) - sum(r['connected'] for r in replies)} agent(s) "
                                f"did not connect, e.g. {failed[0]}")
-        return {"connected": sum(r["connected"] for r in replies),
+        return {"connected": sum(r["connected"] for r in replies), "retries": sum(r["retries"] for r in replies),
                 "seconds": max(r["finished"] for r in replies) - min(r["started"] for r in replies)}
 
     async def mode(self, mode: str) -> None:
