@@ -64,7 +64,7 @@ class Report:
         head = ["scenario", "measure", "goal", "measured", "ratio", "met", "notes"]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(r.cells()) + " |" for r in self.rows]
-        lines += [f"| {name} | not measured | | | | **no** | {why} |" for name, why in
+        lines += [f"| {name} | not measured | | | | **no** | {' '.join(why.split())[:160]} |" for name, why in
                   (f.split(": ", 1) if ": " in f else (f, "") for f in self.failed)]
         return "\n".join(lines)
 
