@@ -56,8 +56,9 @@ async def test_clear_presence_only_by_holder(live):
 
 
 async def test_inflight(live):
-    await live.add_inflight("a1", {"t1": 10.0, "t2": 20.0})
+    await live.add_inflight({"a1": {"t1": 10.0, "t2": 20.0}, "a2": {"t3": 30.0}})
     assert await live.inflight("a1") == {"t1": 10.0, "t2": 20.0}
+    assert await live.inflight("a2") == {"t3": 30.0}
     await live.remove_inflight("a1", ["t1", "unknown"])
     assert await live.inflight("a1") == {"t2": 20.0}
     await live.remove_inflight("a1", ["t2"])

@@ -295,9 +295,17 @@ class DeadlineSweeper:
         self.offline_after_s = offline_after_s
         # agent id -> when this sweeper first saw it without presence while it had pending tasks
         self._absent_since: dict[uuid.UUID, float] = {}
+        self._next_offline_sweep = 0.0
 
     async def sweep_offline(self) -> int:
-        """Ends pending tasks of agents offline (no presence) for offline_after_s, before their deadline."""
+        """Ends pending tasks of agents offline (no presence) for offline_after_s, before their deadline.
+
+        Runs at most every tenth of that window: it reads the presence of every agent with pending
+        tasks, which under a big fan-out is thousands of keys.
+        """
+        if time.monotonic() < self._next_offline_sweep:
+            return 0
+        self._next_offline_sweep = time.monotonic() + self.offline_after_s / 10
         agents = await self.store.pending_agents()
         try:
             online = await self.live.get_presence([str(a) for a in agents])

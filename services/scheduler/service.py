@@ -422,6 +422,9 @@ class Scheduler:
         remote = [a for a in batches if a not in self.sessions]
         # Where each remote agent is now (it may have moved since the snapshot it was picked from).
         current = await self.live.get_presence(remote) if remote else {}
+        with contextlib.suppress(Exception):  # in-flight bookkeeping is advisory; a Redis blip must not stop dispatch
+            await self.live.add_inflight({agent_id: {t.task_id: t.deadline.seconds for t in tasks}
+                                          for agent_id, (_, tasks) in batches.items()})
         for agent_id, (presence, tasks) in batches.items():
             presence = current.get(agent_id, presence)
             with telemetry.span("dispatch", attributes={"hostcheck.check_id": tasks[0].check_id,
@@ -430,8 +433,6 @@ class Scheduler:
                     telemetry.inject(task.trace_context)
                     self.metrics.tasks_dispatched.labels(task.check_type).inc()
                 batch = scheduler_pb2.TaskBatch(tasks=tasks)
-                with contextlib.suppress(Exception):
-                    await self.live.add_inflight(agent_id, {t.task_id: t.deadline.seconds for t in tasks})
                 if agent_id in self.sessions:
                     self._deliver_local(agent_id, batch)
                 else:

@@ -93,7 +93,8 @@ class LiveState(ABC):
     async def online_agents(self) -> list[Presence]: ...
 
     @abstractmethod
-    async def add_inflight(self, agent_id: str, task_deadlines: dict[str, float]) -> None: ...
+    async def add_inflight(self, tasks_by_agent: dict[str, dict[str, float]]) -> None:
+        """Records in-flight tasks: agent id -> {task id: deadline}, for many agents at once."""
 
     @abstractmethod
     async def remove_inflight(self, agent_id: str, task_ids: list[str]) -> None: ...
@@ -173,8 +174,9 @@ class MemoryLiveState(LiveState):
     async def online_agents(self) -> list[Presence]:
         return [p for a in list(self._presence) if (p := self._alive(a)) is not None]
 
-    async def add_inflight(self, agent_id: str, task_deadlines: dict[str, float]) -> None:
-        self._inflight[agent_id].update(task_deadlines)
+    async def add_inflight(self, tasks_by_agent: dict[str, dict[str, float]]) -> None:
+        for agent_id, task_deadlines in tasks_by_agent.items():
+            self._inflight[agent_id].update(task_deadlines)
 
     async def remove_inflight(self, agent_id: str, task_ids: list[str]) -> None:
         tasks = self._inflight.get(agent_id)
@@ -233,11 +235,16 @@ class RedisLiveState(LiveState):
 
     def __init__(self, url: str, *, prefix: str = "hc:") -> None:
         super().__init__()
-        self.redis = aioredis.from_url(url, socket_connect_timeout=3, socket_timeout=5,
-                                       health_check_interval=10)
+        # A blocking pool: under a burst (thousands of agents connecting) callers wait for a free
+        # connection instead of failing with MaxConnectionsError as the default pool does.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=64, timeout=10, socket_connect_timeout=3, socket_timeout=5, health_check_interval=10)
+        self._pool = pool
+        self.redis = aioredis.Redis(connection_pool=pool)
         self.prefix = prefix
         self._pubsub = self.redis.pubsub()
         self._reader: asyncio.Task | None = None
+        self._subscribed = asyncio.Event()  # the reader sleeps on it while no channel is subscribed
         self._clear = self.redis.register_script(_CLEAR_IF_HOLDER)
         self._rate = self.redis.register_script(_RATE_LIMIT)
 
@@ -273,13 +280,15 @@ class RedisLiveState(LiveState):
         found = await self.get_presence(ids)
         return list(found.values())
 
-    async def add_inflight(self, agent_id: str, task_deadlines: dict[str, float]) -> None:
-        if task_deadlines:
-            key = self._k("inflight", agent_id)
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hset(key, mapping={t: str(d) for t, d in task_deadlines.items()})
-                pipe.expire(key, 3600)
-                await pipe.execute()
+    async def add_inflight(self, tasks_by_agent: dict[str, dict[str, float]]) -> None:
+        # One round trip for a whole fan-out, not one per agent.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent_id, task_deadlines in tasks_by_agent.items():
+                if task_deadlines:
+                    key = self._k("inflight", agent_id)
+                    pipe.hset(key, mapping={t: str(d) for t, d in task_deadlines.items()})
+                    pipe.expire(key, 3600)
+            await pipe.execute()
 
     async def remove_inflight(self, agent_id: str, task_ids: list[str]) -> None:
         if task_ids:
@@ -294,6 +303,7 @@ class RedisLiveState(LiveState):
 
     async def _subscribe_remote(self, channel: str) -> None:
         await self._pubsub.subscribe(self._k("ch", channel))
+        self._subscribed.set()
         if self._reader is None or self._reader.done():
             self._reader = asyncio.create_task(self._read(), name="livestate-pubsub")
 
@@ -316,7 +326,8 @@ class RedisLiveState(LiveState):
                 continue
             if msg is None:
                 if not self._pubsub.subscribed:
-                    await asyncio.sleep(0.1)
+                    self._subscribed.clear()
+                    await self._subscribed.wait()
                 continue
             if msg.get("type") == "message":
                 self._fanout.deliver(msg["channel"].decode()[strip:], msg["data"])
@@ -336,6 +347,7 @@ class RedisLiveState(LiveState):
         with contextlib.suppress(Exception):
             await self._pubsub.aclose()
         await self.redis.aclose()
+        await self._pool.disconnect()
 
 
 def create_live_state(url: str, prefix: str = "hc:") -> LiveState:
