@@ -104,3 +104,10 @@ async def test_rate_limit_resets_after_window(live):
 async def test_concurrent_rate_limit_counts_exactly(live):
     results = await asyncio.gather(*[live.hit_rate_limit("ip:c", 10, 60) for _ in range(30)])
     assert sum(ok for ok, _ in results) == 10
+
+
+async def test_many_presences_at_once(live):
+    await live.set_presences([presence(f"m{i}", tasks_in_flight=i) for i in range(250)], ttl_s=30)
+    got = await live.get_presence([f"m{i}" for i in range(250)])
+    assert len(got) == 250 and got["m7"].tasks_in_flight == 7
+    assert len(await live.online_agents()) == 250

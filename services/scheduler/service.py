@@ -50,6 +50,8 @@ VERSION_HEADER = "x-agent-version"
 HELLO_TIMEOUT_S = 10.0
 # How stale the list of online agents that CreateCheck picks from may be (see Scheduler._online).
 ONLINE_SNAPSHOT_S = 1.0
+# Heartbeats are written to live state together, at most this long after they arrive.
+PRESENCE_BATCH_S = 0.2
 
 
 def _ts(dt: datetime) -> timestamp_pb2.Timestamp:
@@ -192,6 +194,8 @@ class Scheduler:
         self._no_sessions = asyncio.Event()
         self._no_sessions.set()
         self._online_snapshot: tuple[float, list[Presence]] | None = None
+        self._stale_presence: dict[str, AgentSession] = {}
+        self._presence_due = asyncio.Event()
         self._online_read: asyncio.Future | None = None
 
     @property
@@ -200,6 +204,7 @@ class Scheduler:
 
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self.forwarder.run(), name="result-forwarder"))
+        self._tasks.append(asyncio.create_task(self._write_presences(), name="presence-writer"))
         ready = asyncio.Event()
         self._tasks.append(asyncio.create_task(self._listen(ready), name="scheduler-routing"))
         await ready.wait()
@@ -337,11 +342,29 @@ class Scheduler:
                     await self.live.clear_presence(session.agent_id, self.id)
             log.info("agent %s (%s) disconnected", agent.name, agent.agent_id)
 
-    async def _refresh_presence(self, session: AgentSession) -> None:
-        try:
-            await self.live.set_presence(self._presence(session), self.config.offline_after_s)
-        except Exception as exc:  # noqa: BLE001 - a live-state blip must not drop the agent's stream
-            log.warning("cannot refresh presence of agent %s: %s", session.agent_id, exc)
+    def _heartbeat(self, session: AgentSession) -> None:
+        """Queues the agent's presence refresh; `_write_presences` writes them in batches."""
+        self._stale_presence[session.agent_id] = session
+        self._presence_due.set()
+
+    async def _write_presences(self) -> None:
+        """Writes queued presence refreshes every PRESENCE_BATCH_S in one round trip.
+
+        One write per heartbeat cost ~0.7 ms of CPU: 10,000 agents heartbeating every 10 s
+        kept most of a core busy. The delay is small next to the 30 s presence TTL.
+        """
+        while True:
+            await self._presence_due.wait()
+            await asyncio.sleep(PRESENCE_BATCH_S)
+            self._presence_due.clear()
+            due, self._stale_presence = self._stale_presence, {}
+            try:
+                await self.live.set_presences([self._presence(s) for s in due.values() if not s.closed],
+                                              self.config.offline_after_s)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a live-state blip must not drop streams; next heartbeat retries
+                log.warning("cannot refresh presence of %d agent(s): %s", len(due), exc)
 
     async def _read(self, session: AgentSession, request_iterator) -> None:
         try:
@@ -349,7 +372,7 @@ class Scheduler:
                 kind = message.WhichOneof("message")
                 if kind == "heartbeat":
                     session.tasks_in_flight = message.heartbeat.tasks_in_flight
-                    await self._refresh_presence(session)
+                    self._heartbeat(session)
                 elif kind == "results":
                     self.forwarder.submit(session.agent_id, message.results.results, session)
         except asyncio.CancelledError:

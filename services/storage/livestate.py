@@ -80,7 +80,11 @@ class LiveState(ABC):
         self._fanout = _Fanout()
 
     @abstractmethod
-    async def set_presence(self, presence: Presence, ttl_s: float) -> None: ...
+    async def set_presences(self, presences: list[Presence], ttl_s: float) -> None:
+        """Writes many presences at once (a scheduler batches its agents' heartbeats)."""
+
+    async def set_presence(self, presence: Presence, ttl_s: float) -> None:
+        await self.set_presences([presence], ttl_s)
 
     @abstractmethod
     async def clear_presence(self, agent_id: str, scheduler_id: str) -> bool:
@@ -158,8 +162,9 @@ class MemoryLiveState(LiveState):
             return None
         return presence
 
-    async def set_presence(self, presence: Presence, ttl_s: float) -> None:
-        self._presence[presence.agent_id] = (presence, self._clock() + ttl_s)
+    async def set_presences(self, presences: list[Presence], ttl_s: float) -> None:
+        for presence in presences:
+            self._presence[presence.agent_id] = (presence, self._clock() + ttl_s)
 
     async def clear_presence(self, agent_id: str, scheduler_id: str) -> bool:
         current = self._alive(agent_id)
@@ -253,10 +258,14 @@ class RedisLiveState(LiveState):
 
     # A presence is one JSON value per agent: reading thousands is one MGET of plain strings,
     # much cheaper to parse than a hash per agent.
-    async def set_presence(self, presence: Presence, ttl_s: float) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._k("agent", presence.agent_id), json.dumps(asdict(presence)), px=int(ttl_s * 1000))
-            pipe.zadd(self._k("agents"), {presence.agent_id: time.time() + ttl_s})
+    async def set_presences(self, presences: list[Presence], ttl_s: float) -> None:
+        if not presences:
+            return
+        expires = time.time() + ttl_s
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for presence in presences:
+                pipe.set(self._k("agent", presence.agent_id), json.dumps(asdict(presence)), px=int(ttl_s * 1000))
+            pipe.zadd(self._k("agents"), {p.agent_id: expires for p in presences})
             await pipe.execute()
 
     async def clear_presence(self, agent_id: str, scheduler_id: str) -> bool:
