@@ -496,8 +496,13 @@ async def watchers(scale: Scale, workdir: Path, notes: list[str]) -> list[Row]:
 
         results_pid = system.pid("results")
         rss0 = rss_kb(results_pid)
-        tasks = [asyncio.create_task(watch(i, c)) for i, c in
-                 enumerate(c for c in check_ids for _ in range(scale.watchers_per_check))]
+        # Watchers arrive at 500/s: a burst of thousands of new streams within ~0.1 s makes grpcio's
+        # aio server cancel some (RST_STREAM CANCEL) before the handler runs; a ramp does not.
+        tasks = []
+        for i, c in enumerate(c for c in check_ids for _ in range(scale.watchers_per_check)):
+            tasks.append(asyncio.create_task(watch(i, c)))
+            if i % 100 == 99:
+                await asyncio.sleep(0.2)
         await until(lambda: ready >= total or any(t.done() for t in tasks), timeout=120,
                     what=f"{total} watchers subscribed")
         for t in tasks:

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 # A watcher re-reads the check from storage when no event came for this long, so
 # an event lost in a Redis restart delays an update but never hides it.
 WATCH_RESYNC_S = 5.0
+# Snapshot reads for watchers running at once (below the database pool's size).
+SNAPSHOT_READS = 8
 
 
 # JSON {"reason": str, "tasks": [[agent_id, task_id], ...]}: tasks whose agents should stop.
@@ -107,7 +109,9 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
     def __init__(self, store: ResultsStore, live: LiveState) -> None:
         self.store = store
         self.live = live
-        self._reads: dict[uuid.UUID, tuple[float, asyncio.Future]] = {}
+        self._reads: dict[uuid.UUID, tuple[float, asyncio.Future]] = {}  # reading now, since when
+        self._next_reads: dict[uuid.UUID, asyncio.Future] = {}  # to start when the current one ends
+        self._read_slots = asyncio.Semaphore(SNAPSHOT_READS)
 
     @grpc_errors
     async def GetCheck(self, request, context):
@@ -167,23 +171,39 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
                         return
 
     async def _view(self, check_id: uuid.UUID, *, not_before: float) -> checks_pb2.Check:
-        """The check as stored now; watchers asking at the same moment share one read.
+        """The check as stored now, for watchers: reads are shared and bounded.
 
-        A shared link opened by many people at once would otherwise load the same check
-        (with every task and result) once per watcher. A read is shared only with watchers
-        that subscribed before it started (`not_before`), so none misses an event.
+        A shared link opened by many people at once would otherwise load the same check (with
+        every task and result) once per watcher, and thousands of watchers arriving together
+        would exhaust the database pool. A read is shared with every watcher that subscribed
+        before it started (`not_before`), so none misses an event; a watcher that arrives
+        during a read waits for the next one, which everyone arriving meanwhile shares. At most
+        SNAPSHOT_READS reads run at once; the rest queue here rather than time out on the pool.
         """
-        entry = self._reads.get(check_id)
-        if entry is None or entry[0] < not_before:
-            entry = (time.monotonic(), asyncio.ensure_future(self.store.get_check(check_id)))
-            self._reads[check_id] = entry
-            started = entry
+        current = self._reads.get(check_id)
+        if current is not None and current[0] >= not_before:
+            read = current[1]
+        else:
+            read = self._next_reads.get(check_id)
+            if read is None:
+                read = asyncio.ensure_future(self._read_after(check_id, current[1] if current else None))
+                self._next_reads[check_id] = read
+        return check_view(await asyncio.shield(read))
 
-            def forget(_: asyncio.Future) -> None:
-                if self._reads.get(check_id) is started:
+    async def _read_after(self, check_id: uuid.UUID, previous: asyncio.Future | None) -> CheckRow:
+        if previous is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(previous)
+        async with self._read_slots:
+            me = asyncio.current_task()
+            if self._next_reads.get(check_id) is me:
+                del self._next_reads[check_id]
+            self._reads[check_id] = (time.monotonic(), me)
+            try:
+                return await self.store.get_check(check_id)
+            finally:
+                if self._reads.get(check_id, (0, None))[1] is me:
                     del self._reads[check_id]
-            entry[1].add_done_callback(forget)
-        return check_view(await asyncio.shield(entry[1]))
 
     async def _resync(self, check_id: uuid.UUID, sent: dict[str, str]) -> list[results_pb2.WatchCheckResponse]:
         check = await self._view(check_id, not_before=time.monotonic())
