@@ -12,7 +12,7 @@ BREAKING_AGAINST ?= HEAD~1
 help:
 	@echo "make dev          run the whole system on the embedded default (SQLite, in-process live state)"
 	@echo "make test         install what tests need, start Postgres and Redis if needed, run every test"
-	@echo "make lint         ruff, buf lint and breaking (BREAKING_AGAINST=ref), generated code freshness"
+	@echo "make lint         ruff, mypy, buf lint and breaking (BREAKING_AGAINST=ref), generated code freshness"
 	@echo "make protos       regenerate gen/ and gateway/hostcheck.pb from protos/"
 	@echo "make ui           build the browser UI (gateway/web) that Envoy serves"
 	@echo "make bench        benchmarks (long)"
@@ -41,6 +41,7 @@ protos-check: deps
 
 lint: deps protos-check
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy services agent gateway/envoy.py
 	scripts/buf.sh lint
 	scripts/buf.sh breaking --against '.git#ref=$(BREAKING_AGAINST)'
 	scripts/build-ui.sh --check

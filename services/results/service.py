@@ -9,6 +9,7 @@ import logging
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from google.protobuf import json_format
 from sqlalchemy import func, select
@@ -65,7 +66,7 @@ class Events:
                 await self._publish_read_back(check_id, task_ids)
                 continue
             events.extend((check_id, results_pb2.WatchCheckResponse(
-                event="task", task=task_view(state.tasks[t]), check_status=state.status,
+                event="task", task=task_view(cast(TaskRow, state.tasks[t])), check_status=state.status,
                 tasks_done=state.tasks_done, tasks_total=state.tasks_total)) for t in task_ids if t in state.tasks)
             if state.status in TERMINAL_CHECK:
                 done.append(check_id)
@@ -181,6 +182,7 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
         SNAPSHOT_READS reads run at once; the rest queue here rather than time out on the pool.
         """
         current = self._reads.get(check_id)
+        read: asyncio.Future | None
         if current is not None and current[0] >= not_before:
             read = current[1]
         else:
@@ -195,7 +197,7 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
             with contextlib.suppress(Exception):
                 await asyncio.shield(previous)
         async with self._read_slots:
-            me = asyncio.current_task()
+            me = cast(asyncio.Future, asyncio.current_task())
             if self._next_reads.get(check_id) is me:
                 del self._next_reads[check_id]
             self._reads[check_id] = (time.monotonic(), me)

@@ -16,8 +16,10 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
@@ -139,7 +141,7 @@ class Changes:
 
 
 def _lock(stmt, session: AsyncSession, *, skip_locked: bool = False):
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         return stmt.with_for_update(skip_locked=skip_locked)
     return stmt  # SQLite serialises writers itself
 
@@ -173,12 +175,12 @@ class ResultsStore:
                                                       created_at=now, started_at=None, completed_at=None,
                                                       deadline_at=t.deadline, agent=agents[t.agent_id])
                                          for t in tasks])
-            await session.execute(insert(CheckRow.__table__), [{
+            await session.execute(insert(cast(Table, CheckRow.__table__)), [{
                 "id": check.id, "target": target, "check_types": check_types, "request": request,
                 "status": check.status, "created_at": now, "completed_at": check.completed_at,
                 "deadline_at": deadline, "client_ip": client_ip}])
             if tasks:
-                await session.execute(insert(TaskRow.__table__), [{
+                await session.execute(insert(cast(Table, TaskRow.__table__)), [{
                     "id": t.id, "check_id": check_id, "agent_id": t.agent_id, "check_type": t.check_type,
                     "status": "pending", "reason": "", "created_at": now, "started_at": None, "completed_at": None,
                     "deadline_at": t.deadline_at} for t in check.tasks])
@@ -265,7 +267,11 @@ class ResultsStore:
                     .outerjoin(ResultRow, ResultRow.task_id == TaskRow.id)
                     .where(TaskRow.id.in_(by_task)))).all()
                 for r in rows:
-                    found[r[0]] = (TaskSnapshot(*r[:10], agent=AgentSnapshot(*r[10:15])), r[15] is not None)
+                    snapshot = TaskSnapshot(id=r[0], check_id=r[1], agent_id=r[2], check_type=r[3], status=r[4],
+                                            reason=r[5],
+                                            created_at=r[6], started_at=r[7], completed_at=r[8],
+                                            deadline_at=r[9], agent=AgentSnapshot(*r[10:15]))
+                    found[r[0]] = (snapshot, r[15] is not None)
             now = utcnow()
             new_results: list[dict] = []
             task_updates: list[dict] = []
@@ -294,9 +300,9 @@ class ResultsStore:
                                          "t_completed_at": now, "t_reason": task.reason})
                 changes.tasks[task.check_id].append(task_id)
             if new_results:
-                await session.execute(insert(ResultRow.__table__), new_results)
+                await session.execute(insert(cast(Table, ResultRow.__table__)), new_results)
             if task_updates:
-                tasks_table = TaskRow.__table__
+                tasks_table = cast(Table, TaskRow.__table__)
                 await session.execute(
                     update(tasks_table).where(tasks_table.c.id == bindparam("t_id")).values(
                         status=bindparam("t_status"), started_at=bindparam("t_started_at"),
@@ -333,7 +339,7 @@ class ResultsStore:
             result = await session.execute(
                 update(CheckRow).where(CheckRow.id == check_id, CheckRow.status.not_in(TERMINAL_CHECK))
                 .values(status=status, completed_at=now))
-            if result.rowcount:
+            if cast(CursorResult, result).rowcount:
                 changes.finished_checks.add(check_id)
                 state.status = status
 
