@@ -261,7 +261,9 @@ class RedisLiveState(LiveState):
     async def set_presences(self, presences: list[Presence], ttl_s: float) -> None:
         if not presences:
             return
-        expires = time.time() + ttl_s
+        # The key's own expiry is the truth; the sorted set only indexes who may be online, so its
+        # score outlives the key a little (never the other way round: online_agents reads the keys).
+        expires = time.time() + ttl_s + 1.0
         async with self.redis.pipeline(transaction=False) as pipe:
             for presence in presences:
                 pipe.set(self._k("agent", presence.agent_id), json.dumps(asdict(presence)), px=int(ttl_s * 1000))
