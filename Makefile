@@ -32,7 +32,7 @@ services:
 protos: deps
 	rm -rf gen/hostcheck && mkdir -p gen/hostcheck/v1
 	$(PROTOC) --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTO_FILES)
-	touch gen/hostcheck/__init__.py gen/hostcheck/v1/__init__.py
+	touch gen/hostcheck/v1/__init__.py
 	$(PROTOC) --include_imports --include_source_info --descriptor_set_out=gateway/hostcheck.pb $(PROTO_FILES) google/rpc/status.proto google/rpc/error_details.proto
 
 # Fails when gen/ or the descriptor set is not what `make protos` makes from protos/.
@@ -41,7 +41,7 @@ protos-check: deps
 
 lint: deps protos-check
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy services agent gateway/envoy.py
+	$(VENV)/bin/mypy hostcheck
 	scripts/buf.sh lint
 	scripts/buf.sh breaking --against '.git#ref=$(BREAKING_AGAINST)'
 	scripts/build-ui.sh --check

@@ -20,17 +20,19 @@ from datetime import UTC, datetime
 
 import grpc
 
-from agent.identity import Identity, channel_credentials, ensure_identity, open_channel
-from agent.probers import PROBERS, Prober
-from agent.runner import now_ts, run_task
+from hostcheck import __version__
+from hostcheck.agent.identity import Identity, channel_credentials, ensure_identity, open_channel
+from hostcheck.agent.probers import PROBERS, Prober
+from hostcheck.agent.runner import run_task
+from hostcheck.core import telemetry
+from hostcheck.core.config import AgentConfig
+from hostcheck.core.targets import TargetGuard
+from hostcheck.core.timestamps import now_ts
 from hostcheck.v1 import scheduler_pb2, scheduler_pb2_grpc
-from services import telemetry
-from services.config import AgentConfig
-from services.domain.targets import TargetGuard
 
 log = logging.getLogger(__name__)
 
-VERSION = "0.1.0"
+VERSION = __version__
 
 
 class State(enum.StrEnum):

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import grpc
 
+from hostcheck.core.config import AgentConfig, ConfigError, read_pem
+from hostcheck.core.rpc import CHANNEL_OPTIONS
 from hostcheck.v1 import registry_pb2, registry_pb2_grpc
-from services.config import AgentConfig, ConfigError, read_pem
-from services.grpcserver import CHANNEL_OPTIONS
 
 log = logging.getLogger(__name__)
 

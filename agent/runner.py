@@ -5,22 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
 
-from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf import struct_pb2
 
-from agent.probers import PROBERS, ProbeError, Prober, ProbeRequest, ProbeResult
+from hostcheck.agent.probers import PROBERS, ProbeError, Prober, ProbeRequest, ProbeResult
+from hostcheck.core import telemetry
+from hostcheck.core.targets import TargetError, TargetGuard, parse_target
+from hostcheck.core.timestamps import now_ts
 from hostcheck.v1 import scheduler_pb2
-from services import telemetry
-from services.domain.targets import TargetError, TargetGuard, parse_target
 
 log = logging.getLogger(__name__)
-
-
-def now_ts() -> timestamp_pb2.Timestamp:
-    out = timestamp_pb2.Timestamp()
-    out.FromDatetime(datetime.now(UTC))
-    return out
 
 
 async def run_task(task: scheduler_pb2.Task, guard: TargetGuard,

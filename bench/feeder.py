@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 import grpc
 from google.protobuf import timestamp_pb2
 
+from hostcheck.services.grpcserver import SERVER_OPTIONS
 from hostcheck.v1 import scheduler_pb2, scheduler_pb2_grpc
-from services.grpcserver import SERVER_OPTIONS
 
 
 class Feeder(scheduler_pb2_grpc.AgentStreamServiceServicer):

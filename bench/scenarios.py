@@ -383,7 +383,7 @@ async def blackbox_load(bb: Blackbox, module: str, target: str, *, concurrency: 
 
 
 async def agent_throughput(scale: Scale, workdir: Path, notes: list[str]) -> list[Row]:
-    from services.config import AgentConfig
+    from hostcheck.core.config import AgentConfig
 
     concurrency = AgentConfig().concurrency
     rows = []

@@ -4,11 +4,11 @@ Each simulated agent authenticates like a real one (x-agent-id + Bearer token, c
 by the registry on every connect), sends hello, heartbeats at the interval the
 welcome gives, answers tasks and counts acks. What it does with a task is its mode:
 
-- `probe`: runs the real prober (agent.runner.run_task), as an agent does;
+- `probe`: runs the real prober (hostcheck.agent.runner.run_task), as an agent does;
 - `synthetic`: answers at once with a tcp-like result;
 - `hold`: makes that result but keeps it until `release` (to measure ingestion or watchers).
 
-Results go up in batches under the agent's own rule (`agent.client.flush_delay`) and
+Results go up in batches under the agent's own rule (`hostcheck.agent.client.flush_delay`) and
 default settings (AgentConfig). Streams share a few HTTP/2 connections
 (`streams_per_channel`), which a real fleet would not: per-stream memory in the
 scheduler is then a lower bound of per-agent memory with one connection each.
@@ -33,14 +33,15 @@ from dataclasses import dataclass, field
 import grpc
 from google.protobuf import struct_pb2
 
-from agent.client import flush_delay
-from agent.probers import PROBERS
-from agent.runner import now_ts, run_task
+from hostcheck.agent.client import flush_delay
+from hostcheck.agent.probers import PROBERS
+from hostcheck.agent.runner import run_task
+from hostcheck.core.checks import CHECK_TYPES
+from hostcheck.core.config import AgentConfig
+from hostcheck.core.rpc import CHANNEL_OPTIONS
+from hostcheck.core.targets import TargetGuard
+from hostcheck.core.timestamps import now_ts
 from hostcheck.v1 import scheduler_pb2, scheduler_pb2_grpc
-from services.config import AgentConfig
-from services.domain.checks import CHECK_TYPES
-from services.domain.targets import TargetGuard
-from services.grpcserver import CHANNEL_OPTIONS
 
 log = logging.getLogger("bench.simagent")
 

@@ -24,9 +24,9 @@ import grpc
 import httpx
 import psycopg
 
-from gateway import envoy
+from hostcheck.gateway import envoy
+from hostcheck.services.registry.service import hash_token
 from hostcheck.v1 import registry_pb2_grpc, results_pb2_grpc, scheduler_pb2_grpc
-from services.registry.service import hash_token
 from tests.gateway.conftest import Gateway, start_gateway_for
 from tests.helpers import Proc, free_port, hostcheck_cmd, wait_serving
 

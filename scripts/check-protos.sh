@@ -8,7 +8,7 @@ files=(protos/hostcheck/v1/*.proto)
 mkdir -p "$tmp/gen"
 $PY -m grpc_tools.protoc -I protos -I third_party/googleapis --python_out="$tmp/gen" --pyi_out="$tmp/gen" \
   --grpc_python_out="$tmp/gen" "${files[@]}"
-touch "$tmp/gen/hostcheck/__init__.py" "$tmp/gen/hostcheck/v1/__init__.py"
+touch "$tmp/gen/hostcheck/v1/__init__.py"
 $PY -m grpc_tools.protoc -I protos -I third_party/googleapis --include_imports --include_source_info \
   --descriptor_set_out="$tmp/hostcheck.pb" "${files[@]}" google/rpc/status.proto google/rpc/error_details.proto
 if ! diff -r -x __pycache__ "$tmp/gen/hostcheck" gen/hostcheck >/dev/null || ! cmp -s "$tmp/hostcheck.pb" gateway/hostcheck.pb; then

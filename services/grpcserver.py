@@ -9,6 +9,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from hostcheck.core.config import ConfigError, read_pem
 from hostcheck.v1 import registry_pb2, results_pb2, scheduler_pb2
 
 log = logging.getLogger(__name__)
@@ -29,16 +30,6 @@ SERVER_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
 ]
-
-CHANNEL_OPTIONS = [
-    ("grpc.keepalive_time_ms", 20_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-    ("grpc.initial_reconnect_backoff_ms", 200),
-    ("grpc.max_reconnect_backoff_ms", 5_000),
-]
-
 
 class Server:
     """A started gRPC server with its health servicer."""
@@ -62,8 +53,7 @@ class Server:
 
 
 def server_credentials(tls) -> grpc.ServerCredentials | None:
-    """Credentials for a config's TLS port (services.config.TLSServerConfig), or None without one."""
-    from services.config import ConfigError, read_pem
+    """Credentials for a config's TLS port (hostcheck.core.config.TLSServerConfig), or None without one."""
 
     if not tls.tls_listen:
         return None
@@ -106,10 +96,6 @@ async def start_server(listen: str, registrations: Sequence[tuple[Callable, obje
     await started.set_serving(True)
     log.info("serving %s on port %d", ", ".join(n.rsplit(".", 1)[-1] for n in names), port)
     return started
-
-
-def channel(addr: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(addr, options=CHANNEL_OPTIONS)
 
 
 def client_ip(context: grpc.aio.ServicerContext) -> str:

@@ -14,13 +14,13 @@ import psycopg
 import pytest
 import redis
 
-from agent.client import Agent
+from hostcheck.agent.client import Agent
+from hostcheck.core.config import AgentConfig, RegistryConfig, ResultsConfig, SchedulerConfig
+from hostcheck.services.registry import service as registry_service
+from hostcheck.services.results import service as results_service
+from hostcheck.services.scheduler import service as scheduler_service
+from hostcheck.services.storage.livestate import MemoryLiveState, RedisLiveState
 from hostcheck.v1 import registry_pb2, registry_pb2_grpc, results_pb2_grpc, scheduler_pb2_grpc
-from services.config import AgentConfig, RegistryConfig, ResultsConfig, SchedulerConfig
-from services.registry import service as registry_service
-from services.results import service as results_service
-from services.scheduler import service as scheduler_service
-from services.storage.livestate import MemoryLiveState, RedisLiveState
 from tests.helpers import HttpTarget, assert_eventually
 
 PG_ADMIN_URL = os.environ.get("HOSTCHECK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -89,7 +89,7 @@ class Proc:
 
 
 def hostcheck_cmd(*args: str) -> list[str]:
-    return [str(VENV_BIN / "python"), "-m", "services.cli", *args]
+    return [str(VENV_BIN / "python"), "-m", "hostcheck.cli", *args]
 
 
 async def health_status(addr: str, service: str = "") -> int:

@@ -13,7 +13,8 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from agent.client import Agent
+from hostcheck.agent.client import Agent
+from hostcheck.core.config import AgentConfig
 from hostcheck.v1 import (
     checks_pb2,
     registry_pb2,
@@ -23,7 +24,6 @@ from hostcheck.v1 import (
     scheduler_pb2,
     scheduler_pb2_grpc,
 )
-from services.config import AgentConfig
 from tests.conftest import REDIS_URL, fresh_postgres_db
 from tests.helpers import assert_eventually
 from tests.private_servers import PrivatePostgres, PrivateRedis

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from services.storage.livestate import MemoryLiveState, Presence, RedisLiveState
+from hostcheck.services.storage.livestate import MemoryLiveState, Presence, RedisLiveState
 from tests.conftest import REDIS_URL
 from tests.helpers import assert_eventually
 

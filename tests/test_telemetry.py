@@ -14,11 +14,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 
+from hostcheck.core import logs, telemetry
+from hostcheck.core.config import RegistryConfig
+from hostcheck.services.registry import service as registry_service
+from hostcheck.services.storage.livestate import MemoryLiveState
 from hostcheck.v1 import checks_pb2, registry_pb2, registry_pb2_grpc, results_pb2, scheduler_pb2
-from services import logs, telemetry
-from services.config import RegistryConfig
-from services.registry import service as registry_service
-from services.storage.livestate import MemoryLiveState
 from tests.conftest import REDIS_URL, REGISTRATION_TOKEN, System, fresh_postgres_db
 from tests.helpers import assert_eventually, free_port
 
@@ -312,7 +312,7 @@ async def test_registry_counts_registrations(tmp_path):
 
 
 def test_metrics_are_off_by_default():
-    from services.config import AgentConfig, ResultsConfig, SchedulerConfig, load
+    from hostcheck.core.config import AgentConfig, ResultsConfig, SchedulerConfig, load
 
     for cls in (RegistryConfig, ResultsConfig, SchedulerConfig, AgentConfig):
         assert load(cls, {}).metrics_port == 0

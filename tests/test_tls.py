@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.client import Agent
+from hostcheck.agent.client import Agent
+from hostcheck.core.config import ConfigError
 from hostcheck.v1 import registry_pb2, results_pb2, scheduler_pb2
-from services.config import ConfigError
 from tests.conftest import REGISTRATION_TOKEN, System, fresh_postgres_db
 from tests.helpers import assert_eventually, free_port
 from tests.probers.servers import _openssl, make_certs
@@ -98,7 +98,7 @@ async def test_tls_refuses_the_wrong_party(tls_system, tmp_path, who):
 
 
 def test_unreadable_tls_files_fail_at_start(tmp_path):
-    from services.config import AgentConfig
+    from hostcheck.core.config import AgentConfig
     with pytest.raises(ConfigError, match="TLS_CA_FILE"):
         Agent(AgentConfig(tls_ca_file=str(tmp_path / "missing.pem"), registration_token=REGISTRATION_TOKEN))
     with pytest.raises(ConfigError, match="go together"):

@@ -1,7 +1,7 @@
 """Probers, one per file, one signature (see base.py), one registry: check type -> prober."""
 
-from agent.probers import dns, http, ping, tcp, traceroute, udp
-from agent.probers.base import ProbeError, Prober, ProbeRequest, ProbeResult
+from hostcheck.agent.probers import dns, http, ping, tcp, traceroute, udp
+from hostcheck.agent.probers.base import ProbeError, Prober, ProbeRequest, ProbeResult
 
 PROBERS: dict[str, Prober] = {
     "http": http.probe,

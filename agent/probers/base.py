@@ -14,7 +14,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from services.domain.targets import IPAddress, Target, TargetGuard
+from hostcheck.core.targets import IPAddress, Target, TargetGuard
 
 
 class ProbeError(Exception):

@@ -18,7 +18,7 @@ import aiodns
 import pycares
 from aiodns.error import DNSError
 
-from agent.probers.base import ProbeError, ProbeRequest, ProbeResult, budget, ms
+from hostcheck.agent.probers.base import ProbeError, ProbeRequest, ProbeResult, budget, ms
 
 RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "PTR", "SRV", "CAA")
 # c-ares retries a silent server once within the check's time.

@@ -25,12 +25,13 @@ from urllib.parse import urljoin
 
 import httpx
 
-from agent.probers.base import ProbeError, ProbeRequest, ProbeResult, budget, ms, resolve
-from services.domain.targets import IPAddress, Target, TargetError, parse_target
+from hostcheck import __version__
+from hostcheck.agent.probers.base import ProbeError, ProbeRequest, ProbeResult, budget, ms, resolve
+from hostcheck.core.targets import IPAddress, Target, TargetError, parse_target
 
 BODY_CAP = 10 * 1024
 MAX_REDIRECTS = 10
-USER_AGENT = "hostcheck-agent/0.1"
+USER_AGENT = f"hostcheck-agent/{__version__}"
 
 _NAME_KEYS = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU", "countryName": "C",
               "localityName": "L", "stateOrProvinceName": "ST", "emailAddress": "emailAddress"}

@@ -21,8 +21,8 @@ from icmplib import ICMPRequest, ICMPv4Socket, ICMPv6Socket, SocketPermissionErr
 from icmplib.exceptions import ICMPLibError
 from icmplib.utils import unique_identifier
 
-from agent.probers.base import ProbeError, ProbeRequest, ProbeResult, budget, resolve
-from services.domain.targets import IPAddress
+from hostcheck.agent.probers.base import ProbeError, ProbeRequest, ProbeResult, budget, resolve
+from hostcheck.core.targets import IPAddress
 
 DEFAULT_COUNT = 4
 MAX_COUNT = 16

@@ -6,7 +6,7 @@ import asyncio
 import errno
 import time
 
-from agent.probers.base import ProbeError, ProbeRequest, ProbeResult, ms, resolve
+from hostcheck.agent.probers.base import ProbeError, ProbeRequest, ProbeResult, ms, resolve
 
 
 def _port(request: ProbeRequest) -> int:

@@ -17,7 +17,7 @@ import socket
 import time
 from typing import Any
 
-from agent.probers.base import ProbeError, ProbeRequest, ProbeResult, budget, ms, resolve
+from hostcheck.agent.probers.base import ProbeError, ProbeRequest, ProbeResult, budget, ms, resolve
 
 REPLY_CAP = 2048
 

@@ -14,29 +14,29 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 
-from hostcheck.v1 import agents_pb2, registry_pb2, registry_pb2_grpc, results_pb2, results_pb2_grpc
-from services import telemetry
-from services.config import RegistryConfig
-from services.domain.checks import CHECK_TYPES, require_uuid
-from services.errors import (
+from hostcheck.core import telemetry
+from hostcheck.core.checks import CHECK_TYPES, require_uuid
+from hostcheck.core.config import RegistryConfig
+from hostcheck.core.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
     PermissionDenied,
     Unauthenticated,
-    grpc_errors,
 )
-from services.grpcserver import Server, channel, start_server
-from services.results.views import ts
-from services.storage import db
-from services.storage.livestate import LiveState, Presence, create_live_state
-from services.storage.models import AgentRow
+from hostcheck.core.rpc import channel
+from hostcheck.core.timestamps import ts_or_none
+from hostcheck.services.grpcserver import Server, start_server
+from hostcheck.services.rpcerrors import grpc_errors
+from hostcheck.services.storage import db
+from hostcheck.services.storage.livestate import REVOCATIONS_CHANNEL, LiveState, Presence, create_live_state
+from hostcheck.services.storage.models import AgentRow
+from hostcheck.v1 import agents_pb2, registry_pb2, registry_pb2_grpc, results_pb2, results_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 REGISTRATION_HEADER = "x-registration-token"
 # Agent ids (utf-8) whose streams every scheduler closes at once.
-REVOCATIONS_CHANNEL = "revocations"
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
@@ -81,8 +81,8 @@ def agent_view(row: AgentRow, presence: Presence | None) -> agents_pb2.Agent:
         city=row.city, asn=row.asn, labels={k: str(v) for k, v in (row.labels or {}).items()},
         capabilities=presence.capabilities if presence and presence.capabilities else list(row.capabilities or []),
         version=presence.version if presence and presence.version else row.version, status=status,
-        last_heartbeat=ts(last), tasks_in_flight=presence.tasks_in_flight if presence else 0,
-        registered_at=ts(row.registered_at))
+        last_heartbeat=ts_or_none(last), tasks_in_flight=presence.tasks_in_flight if presence else 0,
+        registered_at=ts_or_none(row.registered_at))
 
 
 class RegistryStore:

@@ -14,17 +14,24 @@ from typing import cast
 from google.protobuf import json_format
 from sqlalchemy import func, select
 
+from hostcheck.core import telemetry
+from hostcheck.core.checks import require_uuid
+from hostcheck.core.config import ResultsConfig
+from hostcheck.core.errors import InvalidArgument
+from hostcheck.services.grpcserver import Server, start_server
+from hostcheck.services.results.store import (
+    TERMINAL_CHECK,
+    Changes,
+    IncomingResult,
+    PlannedTask,
+    ResultsStore,
+)
+from hostcheck.services.results.views import check_view, task_view
+from hostcheck.services.rpcerrors import grpc_errors
+from hostcheck.services.storage import db
+from hostcheck.services.storage.livestate import CANCELS_CHANNEL, LiveState, check_channel, create_live_state
+from hostcheck.services.storage.models import CheckRow, TaskRow
 from hostcheck.v1 import checks_pb2, registry_pb2, results_pb2, results_pb2_grpc
-from services import telemetry
-from services.config import ResultsConfig
-from services.domain.checks import require_uuid
-from services.errors import InvalidArgument, grpc_errors
-from services.grpcserver import Server, start_server
-from services.results.store import TERMINAL_CHECK, Changes, IncomingResult, PlannedTask, ResultsStore
-from services.results.views import check_view, task_view
-from services.storage import db
-from services.storage.livestate import LiveState, create_live_state
-from services.storage.models import CheckRow, TaskRow
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +43,9 @@ SNAPSHOT_READS = 8
 
 
 # JSON {"reason": str, "tasks": [[agent_id, task_id], ...]}: tasks whose agents should stop.
-CANCELS_CHANNEL = "cancels"
 
 # Live events published concurrently by one write.
 PUBLISH_AT_ONCE = 32
-
-
-def channel(check_id: uuid.UUID | str) -> str:
-    return f"check:{check_id}"
 
 
 class Events:
@@ -101,7 +103,7 @@ class Events:
 
     async def _send(self, check_id: uuid.UUID, event: results_pb2.WatchCheckResponse) -> None:
         try:
-            await self.live.publish(channel(check_id), event.SerializeToString())
+            await self.live.publish(check_channel(check_id), event.SerializeToString())
         except Exception as exc:  # noqa: BLE001 - watchers resync from storage
             log.warning("cannot publish event of check %s: %s", check_id, exc)
 
@@ -132,7 +134,7 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
         check_id = require_uuid("check_id", request.check_id)
         pending = await self.store.delete_check(check_id)
         deleted = results_pb2.WatchCheckResponse(event="deleted", check_status="deleted")
-        await self.live.publish(channel(check_id), deleted.SerializeToString())
+        await self.live.publish(check_channel(check_id), deleted.SerializeToString())
         if pending:
             # The schedulers holding these agents tell them to stop (scheduler: CANCELS_CHANNEL).
             await self.live.publish(CANCELS_CHANNEL, json.dumps({
@@ -143,7 +145,7 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
     @grpc_errors
     async def WatchCheck(self, request, context):
         check_id = require_uuid("check_id", request.check_id)
-        async with self.live.subscribe(channel(check_id)) as sub:
+        async with self.live.subscribe(check_channel(check_id)) as sub:
             subscribed = time.monotonic()
             check = await self._view(check_id, not_before=subscribed)
             yield results_pb2.WatchCheckResponse(event="snapshot", check=check, check_status=check.status,

@@ -23,9 +23,9 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
+from hostcheck.core.errors import InvalidArgument, NotFound
+from hostcheck.services.storage.models import AgentRow, CheckRow, ResultRow, TaskRow, utcnow
 from hostcheck.v1 import checks_pb2
-from services.errors import InvalidArgument, NotFound
-from services.storage.models import AgentRow, CheckRow, ResultRow, TaskRow, utcnow
 
 TERMINAL_TASK = ("completed", "failed", "timed_out")
 TERMINAL_CHECK = ("completed", "failed")

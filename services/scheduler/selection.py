@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from hostcheck.core.checks import DEFAULT_AGENTS
+from hostcheck.core.errors import FailedPrecondition
+from hostcheck.services.storage.livestate import Presence
 from hostcheck.v1 import checks_pb2
-from services.domain.checks import DEFAULT_AGENTS
-from services.errors import FailedPrecondition
-from services.storage.livestate import Presence
 
 
 def matches(p: Presence, sel: checks_pb2.AgentSelector) -> bool:

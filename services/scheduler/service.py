@@ -22,8 +22,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import grpc
-from google.protobuf import timestamp_pb2
 
+from hostcheck.core import telemetry
+from hostcheck.core.checks import task_options, validate_create
+from hostcheck.core.config import SchedulerConfig
+from hostcheck.core.errors import FailedPrecondition, ResourceExhausted, Unauthenticated, Unavailable
+from hostcheck.core.rpc import channel
+from hostcheck.core.targets import TargetGuard
+from hostcheck.core.timestamps import ts
+from hostcheck.services.grpcserver import PUBLIC_SERVICES, Server, client_ip, start_server
+from hostcheck.services.rpcerrors import grpc_errors
+from hostcheck.services.scheduler.selection import pick_agents
+from hostcheck.services.storage.livestate import (
+    CANCELS_CHANNEL,
+    REVOCATIONS_CHANNEL,
+    LiveState,
+    Presence,
+    create_live_state,
+    scheduler_channel,
+)
 from hostcheck.v1 import (
     agents_pb2,
     registry_pb2,
@@ -33,16 +50,6 @@ from hostcheck.v1 import (
     scheduler_pb2,
     scheduler_pb2_grpc,
 )
-from services import telemetry
-from services.config import SchedulerConfig
-from services.domain.checks import task_options, validate_create
-from services.domain.targets import TargetGuard
-from services.errors import FailedPrecondition, ResourceExhausted, Unauthenticated, Unavailable, grpc_errors
-from services.grpcserver import PUBLIC_SERVICES, Server, channel, client_ip, start_server
-from services.registry.service import REVOCATIONS_CHANNEL
-from services.results.service import CANCELS_CHANNEL
-from services.scheduler.selection import pick_agents
-from services.storage.livestate import LiveState, Presence, create_live_state
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +59,6 @@ HELLO_TIMEOUT_S = 10.0
 ONLINE_SNAPSHOT_S = 1.0
 # Heartbeats are written to live state together, at most this long after they arrive.
 PRESENCE_BATCH_S = 0.2
-
-
-def _ts(dt: datetime) -> timestamp_pb2.Timestamp:
-    out = timestamp_pb2.Timestamp()
-    out.FromDatetime(dt)
-    return out
 
 
 @dataclass(eq=False)
@@ -200,7 +201,7 @@ class Scheduler:
 
     @property
     def routing_channel(self) -> str:
-        return f"scheduler:{self.id}"
+        return scheduler_channel(self.id)
 
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self.forwarder.run(), name="result-forwarder"))
@@ -408,15 +409,15 @@ class Scheduler:
                 timeout_ms = valid.timeout_ms(check_type)
                 deadline = now + timedelta(milliseconds=timeout_ms) + grace
                 planned.append(results_pb2.PlannedTask(task_id=task_id, agent_id=presence.agent_id,
-                                                       check_type=check_type, deadline=_ts(deadline)))
+                                                       check_type=check_type, deadline=ts(deadline)))
                 batches.setdefault(presence.agent_id, (presence, []))[1].append(scheduler_pb2.Task(
                     task_id=task_id, check_id=check_id, check_type=check_type, target=valid.request.target,
                     options=task_options(valid.request, check_type), timeout_ms=timeout_ms,
-                    deadline=_ts(now + timedelta(milliseconds=timeout_ms)), ip_version=valid.request.ip_version))
+                    deadline=ts(now + timedelta(milliseconds=timeout_ms)), ip_version=valid.request.ip_version))
         check_deadline = max(t.deadline.ToDatetime(tzinfo=UTC) for t in planned)
         try:
             opened = await self.results.OpenCheck(results_pb2.OpenCheckRequest(
-                check_id=check_id, request=valid.request, tasks=planned, deadline=_ts(check_deadline),
+                check_id=check_id, request=valid.request, tasks=planned, deadline=ts(check_deadline),
                 client_ip=ip), timeout=15, metadata=telemetry.grpc_metadata())
         except grpc.aio.AioRpcError as exc:
             raise Unavailable(f"cannot store the check: results service {exc.code().name}: {exc.details()}") from None
@@ -459,7 +460,7 @@ class Scheduler:
                 if agent_id in self.sessions:
                     self._deliver_local(agent_id, batch)
                 else:
-                    await self.live.publish(f"scheduler:{presence.scheduler_id}", scheduler_pb2.RoutedTasks(
+                    await self.live.publish(scheduler_channel(presence.scheduler_id), scheduler_pb2.RoutedTasks(
                         agent_id=agent_id, batch=batch).SerializeToString())
 
 
@@ -485,7 +486,7 @@ class AgentStreamServicer(scheduler_pb2_grpc.AgentStreamServiceServicer):
         except grpc.aio.AbortError:
             raise
         except Exception as exc:  # noqa: BLE001 - one place turns errors into statuses
-            from services.errors import translate
+            from hostcheck.services.rpcerrors import translate
 
             if isinstance(exc, TimeoutError):
                 exc = Unauthenticated("no hello within 10 s")

@@ -20,6 +20,22 @@ from typing import cast
 
 import redis.asyncio as aioredis
 
+# Pub/sub channels: every publisher and subscriber names them from here.
+# results -> schedulers: {"tasks": {agent_id: [task_id, ...]}, "reason": ...}: cancel these on the agents.
+CANCELS_CHANNEL = "cancels"
+# registry -> schedulers: an agent id whose token was revoked; close its stream.
+REVOCATIONS_CHANNEL = "revocations"
+
+
+def check_channel(check_id: object) -> str:
+    """Events of one check (results -> watchers)."""
+    return f"check:{check_id}"
+
+
+def scheduler_channel(scheduler_id: str) -> str:
+    """Tasks routed to the scheduler replica that holds the agents' streams."""
+    return f"scheduler:{scheduler_id}"
+
 
 @dataclass
 class Presence:

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway import envoy
+from hostcheck.gateway import envoy
 from tests.conftest import System
 from tests.helpers import Proc, assert_eventually, free_port
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from hostcheck.services.registry.service import RegistryServicer
+from hostcheck.services.storage.livestate import MemoryLiveState
 from hostcheck.v1 import registry_pb2
-from services.registry.service import RegistryServicer
-from services.storage.livestate import MemoryLiveState
 
 
 class Store:
@@ -46,6 +46,6 @@ async def test_database_down_is_degraded():
 
 
 async def test_a_hanging_database_is_reported_not_waited_for(monkeypatch):
-    monkeypatch.setattr("services.registry.service.HEALTH_TIMEOUT_S", 0.05)
+    monkeypatch.setattr("hostcheck.services.registry.service.HEALTH_TIMEOUT_S", 0.05)
     reply = await health(Store(delay=5), MemoryLiveState())
     assert (reply.status, reply.database) == ("degraded", "TimeoutError")

@@ -10,7 +10,7 @@ import grpc
 import httpx
 import pytest
 
-from gateway import envoy
+from hostcheck.gateway import envoy
 from hostcheck.v1 import results_pb2, results_pb2_grpc
 from tests.conftest import REDIS_URL, fresh_postgres_db
 from tests.gateway.conftest import Gateway, start_envoy, wait_envoy_ready

@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from gateway import envoy
+from hostcheck.gateway import envoy
 from tests.conftest import REGISTRATION_TOKEN
 from tests.gateway.conftest import start_gateway, start_gateway_for
 from tests.helpers import assert_eventually, free_port

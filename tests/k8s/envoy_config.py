@@ -12,7 +12,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from gateway.envoy import TEMPLATE, render_from_env
+from hostcheck.gateway.envoy import TEMPLATE, render_from_env
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKED_IN = ROOT / "k8s" / "base" / "gateway" / "envoy.yaml"

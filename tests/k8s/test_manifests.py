@@ -15,7 +15,6 @@ import ipaddress
 import re
 import socket
 import subprocess
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,8 +23,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from gateway.envoy import envoy_binary
-from services import config as cfg
+import hostcheck
+from hostcheck.core import config as cfg
+from hostcheck.gateway.envoy import envoy_binary
 from tests.k8s import envoy_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +41,7 @@ COMMAND_CONFIG = {"registry": cfg.RegistryConfig, "scheduler": cfg.SchedulerConf
                   "agent": cfg.AgentConfig, "migrate": cfg.ResultsConfig}
 SERVICE_PORTS = {"registry": 50051, "scheduler": 50052, "results": 50053}
 WORKLOAD_KINDS = ("Deployment", "DaemonSet", "Job")
-PROJECT_VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+PROJECT_VERSION = hostcheck.__version__
 
 
 # ---- rendering ----------------------------------------------------------------------------

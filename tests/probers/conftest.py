@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.probers import dns as dns_prober
-from agent.probers import http as http_prober
-from agent.probers.base import ProbeError, ProbeRequest, ProbeResult
+from hostcheck.agent.probers import dns as dns_prober
+from hostcheck.agent.probers import http as http_prober
+from hostcheck.agent.probers.base import ProbeError, ProbeRequest, ProbeResult
+from hostcheck.core.targets import TargetGuard, parse_target
 from hostcheck.v1 import checks_pb2
-from services.domain.targets import TargetGuard, parse_target
 from tests.helpers import assert_eventually, free_port
 from tests.probers.servers import HttpServer, dnsmasq_args, make_certs, server_context
 

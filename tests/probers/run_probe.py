@@ -12,9 +12,9 @@ import json
 
 from google.protobuf import json_format
 
-from agent.runner import run_task
+from hostcheck.agent.runner import run_task
+from hostcheck.core.targets import TargetGuard
 from hostcheck.v1 import checks_pb2, scheduler_pb2
-from services.domain.targets import TargetGuard
 
 
 async def main() -> None:

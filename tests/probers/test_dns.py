@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from agent.probers import dns
+from hostcheck.agent.probers import dns
 from hostcheck.v1 import checks_pb2
 from tests.helpers import assert_eventually, free_port
 from tests.probers.conftest import probe_request, run

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent.probers import PROBERS
+from hostcheck.agent.probers import PROBERS
+from hostcheck.core.targets import BLOCKED_NETWORKS
 from hostcheck.v1 import checks_pb2
-from services.domain.targets import BLOCKED_NETWORKS
 from tests.probers.conftest import probe_request, run
 
 OPTIONS = {"http": checks_pb2.HttpOptions(), "tcp": checks_pb2.TcpOptions(port=80),

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from agent.probers import http
-from agent.probers.http import BODY_CAP
+from hostcheck.agent.probers import http
+from hostcheck.agent.probers.http import BODY_CAP
 from hostcheck.v1 import checks_pb2
 from tests.helpers import free_port
 from tests.probers.conftest import probe_request, run

@@ -7,7 +7,7 @@ import time
 import pytest
 from icmplib import ICMPv4Socket, SocketPermissionError
 
-from agent.probers import ping, traceroute
+from hostcheck.agent.probers import ping, traceroute
 from hostcheck.v1 import checks_pb2
 from tests.probers.conftest import probe_request, run
 

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 from google.protobuf import json_format
 
-from agent.runner import run_task
+from hostcheck.agent.runner import run_task
+from hostcheck.core.targets import TargetGuard
 from hostcheck.v1 import checks_pb2, scheduler_pb2
-from services.domain.targets import TargetGuard
 from tests.helpers import free_port
 
 GUARD = TargetGuard.from_cidrs(["127.0.0.0/8", "::1/128"])

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from agent.probers import tcp, udp
+from hostcheck.agent.probers import tcp, udp
 from hostcheck.v1 import checks_pb2
 from tests.helpers import free_port
 from tests.probers.conftest import probe_request, run

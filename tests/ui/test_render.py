@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway import envoy
+from hostcheck.gateway import envoy
 
 UPSTREAMS = envoy.Upstreams(scheduler="127.0.0.1:1", results="127.0.0.1:2", registry="127.0.0.1:3")
 

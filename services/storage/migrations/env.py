@@ -1,7 +1,7 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from services.storage.models import Base
+from hostcheck.services.storage.models import Base
 
 config = context.config
 target_metadata = Base.metadata

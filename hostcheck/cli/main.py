@@ -9,8 +9,8 @@ import sys
 
 import click
 
-from services import config as cfg
-from services import logs, telemetry
+from hostcheck.core import config as cfg
+from hostcheck.core import logs, telemetry
 
 
 def _load(cls, **overrides):
@@ -62,8 +62,8 @@ _service_command("scheduler", cfg.SchedulerConfig,
 @main.command()
 def agent() -> None:
     """Run an agent: register if needed, hold the stream, run checks."""
-    from agent.client import Agent
-    from agent.identity import IdentityError
+    from hostcheck.agent.client import Agent
+    from hostcheck.agent.identity import IdentityError
 
     conf = _load(cfg.AgentConfig)
     telemetry.setup("agent", conf)
@@ -84,7 +84,7 @@ def agent() -> None:
 @main.command()
 def migrate() -> None:
     """Apply database migrations (HOSTCHECK_DATABASE_URL) and exit."""
-    from services.storage import db
+    from hostcheck.services.storage import db
 
     conf = _load(cfg.ResultsConfig)
     db.migrate(conf.database_url)
@@ -114,7 +114,7 @@ def gateway_render(output: str | None) -> None:
     SCHEDULER_ADDR, RESULTS_ADDR, REGISTRY_ADDR (host:port) and DESCRIPTOR, each prefixed
     HOSTCHECK_GATEWAY_.
     """
-    from gateway import envoy
+    from hostcheck.gateway import envoy
 
     try:
         text = envoy.render_from_env()
@@ -137,7 +137,7 @@ def gateway_render(output: str | None) -> None:
 @click.option("--agents", default=1, show_default=True, help="Local agents to run.")
 def dev(port: int, host: str, data_dir: str, allow_targets: tuple[str, ...], agents: int) -> None:
     """Run the whole system on one machine: services, a local agent, Envoy; SQLite, in-process live state."""
-    from services import devserver
+    from hostcheck.cli import dev as devserver
 
     logs.setup("INFO", "text", name="dev")
     telemetry.setup_tracing("hostcheck-dev")  # off unless OTEL_* asks for an exporter
@@ -170,7 +170,7 @@ def check(target: str, types: tuple[str, ...], server: str, as_json: bool, limit
 
     Exits 0 when the check completed, 2 when it failed or timed out, 3 on a request error.
     """
-    from services import checkcli
+    from hostcheck.cli import check as checkcli
 
     code = asyncio.run(checkcli.run(
         target=target, types=types, server=server, as_json=as_json, limit=limit, regions=regions,

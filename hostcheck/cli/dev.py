@@ -23,13 +23,13 @@ from typing import Any
 
 import httpx
 
-from gateway import envoy
-from services.config import RegistryConfig, ResultsConfig, SchedulerConfig
-from services.domain.targets import TargetGuard
-from services.registry import service as registry_service
-from services.results import service as results_service
-from services.scheduler import service as scheduler_service
-from services.storage.livestate import MemoryLiveState
+from hostcheck.core.config import RegistryConfig, ResultsConfig, SchedulerConfig
+from hostcheck.core.targets import TargetGuard
+from hostcheck.gateway import envoy
+from hostcheck.services.registry import service as registry_service
+from hostcheck.services.results import service as results_service
+from hostcheck.services.scheduler import service as scheduler_service
+from hostcheck.services.storage.livestate import MemoryLiveState
 
 log = logging.getLogger("hostcheck.dev")
 
@@ -143,7 +143,7 @@ async def main(*, port: int, host: str, data_dir: str, allow_targets: tuple[str,
                          "HOSTCHECK_REGISTRATION_TOKEN": token, "HOSTCHECK_STATE_FILE": str(data / f"agent-{i}.json"),
                          "HOSTCHECK_NAME": f"local-{i}", "HOSTCHECK_LOCATION": "this machine",
                          "HOSTCHECK_ALLOW_TARGETS": ",".join(allow_targets)}
-            proc = subprocess.Popen([sys.executable, "-m", "services.cli", "agent"], env=agent_env)
+            proc = subprocess.Popen([sys.executable, "-m", "hostcheck.cli", "agent"], env=agent_env)
             procs.append(proc)
             stack.callback(_stop_process, proc)
 

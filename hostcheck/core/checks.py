@@ -11,9 +11,9 @@ import re
 import uuid
 from dataclasses import dataclass
 
+from hostcheck.core.errors import FieldViolation, InvalidArgument
+from hostcheck.core.targets import Target, TargetError, TargetGuard, parse_target
 from hostcheck.v1 import checks_pb2, scheduler_pb2
-from services.domain.targets import Target, TargetError, TargetGuard, parse_target
-from services.errors import FieldViolation, InvalidArgument
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ Metrics: each service instance and agent has its own Prometheus registry (severa
 live in one process in `hostcheck dev` and in tests), served on
 HOSTCHECK_METRICS_PORT (0: not served) at /metrics.
 
-Logs: services.logs (JSON lines with HOSTCHECK_LOG_FORMAT=json, with the active
+Logs: hostcheck.core.logs (JSON lines with HOSTCHECK_LOG_FORMAT=json, with the active
 span's trace_id and span_id).
 """
 
@@ -43,7 +43,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from services import logs
+from hostcheck.core import logs
 
 log = logging.getLogger(__name__)
 
