@@ -22,45 +22,36 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from hostcheck.v1 import dns_pb2 as hostcheck_dot_v1_dot_dns__pb2
+from hostcheck.v1 import http_pb2 as hostcheck_dot_v1_dot_http__pb2
+from hostcheck.v1 import ping_pb2 as hostcheck_dot_v1_dot_ping__pb2
+from hostcheck.v1 import tcp_pb2 as hostcheck_dot_v1_dot_tcp__pb2
+from hostcheck.v1 import traceroute_pb2 as hostcheck_dot_v1_dot_traceroute__pb2
+from hostcheck.v1 import udp_pb2 as hostcheck_dot_v1_dot_udp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19hostcheck/v1/checks.proto\x12\x0chostcheck.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc7\x02\n\x0bHttpOptions\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x37\n\x07headers\x18\x03 \x03(\x0b\x32&.hostcheck.v1.HttpOptions.HeadersEntry\x12\x0c\n\x04\x62ody\x18\x04 \x01(\t\x12\x17\n\x0f\x65xpected_status\x18\x05 \x03(\r\x12\x1d\n\x10\x66ollow_redirects\x18\x06 \x01(\x08H\x00\x88\x01\x01\x12\x13\n\x0b\x62ody_regexp\x18\x07 \x01(\t\x12\x0c\n\x04port\x18\x08 \x01(\r\x12\x0e\n\x06scheme\x18\t \x01(\t\x12\r\n\x05http2\x18\n \x01(\x08\x12\x14\n\x0cinsecure_tls\x18\x0b \x01(\x08\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x13\n\x11_follow_redirects\"\x1a\n\nTcpOptions\x12\x0c\n\x04port\x18\x01 \x01(\r\"?\n\x0bPingOptions\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12\x13\n\x0binterval_ms\x18\x02 \x01(\r\x12\x0c\n\x04size\x18\x03 \x01(\r\"3\n\nDnsOptions\x12\x13\n\x0brecord_type\x18\x01 \x01(\t\x12\x10\n\x08resolver\x18\x02 \x01(\t\"@\n\nUdpOptions\x12\x0c\n\x04port\x18\x01 \x01(\r\x12\x0f\n\x07payload\x18\x02 \x01(\t\x12\x13\n\x0bpayload_hex\x18\x03 \x01(\t\"T\n\x11TracerouteOptions\x12\x10\n\x08max_hops\x18\x01 \x01(\r\x12\x15\n\rresolve_names\x18\x02 \x01(\x08\x12\x16\n\x0eprobes_per_hop\x18\x03 \x01(\r\"\x8a\x02\n\x0c\x43heckOptions\x12\'\n\x04http\x18\x01 \x01(\x0b\x32\x19.hostcheck.v1.HttpOptions\x12%\n\x03tcp\x18\x02 \x01(\x0b\x32\x18.hostcheck.v1.TcpOptions\x12\'\n\x04ping\x18\x03 \x01(\x0b\x32\x19.hostcheck.v1.PingOptions\x12%\n\x03\x64ns\x18\x04 \x01(\x0b\x32\x18.hostcheck.v1.DnsOptions\x12%\n\x03udp\x18\x05 \x01(\x0b\x32\x18.hostcheck.v1.UdpOptions\x12\x33\n\ntraceroute\x18\x06 \x01(\x0b\x32\x1f.hostcheck.v1.TracerouteOptions\"\xcd\x01\n\rAgentSelector\x12\x0f\n\x07regions\x18\x01 \x03(\t\x12\x11\n\tcountries\x18\x02 \x03(\t\x12\x0e\n\x06\x63ities\x18\x03 \x03(\t\x12\x37\n\x06labels\x18\x04 \x03(\x0b\x32\'.hostcheck.v1.AgentSelector.LabelsEntry\x12\x11\n\tagent_ids\x18\x05 \x03(\t\x12\r\n\x05limit\x18\x06 \x01(\r\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb4\x02\n\x0b\x43heckResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08\x63heck_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\x12\n\ncheck_type\x18\x04 \x01(\t\x12\x0f\n\x07success\x18\x05 \x01(\x08\x12%\n\x04\x64\x61ta\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x12\n\nerror_code\x18\x08 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\t \x01(\x01\x12.\n\nstarted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04late\x18\x0c \x01(\x08\"\x84\x03\n\tCheckTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08\x63heck_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\x12\n\nagent_name\x18\x04 \x01(\t\x12\x10\n\x08location\x18\x05 \x01(\t\x12\x0e\n\x06region\x18\x06 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x07 \x01(\t\x12\x0c\n\x04\x63ity\x18\x08 \x01(\t\x12\x12\n\ncheck_type\x18\t \x01(\t\x12\x0e\n\x06status\x18\n \x01(\t\x12\x0e\n\x06reason\x18\x0b \x01(\t\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64\x65\x61\x64line\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06result\x18\x0f \x01(\x0b\x32\x19.hostcheck.v1.CheckResult\"\xb0\x03\n\x05\x43heck\x12\x10\n\x08\x63heck_id\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x13\n\x0b\x63heck_types\x18\x03 \x03(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64\x65\x61\x64line\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07options\x18\x08 \x01(\x0b\x32\x1a.hostcheck.v1.CheckOptions\x12&\n\x05tasks\x18\t \x03(\x0b\x32\x17.hostcheck.v1.CheckTask\x12*\n\x07results\x18\n \x03(\x0b\x32\x19.hostcheck.v1.CheckResult\x12\x13\n\x0btasks_total\x18\x0b \x01(\r\x12\x12\n\ntasks_done\x18\x0c \x01(\r\x12\x12\n\ntimeout_ms\x18\r \x01(\r\x12\x12\n\nip_version\x18\x0e \x01(\rb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19hostcheck/v1/checks.proto\x12\x0chostcheck.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16hostcheck/v1/dns.proto\x1a\x17hostcheck/v1/http.proto\x1a\x17hostcheck/v1/ping.proto\x1a\x16hostcheck/v1/tcp.proto\x1a\x1dhostcheck/v1/traceroute.proto\x1a\x16hostcheck/v1/udp.proto\"\x8a\x02\n\x0c\x43heckOptions\x12\'\n\x04http\x18\x01 \x01(\x0b\x32\x19.hostcheck.v1.HttpOptions\x12%\n\x03tcp\x18\x02 \x01(\x0b\x32\x18.hostcheck.v1.TcpOptions\x12\'\n\x04ping\x18\x03 \x01(\x0b\x32\x19.hostcheck.v1.PingOptions\x12%\n\x03\x64ns\x18\x04 \x01(\x0b\x32\x18.hostcheck.v1.DnsOptions\x12%\n\x03udp\x18\x05 \x01(\x0b\x32\x18.hostcheck.v1.UdpOptions\x12\x33\n\ntraceroute\x18\x06 \x01(\x0b\x32\x1f.hostcheck.v1.TracerouteOptions\"\xcd\x01\n\rAgentSelector\x12\x0f\n\x07regions\x18\x01 \x03(\t\x12\x11\n\tcountries\x18\x02 \x03(\t\x12\x0e\n\x06\x63ities\x18\x03 \x03(\t\x12\x37\n\x06labels\x18\x04 \x03(\x0b\x32\'.hostcheck.v1.AgentSelector.LabelsEntry\x12\x11\n\tagent_ids\x18\x05 \x03(\t\x12\r\n\x05limit\x18\x06 \x01(\r\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x98\x02\n\nResultData\x12(\n\x04http\x18\x01 \x01(\x0b\x32\x18.hostcheck.v1.HttpResultH\x00\x12&\n\x03tcp\x18\x02 \x01(\x0b\x32\x17.hostcheck.v1.TcpResultH\x00\x12(\n\x04ping\x18\x03 \x01(\x0b\x32\x18.hostcheck.v1.PingResultH\x00\x12&\n\x03\x64ns\x18\x04 \x01(\x0b\x32\x17.hostcheck.v1.DnsResultH\x00\x12&\n\x03udp\x18\x05 \x01(\x0b\x32\x17.hostcheck.v1.UdpResultH\x00\x12\x34\n\ntraceroute\x18\x06 \x01(\x0b\x32\x1e.hostcheck.v1.TracerouteResultH\x00\x42\x08\n\x06result\"\xbb\x02\n\x0b\x43heckResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08\x63heck_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\x12\n\ncheck_type\x18\x04 \x01(\t\x12\x0f\n\x07success\x18\x05 \x01(\x08\x12&\n\x04\x64\x61ta\x18\r \x01(\x0b\x32\x18.hostcheck.v1.ResultData\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x12\n\nerror_code\x18\x08 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\t \x01(\x01\x12.\n\nstarted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04late\x18\x0c \x01(\x08J\x04\x08\x06\x10\x07\"\x84\x03\n\tCheckTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08\x63heck_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\x12\n\nagent_name\x18\x04 \x01(\t\x12\x10\n\x08location\x18\x05 \x01(\t\x12\x0e\n\x06region\x18\x06 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x07 \x01(\t\x12\x0c\n\x04\x63ity\x18\x08 \x01(\t\x12\x12\n\ncheck_type\x18\t \x01(\t\x12\x0e\n\x06status\x18\n \x01(\t\x12\x0e\n\x06reason\x18\x0b \x01(\t\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64\x65\x61\x64line\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06result\x18\x0f \x01(\x0b\x32\x19.hostcheck.v1.CheckResult\"\xb0\x03\n\x05\x43heck\x12\x10\n\x08\x63heck_id\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x13\n\x0b\x63heck_types\x18\x03 \x03(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64\x65\x61\x64line\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07options\x18\x08 \x01(\x0b\x32\x1a.hostcheck.v1.CheckOptions\x12&\n\x05tasks\x18\t \x03(\x0b\x32\x17.hostcheck.v1.CheckTask\x12*\n\x07results\x18\n \x03(\x0b\x32\x19.hostcheck.v1.CheckResult\x12\x13\n\x0btasks_total\x18\x0b \x01(\r\x12\x12\n\ntasks_done\x18\x0c \x01(\r\x12\x12\n\ntimeout_ms\x18\r \x01(\r\x12\x12\n\nip_version\x18\x0e \x01(\rb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hostcheck.v1.checks_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_HTTPOPTIONS_HEADERSENTRY']._loaded_options = None
-  _globals['_HTTPOPTIONS_HEADERSENTRY']._serialized_options = b'8\001'
   _globals['_AGENTSELECTOR_LABELSENTRY']._loaded_options = None
   _globals['_AGENTSELECTOR_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_HTTPOPTIONS']._serialized_start=107
-  _globals['_HTTPOPTIONS']._serialized_end=434
-  _globals['_HTTPOPTIONS_HEADERSENTRY']._serialized_start=367
-  _globals['_HTTPOPTIONS_HEADERSENTRY']._serialized_end=413
-  _globals['_TCPOPTIONS']._serialized_start=436
-  _globals['_TCPOPTIONS']._serialized_end=462
-  _globals['_PINGOPTIONS']._serialized_start=464
-  _globals['_PINGOPTIONS']._serialized_end=527
-  _globals['_DNSOPTIONS']._serialized_start=529
-  _globals['_DNSOPTIONS']._serialized_end=580
-  _globals['_UDPOPTIONS']._serialized_start=582
-  _globals['_UDPOPTIONS']._serialized_end=646
-  _globals['_TRACEROUTEOPTIONS']._serialized_start=648
-  _globals['_TRACEROUTEOPTIONS']._serialized_end=732
-  _globals['_CHECKOPTIONS']._serialized_start=735
-  _globals['_CHECKOPTIONS']._serialized_end=1001
-  _globals['_AGENTSELECTOR']._serialized_start=1004
-  _globals['_AGENTSELECTOR']._serialized_end=1209
-  _globals['_AGENTSELECTOR_LABELSENTRY']._serialized_start=1164
-  _globals['_AGENTSELECTOR_LABELSENTRY']._serialized_end=1209
-  _globals['_CHECKRESULT']._serialized_start=1212
-  _globals['_CHECKRESULT']._serialized_end=1520
-  _globals['_CHECKTASK']._serialized_start=1523
-  _globals['_CHECKTASK']._serialized_end=1911
-  _globals['_CHECK']._serialized_start=1914
-  _globals['_CHECK']._serialized_end=2346
+  _globals['_CHECKOPTIONS']._serialized_start=230
+  _globals['_CHECKOPTIONS']._serialized_end=496
+  _globals['_AGENTSELECTOR']._serialized_start=499
+  _globals['_AGENTSELECTOR']._serialized_end=704
+  _globals['_AGENTSELECTOR_LABELSENTRY']._serialized_start=659
+  _globals['_AGENTSELECTOR_LABELSENTRY']._serialized_end=704
+  _globals['_RESULTDATA']._serialized_start=707
+  _globals['_RESULTDATA']._serialized_end=987
+  _globals['_CHECKRESULT']._serialized_start=990
+  _globals['_CHECKRESULT']._serialized_end=1305
+  _globals['_CHECKTASK']._serialized_start=1308
+  _globals['_CHECKTASK']._serialized_end=1696
+  _globals['_CHECK']._serialized_start=1699
+  _globals['_CHECK']._serialized_end=2131
 # @@protoc_insertion_point(module_scope)

@@ -1,9 +1,14 @@
 import datetime
 
 from google.api import annotations_pb2 as _annotations_pb2
-from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from hostcheck.v1 import checks_pb2 as _checks_pb2
+from hostcheck.v1 import dns_pb2 as _dns_pb2
+from hostcheck.v1 import http_pb2 as _http_pb2
+from hostcheck.v1 import ping_pb2 as _ping_pb2
+from hostcheck.v1 import tcp_pb2 as _tcp_pb2
+from hostcheck.v1 import traceroute_pb2 as _traceroute_pb2
+from hostcheck.v1 import udp_pb2 as _udp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -27,16 +32,16 @@ class CreateCheckRequest(_message.Message):
     IP_VERSION_FIELD_NUMBER: _ClassVar[int]
     target: str
     checks: _containers.RepeatedScalarFieldContainer[str]
-    http: _checks_pb2.HttpOptions
-    tcp: _checks_pb2.TcpOptions
-    ping: _checks_pb2.PingOptions
-    dns: _checks_pb2.DnsOptions
-    udp: _checks_pb2.UdpOptions
-    traceroute: _checks_pb2.TracerouteOptions
+    http: _http_pb2.HttpOptions
+    tcp: _tcp_pb2.TcpOptions
+    ping: _ping_pb2.PingOptions
+    dns: _dns_pb2.DnsOptions
+    udp: _udp_pb2.UdpOptions
+    traceroute: _traceroute_pb2.TracerouteOptions
     agents: _checks_pb2.AgentSelector
     timeout_ms: int
     ip_version: int
-    def __init__(self, target: _Optional[str] = ..., checks: _Optional[_Iterable[str]] = ..., http: _Optional[_Union[_checks_pb2.HttpOptions, _Mapping]] = ..., tcp: _Optional[_Union[_checks_pb2.TcpOptions, _Mapping]] = ..., ping: _Optional[_Union[_checks_pb2.PingOptions, _Mapping]] = ..., dns: _Optional[_Union[_checks_pb2.DnsOptions, _Mapping]] = ..., udp: _Optional[_Union[_checks_pb2.UdpOptions, _Mapping]] = ..., traceroute: _Optional[_Union[_checks_pb2.TracerouteOptions, _Mapping]] = ..., agents: _Optional[_Union[_checks_pb2.AgentSelector, _Mapping]] = ..., timeout_ms: _Optional[int] = ..., ip_version: _Optional[int] = ...) -> None: ...
+    def __init__(self, target: _Optional[str] = ..., checks: _Optional[_Iterable[str]] = ..., http: _Optional[_Union[_http_pb2.HttpOptions, _Mapping]] = ..., tcp: _Optional[_Union[_tcp_pb2.TcpOptions, _Mapping]] = ..., ping: _Optional[_Union[_ping_pb2.PingOptions, _Mapping]] = ..., dns: _Optional[_Union[_dns_pb2.DnsOptions, _Mapping]] = ..., udp: _Optional[_Union[_udp_pb2.UdpOptions, _Mapping]] = ..., traceroute: _Optional[_Union[_traceroute_pb2.TracerouteOptions, _Mapping]] = ..., agents: _Optional[_Union[_checks_pb2.AgentSelector, _Mapping]] = ..., timeout_ms: _Optional[int] = ..., ip_version: _Optional[int] = ...) -> None: ...
 
 class CreateCheckResponse(_message.Message):
     __slots__ = ("check_id", "check")
@@ -71,24 +76,20 @@ class ConnectResponse(_message.Message):
     def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., tasks: _Optional[_Union[TaskBatch, _Mapping]] = ..., cancel: _Optional[_Union[CancelTasks, _Mapping]] = ..., ack: _Optional[_Union[ResultAck, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ...) -> None: ...
 
 class AgentHello(_message.Message):
-    __slots__ = ("version", "capabilities", "max_concurrency", "unacked_results")
+    __slots__ = ("version", "capabilities", "unacked_results")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
-    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     UNACKED_RESULTS_FIELD_NUMBER: _ClassVar[int]
     version: str
     capabilities: _containers.RepeatedScalarFieldContainer[str]
-    max_concurrency: int
     unacked_results: int
-    def __init__(self, version: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ..., max_concurrency: _Optional[int] = ..., unacked_results: _Optional[int] = ...) -> None: ...
+    def __init__(self, version: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ..., unacked_results: _Optional[int] = ...) -> None: ...
 
 class AgentHeartbeat(_message.Message):
-    __slots__ = ("tasks_in_flight", "sent_at")
+    __slots__ = ("tasks_in_flight",)
     TASKS_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
-    SENT_AT_FIELD_NUMBER: _ClassVar[int]
     tasks_in_flight: int
-    sent_at: _timestamp_pb2.Timestamp
-    def __init__(self, tasks_in_flight: _Optional[int] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, tasks_in_flight: _Optional[int] = ...) -> None: ...
 
 class ResultBatch(_message.Message):
     __slots__ = ("results",)
@@ -97,7 +98,7 @@ class ResultBatch(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[TaskResult, _Mapping]]] = ...) -> None: ...
 
 class TaskResult(_message.Message):
-    __slots__ = ("task_id", "check_id", "check_type", "success", "data", "error", "error_code", "duration_ms", "started_at", "finished_at", "trace_context")
+    __slots__ = ("task_id", "check_id", "check_type", "success", "data", "error", "error_code", "duration_ms", "started_at", "trace_context")
     class TraceContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -114,20 +115,18 @@ class TaskResult(_message.Message):
     ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
-    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     check_id: str
     check_type: str
     success: bool
-    data: _struct_pb2.Struct
+    data: _checks_pb2.ResultData
     error: str
     error_code: str
     duration_ms: float
     started_at: _timestamp_pb2.Timestamp
-    finished_at: _timestamp_pb2.Timestamp
     trace_context: _containers.ScalarMap[str, str]
-    def __init__(self, task_id: _Optional[str] = ..., check_id: _Optional[str] = ..., check_type: _Optional[str] = ..., success: _Optional[bool] = ..., data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., error_code: _Optional[str] = ..., duration_ms: _Optional[float] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    def __init__(self, task_id: _Optional[str] = ..., check_id: _Optional[str] = ..., check_type: _Optional[str] = ..., success: _Optional[bool] = ..., data: _Optional[_Union[_checks_pb2.ResultData, _Mapping]] = ..., error: _Optional[str] = ..., error_code: _Optional[str] = ..., duration_ms: _Optional[float] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Welcome(_message.Message):
     __slots__ = ("scheduler_id", "agent_id", "heartbeat_interval_s")

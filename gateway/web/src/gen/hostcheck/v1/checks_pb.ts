@@ -5,261 +5,26 @@
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { JsonObject, Message } from "@bufbuild/protobuf";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { DnsOptions, DnsResult } from "./dns_pb";
+import { file_hostcheck_v1_dns } from "./dns_pb";
+import type { HttpOptions, HttpResult } from "./http_pb";
+import { file_hostcheck_v1_http } from "./http_pb";
+import type { PingOptions, PingResult } from "./ping_pb";
+import { file_hostcheck_v1_ping } from "./ping_pb";
+import type { TcpOptions, TcpResult } from "./tcp_pb";
+import { file_hostcheck_v1_tcp } from "./tcp_pb";
+import type { TracerouteOptions, TracerouteResult } from "./traceroute_pb";
+import { file_hostcheck_v1_traceroute } from "./traceroute_pb";
+import type { UdpOptions, UdpResult } from "./udp_pb";
+import { file_hostcheck_v1_udp } from "./udp_pb";
+import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file hostcheck/v1/checks.proto.
  */
 export const file_hostcheck_v1_checks: GenFile = /*@__PURE__*/
-  fileDesc("Chlob3N0Y2hlY2svdjEvY2hlY2tzLnByb3RvEgxob3N0Y2hlY2sudjEixwIKC0h0dHBPcHRpb25zEg4KBm1ldGhvZBgBIAEoCRIMCgRwYXRoGAIgASgJEjcKB2hlYWRlcnMYAyADKAsyJi5ob3N0Y2hlY2sudjEuSHR0cE9wdGlvbnMuSGVhZGVyc0VudHJ5EgwKBGJvZHkYBCABKAkSFwoPZXhwZWN0ZWRfc3RhdHVzGAUgAygNEh0KEGZvbGxvd19yZWRpcmVjdHMYBiABKAhIAIgBARITCgtib2R5X3JlZ2V4cBgHIAEoCRIMCgRwb3J0GAggASgNEg4KBnNjaGVtZRgJIAEoCRINCgVodHRwMhgKIAEoCBIUCgxpbnNlY3VyZV90bHMYCyABKAgaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCEwoRX2ZvbGxvd19yZWRpcmVjdHMiGgoKVGNwT3B0aW9ucxIMCgRwb3J0GAEgASgNIj8KC1BpbmdPcHRpb25zEg0KBWNvdW50GAEgASgNEhMKC2ludGVydmFsX21zGAIgASgNEgwKBHNpemUYAyABKA0iMwoKRG5zT3B0aW9ucxITCgtyZWNvcmRfdHlwZRgBIAEoCRIQCghyZXNvbHZlchgCIAEoCSJACgpVZHBPcHRpb25zEgwKBHBvcnQYASABKA0SDwoHcGF5bG9hZBgCIAEoCRITCgtwYXlsb2FkX2hleBgDIAEoCSJUChFUcmFjZXJvdXRlT3B0aW9ucxIQCghtYXhfaG9wcxgBIAEoDRIVCg1yZXNvbHZlX25hbWVzGAIgASgIEhYKDnByb2Jlc19wZXJfaG9wGAMgASgNIooCCgxDaGVja09wdGlvbnMSJwoEaHR0cBgBIAEoCzIZLmhvc3RjaGVjay52MS5IdHRwT3B0aW9ucxIlCgN0Y3AYAiABKAsyGC5ob3N0Y2hlY2sudjEuVGNwT3B0aW9ucxInCgRwaW5nGAMgASgLMhkuaG9zdGNoZWNrLnYxLlBpbmdPcHRpb25zEiUKA2RucxgEIAEoCzIYLmhvc3RjaGVjay52MS5EbnNPcHRpb25zEiUKA3VkcBgFIAEoCzIYLmhvc3RjaGVjay52MS5VZHBPcHRpb25zEjMKCnRyYWNlcm91dGUYBiABKAsyHy5ob3N0Y2hlY2sudjEuVHJhY2Vyb3V0ZU9wdGlvbnMizQEKDUFnZW50U2VsZWN0b3ISDwoHcmVnaW9ucxgBIAMoCRIRCgljb3VudHJpZXMYAiADKAkSDgoGY2l0aWVzGAMgAygJEjcKBmxhYmVscxgEIAMoCzInLmhvc3RjaGVjay52MS5BZ2VudFNlbGVjdG9yLkxhYmVsc0VudHJ5EhEKCWFnZW50X2lkcxgFIAMoCRINCgVsaW1pdBgGIAEoDRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrQCCgtDaGVja1Jlc3VsdBIPCgd0YXNrX2lkGAEgASgJEhAKCGNoZWNrX2lkGAIgASgJEhAKCGFnZW50X2lkGAMgASgJEhIKCmNoZWNrX3R5cGUYBCABKAkSDwoHc3VjY2VzcxgFIAEoCBIlCgRkYXRhGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBINCgVlcnJvchgHIAEoCRISCgplcnJvcl9jb2RlGAggASgJEhMKC2R1cmF0aW9uX21zGAkgASgBEi4KCnN0YXJ0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGxhdGUYDCABKAgihAMKCUNoZWNrVGFzaxIPCgd0YXNrX2lkGAEgASgJEhAKCGNoZWNrX2lkGAIgASgJEhAKCGFnZW50X2lkGAMgASgJEhIKCmFnZW50X25hbWUYBCABKAkSEAoIbG9jYXRpb24YBSABKAkSDgoGcmVnaW9uGAYgASgJEg8KB2NvdW50cnkYByABKAkSDAoEY2l0eRgIIAEoCRISCgpjaGVja190eXBlGAkgASgJEg4KBnN0YXR1cxgKIAEoCRIOCgZyZWFzb24YCyABKAkSLgoKY3JlYXRlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZGVhZGxpbmUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNvbXBsZXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoGcmVzdWx0GA8gASgLMhkuaG9zdGNoZWNrLnYxLkNoZWNrUmVzdWx0IrADCgVDaGVjaxIQCghjaGVja19pZBgBIAEoCRIOCgZ0YXJnZXQYAiABKAkSEwoLY2hlY2tfdHlwZXMYAyADKAkSDgoGc3RhdHVzGAQgASgJEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNvbXBsZXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZGVhZGxpbmUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKB29wdGlvbnMYCCABKAsyGi5ob3N0Y2hlY2sudjEuQ2hlY2tPcHRpb25zEiYKBXRhc2tzGAkgAygLMhcuaG9zdGNoZWNrLnYxLkNoZWNrVGFzaxIqCgdyZXN1bHRzGAogAygLMhkuaG9zdGNoZWNrLnYxLkNoZWNrUmVzdWx0EhMKC3Rhc2tzX3RvdGFsGAsgASgNEhIKCnRhc2tzX2RvbmUYDCABKA0SEgoKdGltZW91dF9tcxgNIAEoDRISCgppcF92ZXJzaW9uGA4gASgNYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
-
-/**
- * Options of an `http` check. The target may be a URL (`https://host/path`)
- * or a host; these fields refine it.
- *
- * @generated from message hostcheck.v1.HttpOptions
- */
-export type HttpOptions = Message<"hostcheck.v1.HttpOptions"> & {
-  /**
-   * GET (default), HEAD, POST or OPTIONS.
-   *
-   * @generated from field: string method = 1;
-   */
-  method: string;
-
-  /**
-   * Request path; overrides the target URL's path. Default "/".
-   *
-   * @generated from field: string path = 2;
-   */
-  path: string;
-
-  /**
-   * Extra request headers.
-   *
-   * @generated from field: map<string, string> headers = 3;
-   */
-  headers: { [key: string]: string };
-
-  /**
-   * Request body (POST).
-   *
-   * @generated from field: string body = 4;
-   */
-  body: string;
-
-  /**
-   * Status codes that count as success. Empty: 200-399.
-   *
-   * @generated from field: repeated uint32 expected_status = 5;
-   */
-  expectedStatus: number[];
-
-  /**
-   * Follow redirects (recorded as a chain). Unset: true.
-   *
-   * @generated from field: optional bool follow_redirects = 6;
-   */
-  followRedirects?: boolean | undefined;
-
-  /**
-   * When set, the body must match this regular expression.
-   *
-   * @generated from field: string body_regexp = 7;
-   */
-  bodyRegexp: string;
-
-  /**
-   * Port; overrides the URL's port.
-   *
-   * @generated from field: uint32 port = 8;
-   */
-  port: number;
-
-  /**
-   * "http" or "https"; overrides the URL's scheme. Default http, or https for port 443.
-   *
-   * @generated from field: string scheme = 9;
-   */
-  scheme: string;
-
-  /**
-   * Offer HTTP/2 (ALPN) on https.
-   *
-   * @generated from field: bool http2 = 10;
-   */
-  http2: boolean;
-
-  /**
-   * Do not verify the server's certificate (it is still reported, marked unverified):
-   * for inspecting expired, self-signed or misnamed certificates.
-   *
-   * @generated from field: bool insecure_tls = 11;
-   */
-  insecureTls: boolean;
-};
-
-/**
- * Describes the message hostcheck.v1.HttpOptions.
- * Use `create(HttpOptionsSchema)` to create a new message.
- */
-export const HttpOptionsSchema: GenMessage<HttpOptions> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_checks, 0);
-
-/**
- * Options of a `tcp` check.
- *
- * @generated from message hostcheck.v1.TcpOptions
- */
-export type TcpOptions = Message<"hostcheck.v1.TcpOptions"> & {
-  /**
-   * Port to connect to (1-65535). Required unless the target is host:port.
-   *
-   * @generated from field: uint32 port = 1;
-   */
-  port: number;
-};
-
-/**
- * Describes the message hostcheck.v1.TcpOptions.
- * Use `create(TcpOptionsSchema)` to create a new message.
- */
-export const TcpOptionsSchema: GenMessage<TcpOptions> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_checks, 1);
-
-/**
- * Options of a `ping` check.
- *
- * @generated from message hostcheck.v1.PingOptions
- */
-export type PingOptions = Message<"hostcheck.v1.PingOptions"> & {
-  /**
-   * Echo requests to send (1-16). Default 4.
-   *
-   * @generated from field: uint32 count = 1;
-   */
-  count: number;
-
-  /**
-   * Milliseconds between requests (100-5000). Default 200.
-   *
-   * @generated from field: uint32 interval_ms = 2;
-   */
-  intervalMs: number;
-
-  /**
-   * Payload size in bytes (0-1472). Default 56.
-   *
-   * @generated from field: uint32 size = 3;
-   */
-  size: number;
-};
-
-/**
- * Describes the message hostcheck.v1.PingOptions.
- * Use `create(PingOptionsSchema)` to create a new message.
- */
-export const PingOptionsSchema: GenMessage<PingOptions> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_checks, 2);
-
-/**
- * Options of a `dns` check.
- *
- * @generated from message hostcheck.v1.DnsOptions
- */
-export type DnsOptions = Message<"hostcheck.v1.DnsOptions"> & {
-  /**
-   * A (default), AAAA, CNAME, MX, NS, TXT, SOA, PTR, SRV or CAA.
-   *
-   * @generated from field: string record_type = 1;
-   */
-  recordType: string;
-
-  /**
-   * Resolver as ip or ip:port; empty uses the agent's own resolver.
-   *
-   * @generated from field: string resolver = 2;
-   */
-  resolver: string;
-};
-
-/**
- * Describes the message hostcheck.v1.DnsOptions.
- * Use `create(DnsOptionsSchema)` to create a new message.
- */
-export const DnsOptionsSchema: GenMessage<DnsOptions> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_checks, 3);
-
-/**
- * Options of a `udp` check.
- *
- * @generated from message hostcheck.v1.UdpOptions
- */
-export type UdpOptions = Message<"hostcheck.v1.UdpOptions"> & {
-  /**
-   * Port to send to (1-65535). Required unless the target is host:port.
-   *
-   * @generated from field: uint32 port = 1;
-   */
-  port: number;
-
-  /**
-   * Payload to send, as text. Default empty datagram.
-   *
-   * @generated from field: string payload = 2;
-   */
-  payload: string;
-
-  /**
-   * Payload to send, hex encoded; wins over payload.
-   *
-   * @generated from field: string payload_hex = 3;
-   */
-  payloadHex: string;
-};
-
-/**
- * Describes the message hostcheck.v1.UdpOptions.
- * Use `create(UdpOptionsSchema)` to create a new message.
- */
-export const UdpOptionsSchema: GenMessage<UdpOptions> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_checks, 4);
-
-/**
- * Options of a `traceroute` check.
- *
- * @generated from message hostcheck.v1.TracerouteOptions
- */
-export type TracerouteOptions = Message<"hostcheck.v1.TracerouteOptions"> & {
-  /**
-   * Maximum hops (1-64). Default 30.
-   *
-   * @generated from field: uint32 max_hops = 1;
-   */
-  maxHops: number;
-
-  /**
-   * Look up reverse names of hops.
-   *
-   * @generated from field: bool resolve_names = 2;
-   */
-  resolveNames: boolean;
-
-  /**
-   * Probes per hop (1-5). Default 2.
-   *
-   * @generated from field: uint32 probes_per_hop = 3;
-   */
-  probesPerHop: number;
-};
-
-/**
- * Describes the message hostcheck.v1.TracerouteOptions.
- * Use `create(TracerouteOptionsSchema)` to create a new message.
- */
-export const TracerouteOptionsSchema: GenMessage<TracerouteOptions> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_checks, 5);
+  fileDesc("Chlob3N0Y2hlY2svdjEvY2hlY2tzLnByb3RvEgxob3N0Y2hlY2sudjEiigIKDENoZWNrT3B0aW9ucxInCgRodHRwGAEgASgLMhkuaG9zdGNoZWNrLnYxLkh0dHBPcHRpb25zEiUKA3RjcBgCIAEoCzIYLmhvc3RjaGVjay52MS5UY3BPcHRpb25zEicKBHBpbmcYAyABKAsyGS5ob3N0Y2hlY2sudjEuUGluZ09wdGlvbnMSJQoDZG5zGAQgASgLMhguaG9zdGNoZWNrLnYxLkRuc09wdGlvbnMSJQoDdWRwGAUgASgLMhguaG9zdGNoZWNrLnYxLlVkcE9wdGlvbnMSMwoKdHJhY2Vyb3V0ZRgGIAEoCzIfLmhvc3RjaGVjay52MS5UcmFjZXJvdXRlT3B0aW9ucyLNAQoNQWdlbnRTZWxlY3RvchIPCgdyZWdpb25zGAEgAygJEhEKCWNvdW50cmllcxgCIAMoCRIOCgZjaXRpZXMYAyADKAkSNwoGbGFiZWxzGAQgAygLMicuaG9zdGNoZWNrLnYxLkFnZW50U2VsZWN0b3IuTGFiZWxzRW50cnkSEQoJYWdlbnRfaWRzGAUgAygJEg0KBWxpbWl0GAYgASgNGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEimAIKClJlc3VsdERhdGESKAoEaHR0cBgBIAEoCzIYLmhvc3RjaGVjay52MS5IdHRwUmVzdWx0SAASJgoDdGNwGAIgASgLMhcuaG9zdGNoZWNrLnYxLlRjcFJlc3VsdEgAEigKBHBpbmcYAyABKAsyGC5ob3N0Y2hlY2sudjEuUGluZ1Jlc3VsdEgAEiYKA2RucxgEIAEoCzIXLmhvc3RjaGVjay52MS5EbnNSZXN1bHRIABImCgN1ZHAYBSABKAsyFy5ob3N0Y2hlY2sudjEuVWRwUmVzdWx0SAASNAoKdHJhY2Vyb3V0ZRgGIAEoCzIeLmhvc3RjaGVjay52MS5UcmFjZXJvdXRlUmVzdWx0SABCCAoGcmVzdWx0IrsCCgtDaGVja1Jlc3VsdBIPCgd0YXNrX2lkGAEgASgJEhAKCGNoZWNrX2lkGAIgASgJEhAKCGFnZW50X2lkGAMgASgJEhIKCmNoZWNrX3R5cGUYBCABKAkSDwoHc3VjY2VzcxgFIAEoCBImCgRkYXRhGA0gASgLMhguaG9zdGNoZWNrLnYxLlJlc3VsdERhdGESDQoFZXJyb3IYByABKAkSEgoKZXJyb3JfY29kZRgIIAEoCRITCgtkdXJhdGlvbl9tcxgJIAEoARIuCgpzdGFydGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjcmVhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRsYXRlGAwgASgISgQIBhAHIoQDCglDaGVja1Rhc2sSDwoHdGFza19pZBgBIAEoCRIQCghjaGVja19pZBgCIAEoCRIQCghhZ2VudF9pZBgDIAEoCRISCgphZ2VudF9uYW1lGAQgASgJEhAKCGxvY2F0aW9uGAUgASgJEg4KBnJlZ2lvbhgGIAEoCRIPCgdjb3VudHJ5GAcgASgJEgwKBGNpdHkYCCABKAkSEgoKY2hlY2tfdHlwZRgJIAEoCRIOCgZzdGF0dXMYCiABKAkSDgoGcmVhc29uGAsgASgJEi4KCmNyZWF0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGRlYWRsaW5lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wbGV0ZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBnJlc3VsdBgPIAEoCzIZLmhvc3RjaGVjay52MS5DaGVja1Jlc3VsdCKwAwoFQ2hlY2sSEAoIY2hlY2tfaWQYASABKAkSDgoGdGFyZ2V0GAIgASgJEhMKC2NoZWNrX3R5cGVzGAMgAygJEg4KBnN0YXR1cxgEIAEoCRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wbGV0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGRlYWRsaW5lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgdvcHRpb25zGAggASgLMhouaG9zdGNoZWNrLnYxLkNoZWNrT3B0aW9ucxImCgV0YXNrcxgJIAMoCzIXLmhvc3RjaGVjay52MS5DaGVja1Rhc2sSKgoHcmVzdWx0cxgKIAMoCzIZLmhvc3RjaGVjay52MS5DaGVja1Jlc3VsdBITCgt0YXNrc190b3RhbBgLIAEoDRISCgp0YXNrc19kb25lGAwgASgNEhIKCnRpbWVvdXRfbXMYDSABKA0SEgoKaXBfdmVyc2lvbhgOIAEoDWIGcHJvdG8z", [file_google_protobuf_timestamp, file_hostcheck_v1_dns, file_hostcheck_v1_http, file_hostcheck_v1_ping, file_hostcheck_v1_tcp, file_hostcheck_v1_traceroute, file_hostcheck_v1_udp]);
 
 /**
  * Options of every type of one check; a task carries only its own type's.
@@ -303,7 +68,7 @@ export type CheckOptions = Message<"hostcheck.v1.CheckOptions"> & {
  * Use `create(CheckOptionsSchema)` to create a new message.
  */
 export const CheckOptionsSchema: GenMessage<CheckOptions> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_checks, 6);
+  messageDesc(file_hostcheck_v1_checks, 0);
 
 /**
  * Which agents run a check. Empty: every online agent, up to `limit`.
@@ -359,7 +124,62 @@ export type AgentSelector = Message<"hostcheck.v1.AgentSelector"> & {
  * Use `create(AgentSelectorSchema)` to create a new message.
  */
 export const AgentSelectorSchema: GenMessage<AgentSelector> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_checks, 7);
+  messageDesc(file_hostcheck_v1_checks, 1);
+
+/**
+ * What one task measured: one field, named by the check type.
+ *
+ * @generated from message hostcheck.v1.ResultData
+ */
+export type ResultData = Message<"hostcheck.v1.ResultData"> & {
+  /**
+   * @generated from oneof hostcheck.v1.ResultData.result
+   */
+  result: {
+    /**
+     * @generated from field: hostcheck.v1.HttpResult http = 1;
+     */
+    value: HttpResult;
+    case: "http";
+  } | {
+    /**
+     * @generated from field: hostcheck.v1.TcpResult tcp = 2;
+     */
+    value: TcpResult;
+    case: "tcp";
+  } | {
+    /**
+     * @generated from field: hostcheck.v1.PingResult ping = 3;
+     */
+    value: PingResult;
+    case: "ping";
+  } | {
+    /**
+     * @generated from field: hostcheck.v1.DnsResult dns = 4;
+     */
+    value: DnsResult;
+    case: "dns";
+  } | {
+    /**
+     * @generated from field: hostcheck.v1.UdpResult udp = 5;
+     */
+    value: UdpResult;
+    case: "udp";
+  } | {
+    /**
+     * @generated from field: hostcheck.v1.TracerouteResult traceroute = 6;
+     */
+    value: TracerouteResult;
+    case: "traceroute";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message hostcheck.v1.ResultData.
+ * Use `create(ResultDataSchema)` to create a new message.
+ */
+export const ResultDataSchema: GenMessage<ResultData> = /*@__PURE__*/
+  messageDesc(file_hostcheck_v1_checks, 2);
 
 /**
  * One result of one task: what the agent measured.
@@ -395,11 +215,11 @@ export type CheckResult = Message<"hostcheck.v1.CheckResult"> & {
   success: boolean;
 
   /**
-   * Type-specific measurements.
+   * Type-specific measurements: the field of check_type is set.
    *
-   * @generated from field: google.protobuf.Struct data = 6;
+   * @generated from field: hostcheck.v1.ResultData data = 13;
    */
-  data?: JsonObject | undefined;
+  data?: ResultData | undefined;
 
   /**
    * Human-readable error, when not successful.
@@ -445,7 +265,7 @@ export type CheckResult = Message<"hostcheck.v1.CheckResult"> & {
  * Use `create(CheckResultSchema)` to create a new message.
  */
 export const CheckResultSchema: GenMessage<CheckResult> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_checks, 8);
+  messageDesc(file_hostcheck_v1_checks, 3);
 
 /**
  * One agent's share of a check: one check type on one agent.
@@ -542,7 +362,7 @@ export type CheckTask = Message<"hostcheck.v1.CheckTask"> & {
  * Use `create(CheckTaskSchema)` to create a new message.
  */
 export const CheckTaskSchema: GenMessage<CheckTask> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_checks, 9);
+  messageDesc(file_hostcheck_v1_checks, 4);
 
 /**
  * A check: one target, some check types, run on some agents.
@@ -634,5 +454,5 @@ export type Check = Message<"hostcheck.v1.Check"> & {
  * Use `create(CheckSchema)` to create a new message.
  */
 export const CheckSchema: GenMessage<Check> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_checks, 10);
+  messageDesc(file_hostcheck_v1_checks, 5);
 

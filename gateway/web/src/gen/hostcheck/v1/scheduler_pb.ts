@@ -6,16 +6,28 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../../google/api/annotations_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { AgentSelector, Check, CheckOptions, DnsOptions, HttpOptions, PingOptions, TcpOptions, TracerouteOptions, UdpOptions } from "./checks_pb";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { AgentSelector, Check, CheckOptions, ResultData } from "./checks_pb";
 import { file_hostcheck_v1_checks } from "./checks_pb";
-import type { JsonObject, Message } from "@bufbuild/protobuf";
+import type { DnsOptions } from "./dns_pb";
+import { file_hostcheck_v1_dns } from "./dns_pb";
+import type { HttpOptions } from "./http_pb";
+import { file_hostcheck_v1_http } from "./http_pb";
+import type { PingOptions } from "./ping_pb";
+import { file_hostcheck_v1_ping } from "./ping_pb";
+import type { TcpOptions } from "./tcp_pb";
+import { file_hostcheck_v1_tcp } from "./tcp_pb";
+import type { TracerouteOptions } from "./traceroute_pb";
+import { file_hostcheck_v1_traceroute } from "./traceroute_pb";
+import type { UdpOptions } from "./udp_pb";
+import { file_hostcheck_v1_udp } from "./udp_pb";
+import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file hostcheck/v1/scheduler.proto.
  */
 export const file_hostcheck_v1_scheduler: GenFile = /*@__PURE__*/
-  fileDesc("Chxob3N0Y2hlY2svdjEvc2NoZWR1bGVyLnByb3RvEgxob3N0Y2hlY2sudjEihQMKEkNyZWF0ZUNoZWNrUmVxdWVzdBIOCgZ0YXJnZXQYASABKAkSDgoGY2hlY2tzGAIgAygJEicKBGh0dHAYAyABKAsyGS5ob3N0Y2hlY2sudjEuSHR0cE9wdGlvbnMSJQoDdGNwGAQgASgLMhguaG9zdGNoZWNrLnYxLlRjcE9wdGlvbnMSJwoEcGluZxgFIAEoCzIZLmhvc3RjaGVjay52MS5QaW5nT3B0aW9ucxIlCgNkbnMYBiABKAsyGC5ob3N0Y2hlY2sudjEuRG5zT3B0aW9ucxIlCgN1ZHAYByABKAsyGC5ob3N0Y2hlY2sudjEuVWRwT3B0aW9ucxIzCgp0cmFjZXJvdXRlGAggASgLMh8uaG9zdGNoZWNrLnYxLlRyYWNlcm91dGVPcHRpb25zEisKBmFnZW50cxgJIAEoCzIbLmhvc3RjaGVjay52MS5BZ2VudFNlbGVjdG9yEhIKCnRpbWVvdXRfbXMYCiABKA0SEgoKaXBfdmVyc2lvbhgLIAEoDSJLChNDcmVhdGVDaGVja1Jlc3BvbnNlEhAKCGNoZWNrX2lkGAEgASgJEiIKBWNoZWNrGAIgASgLMhMuaG9zdGNoZWNrLnYxLkNoZWNrIqcBCg5Db25uZWN0UmVxdWVzdBIpCgVoZWxsbxgBIAEoCzIYLmhvc3RjaGVjay52MS5BZ2VudEhlbGxvSAASMQoJaGVhcnRiZWF0GAIgASgLMhwuaG9zdGNoZWNrLnYxLkFnZW50SGVhcnRiZWF0SAASLAoHcmVzdWx0cxgDIAEoCzIZLmhvc3RjaGVjay52MS5SZXN1bHRCYXRjaEgAQgkKB21lc3NhZ2Ui6wEKD0Nvbm5lY3RSZXNwb25zZRIoCgd3ZWxjb21lGAEgASgLMhUuaG9zdGNoZWNrLnYxLldlbGNvbWVIABIoCgV0YXNrcxgCIAEoCzIXLmhvc3RjaGVjay52MS5UYXNrQmF0Y2hIABIrCgZjYW5jZWwYAyABKAsyGS5ob3N0Y2hlY2sudjEuQ2FuY2VsVGFza3NIABImCgNhY2sYBCABKAsyFy5ob3N0Y2hlY2sudjEuUmVzdWx0QWNrSAASJAoFZHJhaW4YBSABKAsyEy5ob3N0Y2hlY2sudjEuRHJhaW5IAEIJCgdtZXNzYWdlImUKCkFnZW50SGVsbG8SDwoHdmVyc2lvbhgBIAEoCRIUCgxjYXBhYmlsaXRpZXMYAiADKAkSFwoPbWF4X2NvbmN1cnJlbmN5GAMgASgNEhcKD3VuYWNrZWRfcmVzdWx0cxgEIAEoDSJWCg5BZ2VudEhlYXJ0YmVhdBIXCg90YXNrc19pbl9mbGlnaHQYASABKA0SKwoHc2VudF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOAoLUmVzdWx0QmF0Y2gSKQoHcmVzdWx0cxgBIAMoCzIYLmhvc3RjaGVjay52MS5UYXNrUmVzdWx0IowDCgpUYXNrUmVzdWx0Eg8KB3Rhc2tfaWQYASABKAkSEAoIY2hlY2tfaWQYAiABKAkSEgoKY2hlY2tfdHlwZRgDIAEoCRIPCgdzdWNjZXNzGAQgASgIEiUKBGRhdGEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg0KBWVycm9yGAYgASgJEhIKCmVycm9yX2NvZGUYByABKAkSEwoLZHVyYXRpb25fbXMYCCABKAESLgoKc3RhcnRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEkEKDXRyYWNlX2NvbnRleHQYCyADKAsyKi5ob3N0Y2hlY2sudjEuVGFza1Jlc3VsdC5UcmFjZUNvbnRleHRFbnRyeRozChFUcmFjZUNvbnRleHRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIk8KB1dlbGNvbWUSFAoMc2NoZWR1bGVyX2lkGAEgASgJEhAKCGFnZW50X2lkGAIgASgJEhwKFGhlYXJ0YmVhdF9pbnRlcnZhbF9zGAMgASgNIsICCgRUYXNrEg8KB3Rhc2tfaWQYASABKAkSEAoIY2hlY2tfaWQYAiABKAkSEgoKY2hlY2tfdHlwZRgDIAEoCRIOCgZ0YXJnZXQYBCABKAkSKwoHb3B0aW9ucxgFIAEoCzIaLmhvc3RjaGVjay52MS5DaGVja09wdGlvbnMSEgoKdGltZW91dF9tcxgGIAEoDRIsCghkZWFkbGluZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKaXBfdmVyc2lvbhgIIAEoDRI7Cg10cmFjZV9jb250ZXh0GAkgAygLMiQuaG9zdGNoZWNrLnYxLlRhc2suVHJhY2VDb250ZXh0RW50cnkaMwoRVHJhY2VDb250ZXh0RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIuCglUYXNrQmF0Y2gSIQoFdGFza3MYASADKAsyEi5ob3N0Y2hlY2sudjEuVGFzayIvCgtDYW5jZWxUYXNrcxIQCgh0YXNrX2lkcxgBIAMoCRIOCgZyZWFzb24YAiABKAkiHQoJUmVzdWx0QWNrEhAKCHRhc2tfaWRzGAEgAygJIhcKBURyYWluEg4KBnJlYXNvbhgBIAEoCSJHCgtSb3V0ZWRUYXNrcxIQCghhZ2VudF9pZBgBIAEoCRImCgViYXRjaBgCIAEoCzIXLmhvc3RjaGVjay52MS5UYXNrQmF0Y2gyfgoQU2NoZWR1bGVyU2VydmljZRJqCgtDcmVhdGVDaGVjaxIgLmhvc3RjaGVjay52MS5DcmVhdGVDaGVja1JlcXVlc3QaIS5ob3N0Y2hlY2sudjEuQ3JlYXRlQ2hlY2tSZXNwb25zZSIWgtPkkwIQOgEqIgsvYXBpL2NoZWNrczJgChJBZ2VudFN0cmVhbVNlcnZpY2USSgoHQ29ubmVjdBIcLmhvc3RjaGVjay52MS5Db25uZWN0UmVxdWVzdBodLmhvc3RjaGVjay52MS5Db25uZWN0UmVzcG9uc2UoATABYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp, file_hostcheck_v1_checks]);
+  fileDesc("Chxob3N0Y2hlY2svdjEvc2NoZWR1bGVyLnByb3RvEgxob3N0Y2hlY2sudjEihQMKEkNyZWF0ZUNoZWNrUmVxdWVzdBIOCgZ0YXJnZXQYASABKAkSDgoGY2hlY2tzGAIgAygJEicKBGh0dHAYAyABKAsyGS5ob3N0Y2hlY2sudjEuSHR0cE9wdGlvbnMSJQoDdGNwGAQgASgLMhguaG9zdGNoZWNrLnYxLlRjcE9wdGlvbnMSJwoEcGluZxgFIAEoCzIZLmhvc3RjaGVjay52MS5QaW5nT3B0aW9ucxIlCgNkbnMYBiABKAsyGC5ob3N0Y2hlY2sudjEuRG5zT3B0aW9ucxIlCgN1ZHAYByABKAsyGC5ob3N0Y2hlY2sudjEuVWRwT3B0aW9ucxIzCgp0cmFjZXJvdXRlGAggASgLMh8uaG9zdGNoZWNrLnYxLlRyYWNlcm91dGVPcHRpb25zEisKBmFnZW50cxgJIAEoCzIbLmhvc3RjaGVjay52MS5BZ2VudFNlbGVjdG9yEhIKCnRpbWVvdXRfbXMYCiABKA0SEgoKaXBfdmVyc2lvbhgLIAEoDSJLChNDcmVhdGVDaGVja1Jlc3BvbnNlEhAKCGNoZWNrX2lkGAEgASgJEiIKBWNoZWNrGAIgASgLMhMuaG9zdGNoZWNrLnYxLkNoZWNrIqcBCg5Db25uZWN0UmVxdWVzdBIpCgVoZWxsbxgBIAEoCzIYLmhvc3RjaGVjay52MS5BZ2VudEhlbGxvSAASMQoJaGVhcnRiZWF0GAIgASgLMhwuaG9zdGNoZWNrLnYxLkFnZW50SGVhcnRiZWF0SAASLAoHcmVzdWx0cxgDIAEoCzIZLmhvc3RjaGVjay52MS5SZXN1bHRCYXRjaEgAQgkKB21lc3NhZ2Ui6wEKD0Nvbm5lY3RSZXNwb25zZRIoCgd3ZWxjb21lGAEgASgLMhUuaG9zdGNoZWNrLnYxLldlbGNvbWVIABIoCgV0YXNrcxgCIAEoCzIXLmhvc3RjaGVjay52MS5UYXNrQmF0Y2hIABIrCgZjYW5jZWwYAyABKAsyGS5ob3N0Y2hlY2sudjEuQ2FuY2VsVGFza3NIABImCgNhY2sYBCABKAsyFy5ob3N0Y2hlY2sudjEuUmVzdWx0QWNrSAASJAoFZHJhaW4YBSABKAsyEy5ob3N0Y2hlY2sudjEuRHJhaW5IAEIJCgdtZXNzYWdlIlIKCkFnZW50SGVsbG8SDwoHdmVyc2lvbhgBIAEoCRIUCgxjYXBhYmlsaXRpZXMYAiADKAkSFwoPdW5hY2tlZF9yZXN1bHRzGAQgASgNSgQIAxAEIi8KDkFnZW50SGVhcnRiZWF0EhcKD3Rhc2tzX2luX2ZsaWdodBgBIAEoDUoECAIQAyI4CgtSZXN1bHRCYXRjaBIpCgdyZXN1bHRzGAEgAygLMhguaG9zdGNoZWNrLnYxLlRhc2tSZXN1bHQi6AIKClRhc2tSZXN1bHQSDwoHdGFza19pZBgBIAEoCRIQCghjaGVja19pZBgCIAEoCRISCgpjaGVja190eXBlGAMgASgJEg8KB3N1Y2Nlc3MYBCABKAgSJgoEZGF0YRgMIAEoCzIYLmhvc3RjaGVjay52MS5SZXN1bHREYXRhEg0KBWVycm9yGAYgASgJEhIKCmVycm9yX2NvZGUYByABKAkSEwoLZHVyYXRpb25fbXMYCCABKAESLgoKc3RhcnRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASQQoNdHJhY2VfY29udGV4dBgLIAMoCzIqLmhvc3RjaGVjay52MS5UYXNrUmVzdWx0LlRyYWNlQ29udGV4dEVudHJ5GjMKEVRyYWNlQ29udGV4dEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFKBAgFEAZKBAgKEAsiTwoHV2VsY29tZRIUCgxzY2hlZHVsZXJfaWQYASABKAkSEAoIYWdlbnRfaWQYAiABKAkSHAoUaGVhcnRiZWF0X2ludGVydmFsX3MYAyABKA0iwgIKBFRhc2sSDwoHdGFza19pZBgBIAEoCRIQCghjaGVja19pZBgCIAEoCRISCgpjaGVja190eXBlGAMgASgJEg4KBnRhcmdldBgEIAEoCRIrCgdvcHRpb25zGAUgASgLMhouaG9zdGNoZWNrLnYxLkNoZWNrT3B0aW9ucxISCgp0aW1lb3V0X21zGAYgASgNEiwKCGRlYWRsaW5lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgppcF92ZXJzaW9uGAggASgNEjsKDXRyYWNlX2NvbnRleHQYCSADKAsyJC5ob3N0Y2hlY2sudjEuVGFzay5UcmFjZUNvbnRleHRFbnRyeRozChFUcmFjZUNvbnRleHRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIi4KCVRhc2tCYXRjaBIhCgV0YXNrcxgBIAMoCzISLmhvc3RjaGVjay52MS5UYXNrIi8KC0NhbmNlbFRhc2tzEhAKCHRhc2tfaWRzGAEgAygJEg4KBnJlYXNvbhgCIAEoCSIdCglSZXN1bHRBY2sSEAoIdGFza19pZHMYASADKAkiFwoFRHJhaW4SDgoGcmVhc29uGAEgASgJIkcKC1JvdXRlZFRhc2tzEhAKCGFnZW50X2lkGAEgASgJEiYKBWJhdGNoGAIgASgLMhcuaG9zdGNoZWNrLnYxLlRhc2tCYXRjaDJ+ChBTY2hlZHVsZXJTZXJ2aWNlEmoKC0NyZWF0ZUNoZWNrEiAuaG9zdGNoZWNrLnYxLkNyZWF0ZUNoZWNrUmVxdWVzdBohLmhvc3RjaGVjay52MS5DcmVhdGVDaGVja1Jlc3BvbnNlIhaC0+STAhA6ASoiCy9hcGkvY2hlY2tzMmAKEkFnZW50U3RyZWFtU2VydmljZRJKCgdDb25uZWN0EhwuaG9zdGNoZWNrLnYxLkNvbm5lY3RSZXF1ZXN0Gh0uaG9zdGNoZWNrLnYxLkNvbm5lY3RSZXNwb25zZSgBMAFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp, file_hostcheck_v1_checks, file_hostcheck_v1_dns, file_hostcheck_v1_http, file_hostcheck_v1_ping, file_hostcheck_v1_tcp, file_hostcheck_v1_traceroute, file_hostcheck_v1_udp]);
 
 /**
  * @generated from message hostcheck.v1.CreateCheckRequest
@@ -217,13 +229,6 @@ export type AgentHello = Message<"hostcheck.v1.AgentHello"> & {
   capabilities: string[];
 
   /**
-   * Tasks the agent runs at once.
-   *
-   * @generated from field: uint32 max_concurrency = 3;
-   */
-  maxConcurrency: number;
-
-  /**
    * Results the agent holds unacknowledged (it resends them next).
    *
    * @generated from field: uint32 unacked_results = 4;
@@ -246,11 +251,6 @@ export type AgentHeartbeat = Message<"hostcheck.v1.AgentHeartbeat"> & {
    * @generated from field: uint32 tasks_in_flight = 1;
    */
   tasksInFlight: number;
-
-  /**
-   * @generated from field: google.protobuf.Timestamp sent_at = 2;
-   */
-  sentAt?: Timestamp | undefined;
 };
 
 /**
@@ -306,9 +306,11 @@ export type TaskResult = Message<"hostcheck.v1.TaskResult"> & {
   success: boolean;
 
   /**
-   * @generated from field: google.protobuf.Struct data = 5;
+   * Type-specific measurements: the field of check_type is set.
+   *
+   * @generated from field: hostcheck.v1.ResultData data = 12;
    */
-  data?: JsonObject | undefined;
+  data?: ResultData | undefined;
 
   /**
    * @generated from field: string error = 6;
@@ -329,11 +331,6 @@ export type TaskResult = Message<"hostcheck.v1.TaskResult"> & {
    * @generated from field: google.protobuf.Timestamp started_at = 9;
    */
   startedAt?: Timestamp | undefined;
-
-  /**
-   * @generated from field: google.protobuf.Timestamp finished_at = 10;
-   */
-  finishedAt?: Timestamp | undefined;
 
   /**
    * W3C trace context of the agent's run of the task, so the stored result joins the check's trace.
