@@ -35,6 +35,20 @@ async def test_describe(gateway):
     assert "uint32 active_agents = 4;" in out
 
 
+async def test_describe_shows_typed_result_fields(gateway):
+    # Results are typed per check type (no google.protobuf.Struct): reflection shows every field.
+    code, out, err = await grpcurl("-plaintext", gateway.addr, "describe", "hostcheck.v1.CheckResult")
+    assert code == 0, err
+    assert ".hostcheck.v1.ResultData data = 13;" in out
+    code, out, err = await grpcurl("-plaintext", gateway.addr, "describe", "hostcheck.v1.ResultData")
+    assert code == 0, err
+    assert ".hostcheck.v1.HttpResult http = 1;" in out
+    code, out, err = await grpcurl("-plaintext", gateway.addr, "describe", "hostcheck.v1.HttpResult")
+    assert code == 0, err
+    for field in ("uint32 status_code = 5;", ".hostcheck.v1.HttpTimings timings = 13;", ".hostcheck.v1.TlsInfo tls = 15;"):
+        assert field in out, out
+
+
 async def test_call_through_reflection(gateway):
     code, out, err = await grpcurl("-plaintext", gateway.addr, "hostcheck.v1.RegistryService/GetHealth")
     assert code == 0, err
