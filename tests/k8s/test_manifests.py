@@ -85,9 +85,9 @@ def all_containers(docs) -> Iterator[tuple[dict, dict]]:
 
 
 def hostcheck_containers(docs) -> Iterator[tuple[dict, dict]]:
-    """Containers running the hostcheck image, with the command each runs."""
+    """Containers running the hostcheck or agent image, with the command each runs."""
     for w, c in all_containers(docs):
-        if c["image"].split(":")[0].split("@")[0].endswith("hostcheck/hostcheck"):
+        if c["image"].split(":")[0].split("@")[0].endswith(("hostcheck/hostcheck", "hostcheck/agent")):
             yield w, c
 
 
@@ -478,7 +478,7 @@ def _dockerfile(name: str) -> str:
     return (ROOT / "docker" / name).read_text()
 
 
-@pytest.mark.parametrize("name", ["hostcheck.Dockerfile", "gateway.Dockerfile"])
+@pytest.mark.parametrize("name", ["hostcheck.Dockerfile", "agent.Dockerfile", "gateway.Dockerfile"])
 def test_dockerfiles_pin_their_bases_and_run_as_non_root(name: str) -> None:
     text = _dockerfile(name)
     bases = re.findall(r"^ARG \w+_IMAGE=(\S+)$", text, re.M)
