@@ -47,7 +47,11 @@ def _service_command(name: str, config_cls, summary: str) -> None:
     @main.command(name=name, help=summary)
     @click.option("--listen", help="Address to bind (overrides HOSTCHECK_LISTEN).")
     def run(listen: str | None) -> None:
-        service = importlib.import_module(f"services.{name}.service")
+        try:
+            service = importlib.import_module(f"hostcheck.services.{name}.service")
+        except ModuleNotFoundError as exc:
+            raise click.ClickException(
+                f"hostcheck {name} needs the services: pip install 'hostcheck[services]' ({exc})") from exc
         conf = _load(config_cls, listen=listen)
         telemetry.setup(name, conf)
         asyncio.run(_serve_until_signal(lambda: service.start(conf), lambda s: s.stop()))
