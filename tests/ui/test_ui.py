@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Locator, Page, expect
 
 from tests.helpers import HttpTarget
 from tests.ui.conftest import AGENTS, save_screenshot
@@ -60,7 +60,7 @@ async def test_submit_a_check_and_watch_every_agent_report(dev, page, context):
 
     # Details on demand: the tcp prober's measurements.
     await page.get_by_role("button", name="Details").first.click()
-    await expect(page.get_by_text("connect_ms", exact=True)).to_be_visible()
+    await expect(page.locator('[data-fact="Connect"] dd')).to_have_text(LATENCY)
     print(f"screenshot: {await save_screenshot(page, 'results')}")
 
     # The permanent link, opened fresh, shows the same.
@@ -91,9 +91,58 @@ async def test_rows_fill_in_live_as_agents_answer(dev, page):
         await _expect_all_done(page)
         await expect(page.get_by_test_id("watch-phase")).to_have_text("finished")
         await page.get_by_role("button", name="Details").first.click()
-        await expect(page.get_by_text("status_code", exact=True)).to_be_visible()
+        await expect(page.locator('[data-fact="Status"] dd')).to_have_text("200 OK")
     finally:
         target.stop()
+
+
+async def test_details_show_each_types_typed_result(dev, page):
+    """One check of two types; each type's module renders its own typed fields, and the raw view
+    is the typed message in the REST API's JSON (snake_case, the type's oneof field)."""
+    target = HttpTarget()
+    try:
+        await page.goto(dev.url + "/")
+        await page.get_by_label("Target").fill(f"http://127.0.0.1:{target.port}/")
+        await page.get_by_role("checkbox", name="tcp").check()
+        await page.locator('[data-field="tcp.port"]').fill(str(target.port))
+        await page.get_by_role("button", name="Run check").click()
+        await expect(page).to_have_url(RESULTS_URL)
+        await expect(page.locator('[data-testid="task-row"][data-status="completed"]')).to_have_count(2 * AGENTS)
+        await expect(page.get_by_test_id("progress")).to_have_text(f"{2 * AGENTS}/{2 * AGENTS} tasks done")
+
+        http = await _open_details(page, "http")
+        await expect(http.locator('[data-fact="Status"] dd')).to_have_text("200 OK")
+        await expect(http.locator('[data-fact="Address"] dd')).to_have_text("127.0.0.1 (IPv4)")
+        await expect(http.locator('[data-fact="Total time"] dd')).to_have_text(LATENCY)
+        await expect(http.get_by_role("img", name="Request phases")).to_be_visible()
+        await http.get_by_text("Response body").click()
+        await expect(http.get_by_text("hello from the test server", exact=True)).to_be_visible()
+        await http.get_by_text("Response headers").click()
+        await expect(http.get_by_text("text/plain", exact=True)).to_be_visible()
+        await _expect_raw_json(http, '"http": {', '"status_code": 200')
+
+        tcp = await _open_details(page, "tcp")
+        await expect(tcp.locator('[data-fact="Address"] dd')).to_have_text(f"127.0.0.1:{target.port}")
+        await expect(tcp.locator('[data-fact="Connect"] dd')).to_have_text(LATENCY)
+        await _expect_raw_json(tcp, '"tcp": {', f'"port": {target.port}')
+        # The table's summaries come from the same modules.
+        await expect(page.locator('[data-testid="task-row"][data-check-type="http"]').first).to_contain_text("HTTP 200")
+        print(f"screenshot: {await save_screenshot(page, 'details')}")
+    finally:
+        target.stop()
+
+
+async def _open_details(page: Page, check_type: str) -> Locator:
+    row = page.locator(f'[data-testid="task-row"][data-check-type="{check_type}"]').first
+    await row.get_by_role("button", name="Details").click()
+    return page.locator(f'[id="details-{await row.get_attribute("data-task-id")}"]')
+
+
+async def _expect_raw_json(details: Locator, *parts: str) -> None:
+    await details.get_by_text("Raw data (JSON)").click()
+    raw = details.locator("pre").last
+    for part in parts:
+        await expect(raw).to_contain_text(part)
 
 
 async def test_server_validation_errors_show_at_their_fields(dev, page):

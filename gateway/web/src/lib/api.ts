@@ -13,7 +13,7 @@ export const scheduler = createClient(SchedulerService, transport);
 export const results = createClient(ResultsService, transport);
 export const registry = createClient(RegistryService, transport);
 
-/** Field violations of an INVALID_ARGUMENT, keyed by the server's field name ("http.port", "checks[0]"). */
+/** Field violations of an INVALID_ARGUMENT, keyed by the server's field name ("agents.limit", "checks[0]"). */
 export function fieldViolations(err: unknown): { field: string; description: string }[] {
   const ce = ConnectError.from(err);
   if (ce.code !== Code.InvalidArgument) return [];

@@ -37,3 +37,23 @@ export function formatLocation(parts: { location?: string; city?: string; countr
   const extra = parts.region ? ` (${parts.region})` : "";
   return (main || parts.region || "unknown") + (main ? extra : "");
 }
+
+/** A fraction 0-1 as a percentage: 0.25 -> "25%", 0.125 -> "12.5%". */
+export function formatPercent(fraction: number): string {
+  return `${+(fraction * 100).toFixed(1)}%`;
+}
+
+/** A byte count for people: 512 B, 1.5 KiB, 2.0 MiB. */
+export function formatBytes(n: number | bigint): string {
+  const v = Number(n);
+  if (v < 1024) return `${v} B`;
+  if (v < 1024 * 1024) return `${(v / 1024).toFixed(1)} KiB`;
+  return `${(v / (1024 * 1024)).toFixed(1)} MiB`;
+}
+
+/** An address and port as one connects to them: 192.0.2.1:80, [2001:db8::1]:80. */
+export function formatHostPort(address: string, port: number): string {
+  if (!address) return port ? `:${port}` : "";
+  if (!port) return address;
+  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
+}

@@ -1,31 +1,19 @@
 // The new-check form. The server validates; its field violations (google.rpc.BadRequest)
 // are shown next to the inputs they name. Only shape is checked here (numbers are numbers).
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useId, useRef, useState, type ReactNode } from "react";
 import { useNavigate } from "react-router";
+import { addOptions, CHECK_TYPES, initialOptions, optionPath, type CheckTypeModule, type CreateCheckInit, type OptionsReader } from "../checks";
 import { describeError, fieldViolations, scheduler } from "../lib/api";
 import { CreateCheckRequestSchema, type CreateCheckRequest } from "../gen/hostcheck/v1/scheduler_pb";
 
-export const CHECK_TYPES = ["http", "tcp", "ping", "dns", "udp", "traceroute"] as const;
-type CheckType = (typeof CHECK_TYPES)[number];
-const HTTP_METHODS = ["GET", "HEAD", "POST", "OPTIONS"];
-const DNS_TYPES = ["A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "PTR", "SRV", "CAA"];
-
 type Form = {
   target: string;
-  checks: Record<CheckType, boolean>;
-  httpMethod: string;
-  httpPath: string;
-  httpExpected: string;
-  httpPort: string;
-  tcpPort: string;
-  udpPort: string;
-  udpPayload: string;
-  pingCount: string;
-  dnsRecordType: string;
-  dnsResolver: string;
-  tracerouteMaxHops: string;
+  /** Ticked check types, by name. */
+  checks: Record<string, boolean>;
+  /** Each type's option inputs, by type name, then by the option's key. */
+  options: Record<string, Record<string, string>>;
   regions: string;
   countries: string;
   labels: string;
@@ -34,18 +22,8 @@ type Form = {
 
 const INITIAL: Form = {
   target: "",
-  checks: { http: true, tcp: false, ping: false, dns: false, udp: false, traceroute: false },
-  httpMethod: "GET",
-  httpPath: "",
-  httpExpected: "",
-  httpPort: "",
-  tcpPort: "",
-  udpPort: "",
-  udpPayload: "",
-  pingCount: "",
-  dnsRecordType: "A",
-  dnsResolver: "",
-  tracerouteMaxHops: "",
+  checks: Object.fromEntries(CHECK_TYPES.map((m) => [m.name, !!m.checkedByDefault])),
+  options: Object.fromEntries(CHECK_TYPES.map((m) => [m.name, initialOptions(m)])),
   regions: "",
   countries: "",
   labels: "",
@@ -57,15 +35,14 @@ type Errors = Record<string, string[]>;
 
 // Inputs on this form, by the server field they answer for; anything else is listed above the form.
 const FIELDS_ON_FORM = new Set([
-  "target", "checks", "http.method", "http.path", "http.expected_status", "http.port", "tcp.port",
-  "udp.port", "udp.payload", "ping.count", "dns.record_type", "dns.resolver", "traceroute.max_hops",
-  "agents.regions", "agents.countries", "agents.labels", "agents.limit",
+  "target", "checks", "agents.regions", "agents.countries", "agents.labels", "agents.limit",
+  ...CHECK_TYPES.flatMap((m) => m.form.fields.map((f) => optionPath(m, f.key))),
 ]);
 
 function normalField(field: string): string {
   const f = field.replace(/\[\d+\]/g, "");
-  // "options for 'udp' given but 'udp' is not in checks" names the bare type.
-  return (CHECK_TYPES as readonly string[]).includes(f) ? "checks" : f;
+  // "options for '<type>' given but '<type>' is not in checks" names the bare type.
+  return CHECK_TYPES.some((m) => m.name === f) ? "checks" : f;
 }
 
 function addError(errors: Errors, field: string, message: string) {
@@ -88,33 +65,26 @@ function parseUint(value: string, field: string, errors: Errors): number | undef
   return Number(v);
 }
 
+/** Reads one type's inputs; a malformed number becomes an error at its server field. */
+function optionsReader(module: CheckTypeModule, values: Record<string, string>, errors: Errors): OptionsReader<string> {
+  const raw = (key: string) => values[key] ?? "";
+  return {
+    raw,
+    text: (key) => raw(key).trim(),
+    uint: (key) => parseUint(raw(key), optionPath(module, key), errors),
+    uints: (key) =>
+      splitList(raw(key))
+        .map((v) => parseUint(v, optionPath(module, key), errors))
+        .filter((n): n is number => n !== undefined),
+  };
+}
+
 function buildRequest(form: Form): { request?: CreateCheckRequest; errors: Errors } {
   const errors: Errors = {};
-  const init: MessageInitShape<typeof CreateCheckRequestSchema> = {
-    target: form.target.trim(),
-    checks: CHECK_TYPES.filter((t) => form.checks[t]),
-  };
+  const chosen = CHECK_TYPES.filter((m) => form.checks[m.name]);
+  const init: CreateCheckInit = { target: form.target.trim(), checks: chosen.map((m) => m.name) };
   // Options only for the chosen types: the server refuses options of a type not asked for.
-  if (form.checks.http) {
-    const expectedStatus: number[] = [];
-    for (const code of splitList(form.httpExpected)) {
-      const n = parseUint(code, "http.expected_status", errors);
-      if (n !== undefined) expectedStatus.push(n);
-    }
-    init.http = {
-      method: form.httpMethod,
-      path: form.httpPath.trim(),
-      expectedStatus,
-      port: parseUint(form.httpPort, "http.port", errors),
-    };
-  }
-  if (form.checks.tcp) init.tcp = { port: parseUint(form.tcpPort, "tcp.port", errors) };
-  if (form.checks.udp) init.udp = { port: parseUint(form.udpPort, "udp.port", errors), payload: form.udpPayload };
-  if (form.checks.ping) init.ping = { count: parseUint(form.pingCount, "ping.count", errors) };
-  if (form.checks.dns) init.dns = { recordType: form.dnsRecordType, resolver: form.dnsResolver.trim() };
-  if (form.checks.traceroute) {
-    init.traceroute = { maxHops: parseUint(form.tracerouteMaxHops, "traceroute.max_hops", errors) };
-  }
+  for (const m of chosen) addOptions(init, m, optionsReader(m, form.options[m.name] ?? {}, errors));
   const labels: Record<string, string> = {};
   for (const pair of splitList(form.labels)) {
     const [k, ...rest] = pair.split("=");
@@ -183,7 +153,9 @@ export function NewCheckForm() {
   const navigate = useNavigate();
   const queryClient = useQueryClient();
   const set = <K extends keyof Form>(key: K, value: Form[K]) => setForm((f) => ({ ...f, [key]: value }));
-  const toggle = (t: CheckType) => setForm((f) => ({ ...f, checks: { ...f.checks, [t]: !f.checks[t] } }));
+  const toggle = (type: string) => setForm((f) => ({ ...f, checks: { ...f.checks, [type]: !f.checks[type] } }));
+  const setOption = (type: string, key: string, value: string) =>
+    setForm((f) => ({ ...f, options: { ...f.options, [type]: { ...f.options[type], [key]: value } } }));
 
   // After the errors are rendered, focus the first field to fix (keyboard and screen-reader users land on it).
   const [focusRequest, setFocusRequest] = useState(0);
@@ -257,102 +229,53 @@ export function NewCheckForm() {
       <fieldset aria-describedby={errors.checks ? "checks-error" : undefined} data-field="checks">
         <legend className="mb-1 text-sm font-medium text-slate-700">Check types</legend>
         <div className="flex flex-wrap gap-2">
-          {CHECK_TYPES.map((t) => (
+          {CHECK_TYPES.map(({ name }) => (
             <label
-              key={t}
+              key={name}
               className={`flex cursor-pointer items-center gap-2 rounded-md border px-3 py-1.5 text-sm has-[:focus-visible]:ring-2 has-[:focus-visible]:ring-sky-300 ${
-                form.checks[t] ? "border-sky-500 bg-sky-50" : "border-slate-300 bg-white"
+                form.checks[name] ? "border-sky-500 bg-sky-50" : "border-slate-300 bg-white"
               }`}
             >
               <input
                 type="checkbox"
                 name="checks"
-                value={t}
-                checked={form.checks[t]}
-                onChange={() => toggle(t)}
+                value={name}
+                checked={!!form.checks[name]}
+                onChange={() => toggle(name)}
                 aria-invalid={!!errors.checks}
                 className="accent-sky-600"
               />
-              {t}
+              {name}
             </label>
           ))}
         </div>
         <FieldErrors id="checks-error" messages={errors.checks} />
       </fieldset>
 
-      {form.checks.http && (
-        <Options title="HTTP">
-          <Field label="Method" field="http.method" errors={errors}>
-            {(p) => (
-              <select {...p} name="http.method" value={form.httpMethod} onChange={(e) => set("httpMethod", e.target.value)}>
-                {HTTP_METHODS.map((m) => (
-                  <option key={m}>{m}</option>
-                ))}
-              </select>
-            )}
-          </Field>
-          <Field label="Path" field="http.path" errors={errors} hint="Default: the URL's path or /">
-            {(p) => <input {...p} name="http.path" placeholder="/" value={form.httpPath} onChange={(e) => set("httpPath", e.target.value)} />}
-          </Field>
-          <Field label="Expected status codes" field="http.expected_status" errors={errors} hint="e.g. 200, 204. Default: 200-399">
-            {(p) => (
-              <input {...p} name="http.expected_status" inputMode="numeric" placeholder="200-399" value={form.httpExpected} onChange={(e) => set("httpExpected", e.target.value)} />
-            )}
-          </Field>
-          <Field label="Port" field="http.port" errors={errors} hint="Default: from the URL, 80 or 443">
-            {(p) => <input {...p} name="http.port" inputMode="numeric" value={form.httpPort} onChange={(e) => set("httpPort", e.target.value)} />}
-          </Field>
+      {CHECK_TYPES.filter((m) => form.checks[m.name]).map((m) => (
+        <Options key={m.name} title={m.label}>
+          {m.form.fields.map((f) => {
+            const field = optionPath(m, f.key);
+            const value = form.options[m.name]?.[f.key] ?? "";
+            const onChange = (e: React.ChangeEvent<HTMLInputElement | HTMLSelectElement>) => setOption(m.name, f.key, e.target.value);
+            return (
+              <Field key={f.key} label={f.label} field={field} errors={errors} hint={f.hint}>
+                {(p) =>
+                  f.choices ? (
+                    <select {...p} name={field} value={value} onChange={onChange}>
+                      {f.choices.map((c) => (
+                        <option key={c}>{c}</option>
+                      ))}
+                    </select>
+                  ) : (
+                    <input {...p} name={field} inputMode={f.numeric ? "numeric" : undefined} placeholder={f.placeholder} value={value} onChange={onChange} />
+                  )
+                }
+              </Field>
+            );
+          })}
         </Options>
-      )}
-      {form.checks.tcp && (
-        <Options title="TCP">
-          <Field label="Port" field="tcp.port" errors={errors} hint="Unless the target is host:port">
-            {(p) => <input {...p} name="tcp.port" inputMode="numeric" placeholder="443" value={form.tcpPort} onChange={(e) => set("tcpPort", e.target.value)} />}
-          </Field>
-        </Options>
-      )}
-      {form.checks.udp && (
-        <Options title="UDP">
-          <Field label="Port" field="udp.port" errors={errors} hint="Unless the target is host:port">
-            {(p) => <input {...p} name="udp.port" inputMode="numeric" placeholder="53" value={form.udpPort} onChange={(e) => set("udpPort", e.target.value)} />}
-          </Field>
-          <Field label="Payload" field="udp.payload" errors={errors} hint="Text to send; default an empty datagram">
-            {(p) => <input {...p} name="udp.payload" value={form.udpPayload} onChange={(e) => set("udpPayload", e.target.value)} />}
-          </Field>
-        </Options>
-      )}
-      {form.checks.ping && (
-        <Options title="Ping">
-          <Field label="Count" field="ping.count" errors={errors} hint="Echo requests, 1-16. Default 4">
-            {(p) => <input {...p} name="ping.count" inputMode="numeric" placeholder="4" value={form.pingCount} onChange={(e) => set("pingCount", e.target.value)} />}
-          </Field>
-        </Options>
-      )}
-      {form.checks.dns && (
-        <Options title="DNS">
-          <Field label="Record type" field="dns.record_type" errors={errors}>
-            {(p) => (
-              <select {...p} name="dns.record_type" value={form.dnsRecordType} onChange={(e) => set("dnsRecordType", e.target.value)}>
-                {DNS_TYPES.map((t) => (
-                  <option key={t}>{t}</option>
-                ))}
-              </select>
-            )}
-          </Field>
-          <Field label="Resolver" field="dns.resolver" errors={errors} hint="ip or ip:port; default: the agent's own">
-            {(p) => <input {...p} name="dns.resolver" placeholder="1.1.1.1" value={form.dnsResolver} onChange={(e) => set("dnsResolver", e.target.value)} />}
-          </Field>
-        </Options>
-      )}
-      {form.checks.traceroute && (
-        <Options title="Traceroute">
-          <Field label="Max hops" field="traceroute.max_hops" errors={errors} hint="1-64. Default 30">
-            {(p) => (
-              <input {...p} name="traceroute.max_hops" inputMode="numeric" placeholder="30" value={form.tracerouteMaxHops} onChange={(e) => set("tracerouteMaxHops", e.target.value)} />
-            )}
-          </Field>
-        </Options>
-      )}
+      ))}
 
       <Options title="Agents" hint="Empty: any online agents, up to 10.">
         <Field label="Regions" field="agents.regions" errors={errors} hint="Any of, comma separated">

@@ -1,6 +1,7 @@
 // /results/{check_id}: a permanent link; rows appear and fill in as WatchCheck reports them.
 import { Fragment, useState } from "react";
 import { Link, useParams } from "react-router";
+import { latencyMeaning, latencyOf, summaryOf } from "../checks";
 import { ResultDetails } from "../components/ResultDetails";
 import { Card, Empty, ErrorNotice, Loading, StatusBadge } from "../components/ui";
 import type { CheckTask } from "../gen/hostcheck/v1/checks_pb";
@@ -78,28 +79,10 @@ export function ResultsPage() {
   );
 }
 
-/** The latency a person compares across agents: the network's part when the prober reports it
- * (a ping's average RTT, a DNS query, a TCP connect), else the whole probe's duration. */
-export function latencyOf(task: CheckTask): number | undefined {
-  const r = task.result;
-  if (!r) return undefined;
-  const d = r.data ?? {};
-  const pick = (...keys: string[]) => keys.map((k) => d[k]).find((v): v is number => typeof v === "number");
-  const specific: Record<string, () => number | undefined> = {
-    ping: () => pick("rtt_avg_ms"),
-    dns: () => pick("query_ms"),
-    tcp: () => pick("connect_ms"),
-    http: () => pick("total_ms"),
-  };
-  return specific[task.checkType]?.() ?? r.durationMs;
+/** The latency a person compares across agents (the type's own measure, else the probe's duration). */
+function taskLatency(task: CheckTask): number | undefined {
+  return task.result && latencyOf(task.checkType, task.result);
 }
-
-const LATENCY_MEANING: Record<string, string> = {
-  ping: "average round trip",
-  dns: "query time",
-  tcp: "connect time",
-  http: "total time",
-};
 
 function taskOutcome(task: CheckTask): { status: string; label: string } {
   if (task.status === "completed" && task.result) {
@@ -113,14 +96,7 @@ function summary(task: CheckTask): string {
   const r = task.result;
   if (!r) return task.reason || (task.status === "pending" ? "waiting for the agent…" : "");
   if (!r.success && r.error) return r.error;
-  const d = r.data ?? {};
-  const parts: string[] = [];
-  if (typeof d.status_code === "number") parts.push(`HTTP ${d.status_code}`);
-  if (typeof d.address === "string") parts.push(d.address + (typeof d.port === "number" ? `:${d.port}` : ""));
-  if (typeof d.rtt_avg_ms === "number") parts.push(`avg ${formatMs(d.rtt_avg_ms)}`);
-  if (Array.isArray(d.answers)) parts.push(`${d.answers.length} record(s)`);
-  if (Array.isArray(d.hops)) parts.push(`${d.hops.length} hop(s)`);
-  return parts.join(" · ");
+  return summaryOf(task.checkType, r);
 }
 
 function TaskList({ tasks, multiType }: { tasks: CheckTask[]; multiType: boolean }) {
@@ -146,7 +122,7 @@ function TaskList({ tasks, multiType }: { tasks: CheckTask[]; multiType: boolean
             const detailsId = `details-${task.taskId}`;
             return (
               <Fragment key={task.taskId}>
-                <tr className="border-b border-slate-100" data-testid="task-row" data-task-id={task.taskId} data-agent-id={task.agentId} data-status={task.status}>
+                <tr className="border-b border-slate-100" data-testid="task-row" data-task-id={task.taskId} data-agent-id={task.agentId} data-check-type={task.checkType} data-status={task.status}>
                   <td className="px-4 py-2 font-medium sm:px-2">
                     {task.agentName || task.agentId.slice(0, 8)}
                     <div className="text-xs font-normal text-slate-500 md:hidden">{formatLocation(task)}</div>
@@ -156,7 +132,7 @@ function TaskList({ tasks, multiType }: { tasks: CheckTask[]; multiType: boolean
                   <td className="px-2 py-2">
                     <StatusBadge status={outcome.status} label={outcome.label} />
                   </td>
-                  <td className="px-2 py-2 text-right tabular-nums" data-testid="latency" title={task.result ? `probe took ${formatMs(task.result.durationMs)}` : undefined}>{formatMs(latencyOf(task))}</td>
+                  <td className="px-2 py-2 text-right tabular-nums" data-testid="latency" title={task.result ? `probe took ${formatMs(task.result.durationMs)}` : undefined}>{formatMs(taskLatency(task))}</td>
                   <td className="hidden max-w-xs truncate px-2 py-2 text-slate-600 lg:table-cell" title={summary(task)}>{summary(task)}</td>
                   <td className="px-2 py-2 text-right">
                     <button
@@ -196,16 +172,16 @@ function LatencyChart({ tasks, types }: { tasks: CheckTask[]; types: string[] })
       {types.map((type) => {
         const rows = withResult.filter((t) => t.checkType === type);
         if (!rows.length) return null;
-        const max = Math.max(...rows.map((t) => latencyOf(t) ?? 0), 0.001);
+        const max = Math.max(...rows.map((t) => taskLatency(t) ?? 0), 0.001);
         return (
           <figure key={type}>
             <figcaption className="mb-1 text-xs text-slate-500">
-              <span className="font-semibold uppercase">{type}</span> · {LATENCY_MEANING[type] ?? "probe duration"}
+              <span className="font-semibold uppercase">{type}</span> · {latencyMeaning(type)}
             </figcaption>
             <ul className="space-y-1.5" aria-label={`${type} latency by agent`}>
               {rows.map((t) => {
                 const r = t.result!;
-                const ms = latencyOf(t) ?? 0;
+                const ms = taskLatency(t) ?? 0;
                 const w = Math.max(0.5, (ms / max) * 100);
                 return (
                   <li key={t.taskId} className="grid grid-cols-[7rem_1fr_4.5rem] items-center gap-2 text-xs sm:grid-cols-[10rem_1fr_5rem]">

@@ -1,0 +1,68 @@
+// ping: ICMP echo requests; round trips per packet and their statistics.
+import { Facts, Section } from "../components/details";
+import type { PingResult } from "../gen/hostcheck/v1/ping_pb";
+import { formatMs, formatPercent } from "../lib/format";
+import { defineCheckType } from "./types";
+
+/** Each request's round trip (undefined: no reply), from `packets`, else from the replies' `rtts_ms`. */
+function roundTrips(r: PingResult): { key: string; ms: number | undefined }[] {
+  if (r.packets.length) return r.packets.map((p, i) => ({ key: String(i + 1), ms: p.rttMs }));
+  return r.rttsMs.map((ms, i) => ({ key: String(i + 1), ms }));
+}
+
+function RoundTrips({ result }: { result: PingResult }) {
+  const rows = roundTrips(result);
+  if (!rows.length) return <p className="text-slate-500">No round trips reported.</p>;
+  const max = Math.max(1, ...rows.map((r) => r.ms ?? 0));
+  return (
+    <ol className="space-y-1" aria-label="Round trip per request">
+      {rows.map((r) => (
+        <li key={r.key} className="flex items-center gap-2">
+          <span className="w-6 text-right text-xs text-slate-500">{r.key}</span>
+          <span className="h-2 rounded bg-sky-500" style={{ width: `${r.ms === undefined ? 0 : Math.max(2, (r.ms / max) * 60)}%` }} />
+          <span className="tabular-nums">{r.ms === undefined ? "lost" : formatMs(r.ms)}</span>
+        </li>
+      ))}
+    </ol>
+  );
+}
+
+function Details({ result }: { result: PingResult }) {
+  const stats = [result.rttMinMs, result.rttAvgMs, result.rttMaxMs];
+  return (
+    <>
+      <Facts
+        facts={[
+          ["Address", result.address && `${result.address}${result.ipVersion ? ` (IPv${result.ipVersion})` : ""}`],
+          ["Packets", result.packetsSent > 0 && `${result.packetsReceived} of ${result.packetsSent} answered`],
+          ["Packet loss", result.packetsSent > 0 && formatPercent(result.packetLoss)],
+          ["Duplicates", result.duplicates > 0 && String(result.duplicates)],
+          ["Min / avg / max", stats.every((v) => v !== undefined) && stats.map((v) => formatMs(v)).join(" / ")],
+          ["Std deviation", result.rttStddevMs !== undefined && formatMs(result.rttStddevMs)],
+          ["TTL", result.ttl !== undefined && String(result.ttl)],
+          ["Payload", result.packetsSent > 0 && `${result.size} bytes`],
+          ["Socket", result.socket],
+        ]}
+      />
+      <Section title="Round trips">
+        <RoundTrips result={result} />
+      </Section>
+    </>
+  );
+}
+
+export default defineCheckType({
+  name: "ping",
+  label: "Ping",
+  order: 30,
+  form: {
+    fields: [{ key: "count", label: "Count", hint: "Echo requests, 1-16. Default 4", placeholder: "4", numeric: true }],
+    toOptions: (read) => ({ count: read.uint("count") }),
+  },
+  Details,
+  summary: (r) =>
+    [r.rttAvgMs !== undefined && `avg ${formatMs(r.rttAvgMs)}`, r.packetsSent > 0 && `${formatPercent(r.packetLoss)} loss`]
+      .filter(Boolean)
+      .join(" · "),
+  latency: { meaning: "average round trip", of: (r) => r.rttAvgMs },
+});
