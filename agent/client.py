@@ -46,7 +46,7 @@ def refused(task: scheduler_pb2.Task, code: str, message: str) -> scheduler_pb2.
     """A result for a task the agent did not run."""
     return scheduler_pb2.TaskResult(task_id=task.task_id, check_id=task.check_id, check_type=task.check_type,
                                     success=False, error=message, error_code=code, started_at=now_ts(),
-                                    finished_at=now_ts(), trace_context=dict(task.trace_context))
+                                    trace_context=dict(task.trace_context))
 
 
 def flush_delay(pending: int, size: int, linger: float, since_last_flush: float) -> float:
@@ -175,8 +175,7 @@ class Agent:
             call = scheduler_pb2_grpc.AgentStreamServiceStub(channel).Connect(metadata=metadata)
             self._outbox = asyncio.Queue()
             await call.write(scheduler_pb2.ConnectRequest(hello=scheduler_pb2.AgentHello(
-                version=VERSION, capabilities=sorted(self.probers), max_concurrency=self.config.concurrency,
-                unacked_results=len(self.unacked))))
+                version=VERSION, capabilities=sorted(self.probers), unacked_results=len(self.unacked))))
             first = await call.read()
             if first is grpc.aio.EOF or first.WhichOneof("message") != "welcome":
                 raise _Reconnect("no welcome from the scheduler")

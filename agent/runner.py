@@ -1,4 +1,9 @@
-"""Running one task: the prober under its timeout; every outcome becomes a TaskResult."""
+"""Running one task: the prober under its timeout; every outcome becomes a TaskResult.
+
+A task of a type this agent knows gets the field of its type set in the result's
+`data`, whatever the outcome: the type's result message, empty when nothing was
+measured.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,9 @@ import asyncio
 import logging
 import time
 
-from google.protobuf import struct_pb2
-
 from hostcheck.agent.probers import PROBERS, ProbeError, Prober, ProbeRequest, ProbeResult
 from hostcheck.core import telemetry
+from hostcheck.core.checktypes import CHECK_TYPES
 from hostcheck.core.targets import TargetError, TargetGuard, parse_target
 from hostcheck.core.timestamps import now_ts
 from hostcheck.v1 import scheduler_pb2
@@ -33,9 +37,10 @@ async def _probe(task: scheduler_pb2.Task, guard: TargetGuard, probers: dict[str
     started_at = now_ts()
     started = time.perf_counter()
     timeout = max(task.timeout_ms, 1) / 1000.0
+    spec = CHECK_TYPES.get(task.check_type)
     try:
         prober = probers.get(task.check_type)
-        if prober is None:
+        if prober is None or spec is None:
             raise ProbeError("unsupported", f"this agent cannot run {task.check_type!r} checks")
         try:
             target = parse_target(task.target)
@@ -48,15 +53,20 @@ async def _probe(task: scheduler_pb2.Task, guard: TargetGuard, probers: dict[str
                 outcome = await prober(request)
         except TimeoutError as exc:
             raise ProbeError("timeout", f"{task.check_type} check of {task.target} timed out after {timeout:g} s") from exc
+        if outcome.data is not None and not isinstance(outcome.data, spec.result):
+            raise TypeError(f"the prober returned a {type(outcome.data).__name__}, not a {spec.result.__name__}")
     except ProbeError as exc:
-        outcome = ProbeResult(False, exc.data, exc.message, exc.code)
+        outcome = ProbeResult(False, exc.partial(spec.result) if spec is not None else None, exc.message, exc.code)
     except Exception as exc:  # noqa: BLE001 - one failing check never breaks the agent
         log.exception("prober %s crashed on %s", task.check_type, task.target)
-        outcome = ProbeResult(False, {}, f"{type(exc).__name__}: {exc}", "agent_error")
-    data = struct_pb2.Struct()
-    data.update(outcome.data)
-    return scheduler_pb2.TaskResult(
+        outcome = ProbeResult(False, None, f"{type(exc).__name__}: {exc}", "agent_error")
+    result = scheduler_pb2.TaskResult(
         task_id=task.task_id, check_id=task.check_id, check_type=task.check_type, success=outcome.success,
-        data=data, error=outcome.error, error_code=outcome.error_code,
-        duration_ms=round((time.perf_counter() - started) * 1000.0, 3), started_at=started_at,
-        finished_at=now_ts())
+        error=outcome.error, error_code=outcome.error_code,
+        duration_ms=round((time.perf_counter() - started) * 1000.0, 3), started_at=started_at)
+    if spec is not None:
+        data = getattr(result.data, spec.name)
+        data.SetInParent()
+        if outcome.data is not None:
+            data.CopyFrom(outcome.data)
+    return result

@@ -37,7 +37,16 @@ from bench.system import (
     start_gateway,
     start_targets,
 )
-from hostcheck.v1 import checks_pb2, registry_pb2, results_pb2, results_pb2_grpc, scheduler_pb2
+from hostcheck.v1 import (
+    checks_pb2,
+    dns_pb2,
+    http_pb2,
+    registry_pb2,
+    results_pb2,
+    results_pb2_grpc,
+    scheduler_pb2,
+    tcp_pb2,
+)
 from tests.conftest import REDIS_URL, fresh_postgres_db
 from tests.helpers import Proc, hostcheck_cmd
 
@@ -349,10 +358,10 @@ def start_agent_process(workdir: Path, name: str, scheduler_addr: str, agent: tu
 def probe_specs(tg: Targets) -> dict[str, tuple]:
     """check type -> (agent task target, options, blackbox module, blackbox target): the same targets."""
     return {
-        "tcp": (f"127.0.0.1:{tg.http_port}", checks_pb2.TcpOptions(), "tcp_connect", f"127.0.0.1:{tg.http_port}"),
-        "http": (f"http://127.0.0.1:{tg.http_port}/", checks_pb2.HttpOptions(), "http_2xx",
+        "tcp": (f"127.0.0.1:{tg.http_port}", tcp_pb2.TcpOptions(), "tcp_connect", f"127.0.0.1:{tg.http_port}"),
+        "http": (f"http://127.0.0.1:{tg.http_port}/", http_pb2.HttpOptions(), "http_2xx",
                  f"http://127.0.0.1:{tg.http_port}/"),
-        "dns": (DNS_NAME, checks_pb2.DnsOptions(record_type="A", resolver=f"127.0.0.1:{tg.dns_port}"), "dns_a",
+        "dns": (DNS_NAME, dns_pb2.DnsOptions(record_type="A", resolver=f"127.0.0.1:{tg.dns_port}"), "dns_a",
                 f"127.0.0.1:{tg.dns_port}"),
     }
 
@@ -457,7 +466,7 @@ async def footprint(scale: Scale, workdir: Path, notes: list[str]) -> list[Row]:
                  f"{agent_mb:.1f} MB RSS, {cpu['agent']:.3f}% CPU; blackbox_exporter {bb_mb:.1f} MB, "
                  f"{cpu['blackbox']:.3f}% CPU.")
     return [
-        Row("agent footprint", "idle agent RSS", 60, agent_mb, "MB", True, f"blackbox_exporter {bb_mb:.1f} MB"),
+        Row("agent footprint", "idle agent RSS", 45, agent_mb, "MB", True, f"blackbox_exporter {bb_mb:.1f} MB"),
         Row("agent footprint", "idle agent CPU", 0.5, cpu["agent"], "% of a core", True,
             f"blackbox_exporter {cpu['blackbox']:.3f}%"),
     ]

@@ -31,17 +31,16 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import grpc
-from google.protobuf import struct_pb2
 
 from hostcheck.agent.client import flush_delay
 from hostcheck.agent.probers import PROBERS
 from hostcheck.agent.runner import run_task
-from hostcheck.core.checks import CHECK_TYPES
+from hostcheck.core.checktypes import CHECK_TYPES
 from hostcheck.core.config import AgentConfig
 from hostcheck.core.rpc import CHANNEL_OPTIONS
 from hostcheck.core.targets import TargetGuard
 from hostcheck.core.timestamps import now_ts
-from hostcheck.v1 import scheduler_pb2, scheduler_pb2_grpc
+from hostcheck.v1 import scheduler_pb2, scheduler_pb2_grpc, tcp_pb2
 
 log = logging.getLogger("bench.simagent")
 
@@ -51,12 +50,14 @@ LOOPBACK = TargetGuard.from_cidrs(["127.0.0.0/8", "::1/128"])
 
 
 def synthetic_result(task: scheduler_pb2.Task) -> scheduler_pb2.TaskResult:
-    """What a tcp probe of a loopback port reports, without probing."""
-    data = struct_pb2.Struct()
-    data.update({"address": "127.0.0.1", "port": 9, "ip_version": 4, "dns_ms": 0.0, "connect_ms": 0.081})
-    stamp = now_ts()
-    return scheduler_pb2.TaskResult(task_id=task.task_id, check_id=task.check_id, check_type=task.check_type,
-                                    success=True, data=data, duration_ms=0.12, started_at=stamp, finished_at=stamp)
+    """What a tcp probe of a loopback port reports, without probing (another type: an empty result of its own)."""
+    result = scheduler_pb2.TaskResult(task_id=task.task_id, check_id=task.check_id, check_type=task.check_type,
+                                      success=True, duration_ms=0.12, started_at=now_ts())
+    if task.check_type == "tcp":
+        result.data.tcp.CopyFrom(tcp_pb2.TcpResult(address="127.0.0.1", port=9, ip_version=4, connect_ms=0.081))
+    elif task.check_type in CHECK_TYPES:
+        getattr(result.data, task.check_type).SetInParent()  # an empty result of its own type
+    return result
 
 
 class SimAgent:
@@ -79,7 +80,7 @@ class SimAgent:
         metadata = (("x-agent-id", self.agent_id), ("authorization", f"Bearer {self.token}"))
         self.call = stub.Connect(metadata=metadata)
         await self.call.write(scheduler_pb2.ConnectRequest(hello=scheduler_pb2.AgentHello(
-            version="bench-sim", capabilities=sorted(CHECK_TYPES), max_concurrency=DEFAULTS.concurrency)))
+            version="bench-sim", capabilities=sorted(CHECK_TYPES))))
         first = await self.call.read()
         if first is grpc.aio.EOF or first.WhichOneof("message") != "welcome":
             raise RuntimeError(f"no welcome for {self.agent_id}")

@@ -17,6 +17,7 @@ from hostcheck.agent.client import Agent
 from hostcheck.core.config import AgentConfig
 from hostcheck.v1 import (
     checks_pb2,
+    http_pb2,
     registry_pb2,
     registry_pb2_grpc,
     results_pb2,
@@ -130,7 +131,7 @@ async def test_replica_killed_mid_check_loses_nothing(chaos, tmp_path, http_targ
             created = await create.CreateCheck(scheduler_pb2.CreateCheckRequest(
                 target="127.0.0.1", checks=["http"], timeout_ms=20_000,
                 agents=checks_pb2.AgentSelector(limit=20),
-                http=checks_pb2.HttpOptions(port=http_target.port, path="/slow/1500")))
+                http=http_pb2.HttpOptions(port=http_target.port, path="/slow/1500")))
         assert created.check.tasks_total == 20
         await assert_eventually(lambda: http_target.hits.get("slow", 0) >= 20, timeout=15,
                                 message="every agent started its task (routed through Redis to both replicas)")
@@ -168,7 +169,7 @@ async def test_redis_restart(chaos, http_target, tcp_target):
     system, agents_, _, redis_ = chaos
     await agents_.start(2)
     slow = await create_or_error(system.addr("scheduler"), scheduler_pb2.CreateCheckRequest(
-        target="127.0.0.1", checks=["http"], http=checks_pb2.HttpOptions(port=http_target.port, path="/slow/2000")))
+        target="127.0.0.1", checks=["http"], http=http_pb2.HttpOptions(port=http_target.port, path="/slow/2000")))
     assert isinstance(slow, scheduler_pb2.CreateCheckResponse), slow
     await assert_eventually(lambda: http_target.hits.get("slow", 0) >= 2, timeout=10, message="tasks running")
 
@@ -203,7 +204,7 @@ async def test_postgres_down_for_10_s(chaos, http_target, tcp_target):
     await agents_.start(2)
     created = await create_or_error(system.addr("scheduler"), scheduler_pb2.CreateCheckRequest(
         target="127.0.0.1", checks=["http"], timeout_ms=30_000,
-        http=checks_pb2.HttpOptions(port=http_target.port, path="/slow/1000")))
+        http=http_pb2.HttpOptions(port=http_target.port, path="/slow/1000")))
     assert isinstance(created, scheduler_pb2.CreateCheckResponse), created
     await assert_eventually(lambda: http_target.hits.get("slow", 0) >= 2, timeout=10, message="tasks running")
 
@@ -270,7 +271,7 @@ async def test_replica_sigterm_drains_agents_to_the_other(chaos, tmp_path, http_
         agents = await agents_.start(6)
         created = await create_or_error(system.addr("scheduler2"), scheduler_pb2.CreateCheckRequest(
             target="127.0.0.1", checks=["http"], agents=checks_pb2.AgentSelector(limit=6),
-            http=checks_pb2.HttpOptions(port=http_target.port, path="/slow/1000")))
+            http=http_pb2.HttpOptions(port=http_target.port, path="/slow/1000")))
         assert isinstance(created, scheduler_pb2.CreateCheckResponse), created
         await assert_eventually(lambda: http_target.hits.get("slow", 0) >= 6, timeout=10, message="tasks running")
         assert system.procs["scheduler"].stop() == 0, "SIGTERM: drained and exited cleanly"

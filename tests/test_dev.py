@@ -47,7 +47,7 @@ async def test_check_through_dev_system(dev):
     assert {t["agent_name"] for t in check["tasks"]} == {"local-0"}
     assert len(check["results"]) == 2
     tcp = next(r for r in check["results"] if r["check_type"] == "tcp")
-    assert tcp["success"] is True and tcp["data"]["port"] == port and isinstance(tcp["duration_ms"], float | int)
+    assert tcp["success"] is True and tcp["data"]["tcp"]["port"] == port and isinstance(tcp["duration_ms"], float | int)
 
 
 async def test_check_progress_lines_and_exit_codes(dev):

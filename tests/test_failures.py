@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from hostcheck.v1 import checks_pb2, results_pb2, scheduler_pb2
+from hostcheck.v1 import http_pb2, results_pb2, scheduler_pb2
 from tests.helpers import assert_eventually
 
 
@@ -15,7 +15,7 @@ async def test_tasks_of_an_agent_offline_for_the_window_end_before_their_deadlin
     agent = await system.start_agent(tmp_path, "vanishing")
     created = await system.create.CreateCheck(scheduler_pb2.CreateCheckRequest(
         target="127.0.0.1", checks=["http"], timeout_ms=60_000,
-        http=checks_pb2.HttpOptions(port=http_target.port, path="/hang")))
+        http=http_pb2.HttpOptions(port=http_target.port, path="/hang")))
     await assert_eventually(lambda: http_target.hits.get("hang"), timeout=10, message="task started")
     # The agent disappears without a word (its process died): its stream just ends.
     _, task = next((a, t) for a, t in system.agents if a is agent)

@@ -9,7 +9,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hostcheck.v1 import checks_pb2, registry_pb2, results_pb2, scheduler_pb2
+from hostcheck.v1 import (
+    checks_pb2,
+    dns_pb2,
+    http_pb2,
+    ping_pb2,
+    registry_pb2,
+    results_pb2,
+    scheduler_pb2,
+    tcp_pb2,
+    traceroute_pb2,
+    udp_pb2,
+)
 from tests.conftest import REGISTRATION_TOKEN
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
@@ -29,13 +40,13 @@ targets = st.one_of(texts, st.sampled_from(["127.0.0.1:1", "127.0.0.1", "[::1]:8
 create_requests = st.builds(
     scheduler_pb2.CreateCheckRequest,
     target=targets, checks=types, timeout_ms=u32, ip_version=u32,
-    http=st.builds(checks_pb2.HttpOptions, method=short, path=texts, body=texts, expected_status=st.lists(u32),
+    http=st.builds(http_pb2.HttpOptions, method=short, path=texts, body=texts, expected_status=st.lists(u32),
                    body_regexp=short, port=u32, scheme=short, headers=st.dictionaries(short, short, max_size=3)),
-    tcp=st.builds(checks_pb2.TcpOptions, port=u32),
-    ping=st.builds(checks_pb2.PingOptions, count=u32, interval_ms=u32, size=u32),
-    dns=st.builds(checks_pb2.DnsOptions, record_type=short, resolver=short),
-    udp=st.builds(checks_pb2.UdpOptions, port=u32, payload=texts, payload_hex=short),
-    traceroute=st.builds(checks_pb2.TracerouteOptions, max_hops=u32, probes_per_hop=u32),
+    tcp=st.builds(tcp_pb2.TcpOptions, port=u32),
+    ping=st.builds(ping_pb2.PingOptions, count=u32, interval_ms=u32, size=u32),
+    dns=st.builds(dns_pb2.DnsOptions, record_type=short, resolver=short),
+    udp=st.builds(udp_pb2.UdpOptions, port=u32, payload=texts, payload_hex=short),
+    traceroute=st.builds(traceroute_pb2.TracerouteOptions, max_hops=u32, probes_per_hop=u32),
     agents=st.builds(checks_pb2.AgentSelector, regions=st.lists(short, max_size=3),
                      countries=st.lists(short, max_size=3), agent_ids=st.lists(ids, max_size=3), limit=u32,
                      labels=st.dictionaries(short, short, max_size=3)),

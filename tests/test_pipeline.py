@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from hostcheck.v1 import checks_pb2, results_pb2, scheduler_pb2
+from hostcheck.v1 import http_pb2, results_pb2, scheduler_pb2
 from tests.helpers import assert_eventually
 
 
@@ -23,7 +23,7 @@ async def test_check_runs_on_every_agent_and_completes(system, tmp_path, tcp_tar
     await system.start_agent(tmp_path, "a2")
     created = await system.create.CreateCheck(scheduler_pb2.CreateCheckRequest(
         target=f"127.0.0.1:{tcp_target}", checks=["tcp", "http"],
-        http=checks_pb2.HttpOptions(port=http_target.port)))
+        http=http_pb2.HttpOptions(port=http_target.port)))
     assert created.check.status == "in_progress"
     assert created.check.tasks_total == 4
 
@@ -44,9 +44,10 @@ async def test_check_runs_on_every_agent_and_completes(system, tmp_path, tcp_tar
         assert r.success, r.error
         assert r.duration_ms > 0
     http_data = next(r.data for r in check.results if r.check_type == "http")
-    assert http_data["status_code"] == 200
+    assert http_data.WhichOneof("result") == "http" and http_data.http.status_code == 200
+    assert http_data.http.timings.first_byte_ms > 0 and http_data.http.headers
     tcp_data = next(r.data for r in check.results if r.check_type == "tcp")
-    assert tcp_data["address"] == "127.0.0.1" and tcp_data["port"] == tcp_target
+    assert tcp_data.tcp.address == "127.0.0.1" and tcp_data.tcp.port == tcp_target
 
 
 async def test_seed_body_works_as_written(system, tmp_path):

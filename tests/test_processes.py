@@ -9,12 +9,14 @@ import pytest
 
 from hostcheck.v1 import (
     checks_pb2,
+    http_pb2,
     registry_pb2,
     registry_pb2_grpc,
     results_pb2,
     results_pb2_grpc,
     scheduler_pb2,
     scheduler_pb2_grpc,
+    tcp_pb2,
 )
 from tests.helpers import assert_eventually
 
@@ -57,7 +59,7 @@ async def test_two_agents_tcp_and_http(procs, clients, tcp_target, http_target):
 
     created = await clients.create.CreateCheck(scheduler_pb2.CreateCheckRequest(
         target=f"127.0.0.1:{tcp_target}", checks=["tcp", "http"],
-        http=checks_pb2.HttpOptions(port=http_target.port)))
+        http=http_pb2.HttpOptions(port=http_target.port)))
 
     async def completed():
         check = await clients.check(created.check_id)
@@ -81,7 +83,7 @@ async def test_agent_killed_mid_task_ends_timed_out_with_reason(procs, clients, 
     await assert_eventually(lambda: _count(clients, 1), timeout=20, message="agent online")
     created = await clients.create.CreateCheck(scheduler_pb2.CreateCheckRequest(
         target="127.0.0.1", checks=["http"], timeout_ms=3000,
-        http=checks_pb2.HttpOptions(port=http_target.port, path="/hang")))
+        http=http_pb2.HttpOptions(port=http_target.port, path="/hang")))
     await assert_eventually(lambda: http_target.hits.get("hang"), timeout=10, message="agent started the task")
     agent.kill9()
 
@@ -103,8 +105,8 @@ async def test_unacked_results_survive_scheduler_and_results_outage(procs, clien
     await assert_eventually(lambda: _count(clients, 1), timeout=20, message="agent online")
     created = await clients.create.CreateCheck(scheduler_pb2.CreateCheckRequest(
         target="127.0.0.1", checks=["http", "tcp"], timeout_ms=20000,
-        http=checks_pb2.HttpOptions(port=http_target.port, path="/slow/1500"),
-        tcp=checks_pb2.TcpOptions(port=http_target.port)))
+        http=http_pb2.HttpOptions(port=http_target.port, path="/slow/1500"),
+        tcp=tcp_pb2.TcpOptions(port=http_target.port)))
     await assert_eventually(lambda: http_target.hits.get("slow"), timeout=10, message="agent started the task")
     procs.procs["results"].kill9()
     # The slow request finishes while results is down: the scheduler holds it, unacknowledged.
@@ -132,6 +134,9 @@ async def test_agent_restart_keeps_identity_and_no_duplicates(procs, clients, tc
         target=f"127.0.0.1:{tcp_target}", checks=["tcp"]))
     await assert_eventually(lambda: _done(clients, first.check_id), timeout=20, message="first check done")
     assert agent.stop() == 0  # SIGTERM: drains and exits cleanly
+    # The scheduler clears the old stream's presence when it sees the stream end; until then the agent
+    # still reads as online, and a check created in that window goes to the closed stream.
+    await assert_eventually(lambda: _none_online(clients), timeout=20, message="old stream gone")
     procs.start_agent("phoenix")
     await assert_eventually(lambda: _count(clients, 1), timeout=20, message="agent back online")
     listed = await clients.agents.ListAgents(registry_pb2.ListAgentsRequest())
@@ -141,6 +146,10 @@ async def test_agent_restart_keeps_identity_and_no_duplicates(procs, clients, tc
     await assert_eventually(lambda: _done(clients, second.check_id), timeout=20, message="second check done")
     assert len(result_rows(procs.database_url, first.check_id)) == 1
     assert len(result_rows(procs.database_url, second.check_id)) == 1
+
+
+async def _none_online(clients) -> bool:
+    return not await clients.online()
 
 
 async def _done(clients, check_id: str) -> bool:

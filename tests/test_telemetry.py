@@ -18,7 +18,7 @@ from hostcheck.core import logs, telemetry
 from hostcheck.core.config import RegistryConfig
 from hostcheck.services.registry import service as registry_service
 from hostcheck.services.storage.livestate import MemoryLiveState
-from hostcheck.v1 import checks_pb2, registry_pb2, registry_pb2_grpc, results_pb2, scheduler_pb2
+from hostcheck.v1 import http_pb2, registry_pb2, registry_pb2_grpc, results_pb2, scheduler_pb2
 from tests.conftest import REDIS_URL, REGISTRATION_TOKEN, System, fresh_postgres_db
 from tests.helpers import assert_eventually, free_port
 
@@ -48,7 +48,7 @@ async def completed(system, check_id: str) -> results_pb2.Check:
 
 def check_request(tcp_port: int, http_port: int) -> scheduler_pb2.CreateCheckRequest:
     return scheduler_pb2.CreateCheckRequest(target=f"127.0.0.1:{tcp_port}", checks=["tcp", "http"],
-                                            http=checks_pb2.HttpOptions(port=http_port))
+                                            http=http_pb2.HttpOptions(port=http_port))
 
 
 def spans_of(exporter: InMemorySpanExporter, check_id: str) -> list:
@@ -218,7 +218,7 @@ async def metered_system(request, tmp_path, live_prefix):
 
 async def test_metrics_endpoints_move_when_a_check_runs(metered_system, tmp_path, tcp_target, http_target):
     system = metered_system
-    scheduler_port = system.scheduler.scheduler.metrics_server.port
+    scheduler_port = system.scheduler.metrics_server.port
     results_port = system.results.metrics_server.port
     agent = await system.start_agent(tmp_path, "a1", metrics_port=free_port())
     agent_port = agent.config.metrics_port

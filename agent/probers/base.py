@@ -1,36 +1,62 @@
 """What every prober shares: its one signature, its result, and name resolution under the guard.
 
-A prober is `async def probe(request: ProbeRequest) -> ProbeResult`. It raises
-`ProbeError(code, message)` for an expected failure (refused, timeout, nxdomain,
-...); the runner turns that, a timeout or any other exception into a failed
-result, so one failing check never breaks the agent or its stream.
+A prober is `async def probe(request: ProbeRequest) -> ProbeResult` in
+`agent/probers/<type>.py`, for a type with a spec (hostcheck.core.checktypes).
+Its result's `data` is the type's result message (e.g. TcpResult). It raises
+`ProbeError(code, message, data)` for an expected failure (refused, timeout,
+nxdomain, ...), with what it measured so far; the runner turns that, a timeout
+or any other exception into a failed result, so one failing check never breaks
+the agent or its stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+from google.protobuf.message import Message
 
 from hostcheck.core.targets import IPAddress, Target, TargetGuard
 
 
 class ProbeError(Exception):
-    """An expected failure, reported as a result with `code` (timeout, refused, ...)."""
+    """An expected failure, reported as a result with `code` (timeout, refused, ...).
 
-    def __init__(self, code: str, message: str, data: dict[str, Any] | None = None) -> None:
+    `data` is the type's result message as far as the prober got. `fields` are set
+    on the result by whoever knows its type: code shared by every prober (e.g.
+    `resolve`, which reports the refused address) knows none.
+    """
+
+    def __init__(self, code: str, message: str, data: Message | None = None, **fields: Any) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
-        self.data = data or {}
+        self.data = data
+        self.fields = fields
+
+    def partial(self, result_type: type[Message]) -> Message:
+        """The failed probe's result as a `result_type`: `data`, with `fields` that type has set on it."""
+        result = result_type()
+        if isinstance(self.data, result_type):
+            result.CopyFrom(self.data)
+        known = result_type.DESCRIPTOR.fields_by_name
+        for name, value in self.fields.items():
+            if name in known:
+                # A value of the wrong kind is left out: reporting the failure matters more than one field.
+                with contextlib.suppress(TypeError, ValueError, AttributeError):
+                    setattr(result, name, value)
+        return result
 
 
 @dataclass
 class ProbeResult:
     success: bool
-    data: dict[str, Any] = field(default_factory=dict)
+    # The type's result message (e.g. hostcheck.v1.TcpResult); None: nothing measured.
+    data: Message | None = None
     error: str = ""
     error_code: str = ""
 
@@ -90,7 +116,7 @@ def _check_family(ip: IPAddress, ip_version: int) -> None:
 def _guard(guard: TargetGuard, ip: IPAddress, host: str) -> None:
     reason = guard.refusal(ip)
     if reason:
-        raise ProbeError("target_refused", f"{host}: {reason}", {"address": str(ip)})
+        raise ProbeError("target_refused", f"{host}: {reason}", address=str(ip))
 
 
 def budget(request: ProbeRequest) -> float:

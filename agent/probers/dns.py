@@ -10,54 +10,43 @@ is looked up by its reverse name (PTR). An answer with an error rcode
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import time
-from typing import Any
 
 import aiodns
 import pycares
 from aiodns.error import DNSError
 
 from hostcheck.agent.probers.base import ProbeError, ProbeRequest, ProbeResult, budget, ms
+from hostcheck.core.checktypes import dns as spec
+from hostcheck.core.checktypes.dns import RECORD_TYPES
+from hostcheck.core.targets import IPAddress
+from hostcheck.v1 import dns_pb2
 
-RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "PTR", "SRV", "CAA")
 # c-ares retries a silent server once within the check's time.
 TRIES = 2
 
 _TYPE_NAMES = {getattr(pycares, f"QUERY_TYPE_{name}"): name for name in RECORD_TYPES}
 
-# c-ares error -> (rcode the server sent or None, our error code).
-_ERRORS: dict[int, tuple[str | None, str]] = {
+# c-ares error -> (rcode the server sent or "" when none came, our error code).
+_ERRORS: dict[int, tuple[str, str]] = {
     pycares.errno.ARES_ENOTFOUND: ("NXDOMAIN", "nxdomain"),
     pycares.errno.ARES_ENODATA: ("NOERROR", "no_answer"),
     pycares.errno.ARES_ESERVFAIL: ("SERVFAIL", "servfail"),
     pycares.errno.ARES_EREFUSED: ("REFUSED", "dns_refused"),
     pycares.errno.ARES_EFORMERR: ("FORMERR", "formerr"),
     pycares.errno.ARES_ENOTIMP: ("NOTIMP", "notimp"),
-    pycares.errno.ARES_ETIMEOUT: (None, "timeout"),
-    pycares.errno.ARES_ECONNREFUSED: (None, "refused"),
-    pycares.errno.ARES_EBADNAME: (None, "bad_target"),
+    pycares.errno.ARES_ETIMEOUT: ("", "timeout"),
+    pycares.errno.ARES_ECONNREFUSED: ("", "refused"),
+    pycares.errno.ARES_EBADNAME: ("", "bad_target"),
 }
 
 
-def parse_resolver(value: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]:
+def parse_resolver(value: str) -> tuple[IPAddress, int]:
     """`ip`, `ip:port` or `[v6]:port` -> (ip, port)."""
-    host, port = value, "53"
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        if rest:
-            if not rest.startswith(":"):
-                raise ProbeError("bad_options", f"resolver {value!r} is not ip or ip:port")
-            port = rest[1:]
-    elif value.count(":") == 1:
-        host, _, port = value.partition(":")
     try:
-        ip = ipaddress.ip_address(host)
+        return spec.parse_resolver(value)
     except ValueError as exc:
-        raise ProbeError("bad_options", f"resolver {value!r} is not ip or ip:port") from exc
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ProbeError("bad_options", f"resolver port {port!r} is out of range 1-65535")
-    return ip, int(port)
+        raise ProbeError("bad_options", f"resolver {exc}") from exc
 
 
 def _query(request: ProbeRequest) -> tuple[str, str]:
@@ -73,34 +62,36 @@ def _query(request: ProbeRequest) -> tuple[str, str]:
     return target_ip.reverse_pointer, record_type
 
 
-def _answer(record: pycares.DNSRecord) -> dict[str, Any]:
+def _answer(record: pycares.DNSRecord) -> dns_pb2.DnsRecord:
     """One answer: name, type, ttl, `value` in zone-file form, and the record's own fields."""
     d = record.data
-    out: dict[str, Any] = {"name": record.name, "type": _TYPE_NAMES.get(record.type, str(record.type)),
-                           "ttl": record.ttl}
+    out = dns_pb2.DnsRecord(name=record.name, type=_TYPE_NAMES.get(record.type, str(record.type)),
+                            ttl=max(record.ttl, 0))
     if isinstance(d, pycares.ARecordData | pycares.AAAARecordData):
-        out["value"] = d.addr
+        out.value = d.addr
     elif isinstance(d, pycares.CNAMERecordData):
-        out["value"] = d.cname
+        out.value = d.cname
     elif isinstance(d, pycares.NSRecordData):
-        out["value"] = d.nsdname
+        out.value = d.nsdname
     elif isinstance(d, pycares.PTRRecordData):
-        out["value"] = d.dname
+        out.value = d.dname
     elif isinstance(d, pycares.TXTRecordData):
-        out["value"] = d.data.decode("utf-8", "replace") if isinstance(d.data, bytes) else str(d.data)
+        out.value = d.data.decode("utf-8", "replace") if isinstance(d.data, bytes) else str(d.data)
     elif isinstance(d, pycares.MXRecordData):
-        out.update(priority=d.priority, exchange=d.exchange, value=f"{d.priority} {d.exchange}")
+        out.priority, out.exchange = d.priority, d.exchange
+        out.value = f"{d.priority} {d.exchange}"
     elif isinstance(d, pycares.SRVRecordData):
-        out.update(priority=d.priority, weight=d.weight, port=d.port, target=d.target,
-                   value=f"{d.priority} {d.weight} {d.port} {d.target}")
+        out.priority, out.weight, out.port, out.target = d.priority, d.weight, d.port, d.target
+        out.value = f"{d.priority} {d.weight} {d.port} {d.target}"
     elif isinstance(d, pycares.SOARecordData):
-        out.update(mname=d.mname, rname=d.rname, serial=d.serial, refresh=d.refresh, retry=d.retry,
-                   expire=d.expire, minimum=d.minimum,
-                   value=f"{d.mname} {d.rname} {d.serial} {d.refresh} {d.retry} {d.expire} {d.minimum}")
+        soa = (d.mname, d.rname, d.serial, d.refresh, d.retry, d.expire, d.minimum)
+        out.mname, out.rname, out.serial, out.refresh, out.retry, out.expire, out.minimum = soa
+        out.value = " ".join(map(str, soa))
     elif isinstance(d, pycares.CAARecordData):
-        out.update(flags=d.critical, tag=d.tag, value=f'{d.critical} {d.tag} "{d.value}"', caa_value=d.value)
+        out.flags, out.tag, out.caa_value = d.critical, d.tag, d.value
+        out.value = f'{d.critical} {d.tag} "{d.value}"'
     else:
-        out["value"] = str(d)
+        out.value = str(d)
     return out
 
 
@@ -113,35 +104,34 @@ async def probe(request: ProbeRequest) -> ProbeResult:
         reason = request.guard.refusal(ip)
         if reason:
             raise ProbeError("target_refused", f"resolver {request.options.resolver}: {reason}",
-                             {"resolver": request.options.resolver})
+                             resolver=request.options.resolver)
         nameservers = [f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"]
     seconds = budget(request)
     # A fresh resolver per check: c-ares caches answers inside one.
     resolver = aiodns.DNSResolver(nameservers=nameservers, timeout=max(seconds / TRIES, 0.01), tries=TRIES)
     servers = nameservers or list(resolver.nameservers)
-    data: dict[str, Any] = {"query": name, "record_type": record_type, "resolver": servers[0] if servers else "",
-                            "rcode": None, "answers": []}
+    data = dns_pb2.DnsResult(query=name, record_type=record_type, resolver=servers[0] if servers else "")
     try:
         sent = time.perf_counter()
         try:
             async with asyncio.timeout(max(seconds - (sent - started), 0.001)):
                 result = await resolver.query_dns(name, record_type)
         except TimeoutError as exc:
-            data["query_ms"] = ms(time.perf_counter() - sent)
-            raise ProbeError("timeout", f"no answer from {data['resolver']} for {name} {record_type}", data) from exc
+            data.query_ms = ms(time.perf_counter() - sent)
+            raise ProbeError("timeout", f"no answer from {data.resolver} for {name} {record_type}", data) from exc
         except DNSError as exc:
-            data["query_ms"] = ms(time.perf_counter() - sent)
+            data.query_ms = ms(time.perf_counter() - sent)
             errno = exc.args[0] if exc.args else -1
-            rcode, code = _ERRORS.get(errno, (None, "dns_error"))
-            data["rcode"] = rcode
+            rcode, code = _ERRORS.get(errno, ("", "dns_error"))
+            data.rcode = rcode
             text = exc.args[1] if len(exc.args) > 1 else str(exc)
-            return ProbeResult(False, data, f"{name} {record_type} via {data['resolver']}: {text}", code)
-        data["query_ms"] = ms(time.perf_counter() - sent)
+            return ProbeResult(False, data, f"{name} {record_type} via {data.resolver}: {text}", code)
+        data.query_ms = ms(time.perf_counter() - sent)
     finally:
         await resolver.close()
-    data["rcode"] = "NOERROR"
-    data["answers"] = [_answer(r) for r in result.answer]
-    data["authority"] = [_answer(r) for r in result.authority]
-    if not data["answers"]:
+    data.rcode = "NOERROR"
+    data.answers.extend(_answer(r) for r in result.answer)
+    data.authority.extend(_answer(r) for r in result.authority)
+    if not data.answers:
         return ProbeResult(False, data, f"{name} has no {record_type} records", "no_answer")
     return ProbeResult(True, data)

@@ -20,7 +20,6 @@ import ssl
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 from urllib.parse import urljoin
 
 import httpx
@@ -28,6 +27,7 @@ import httpx
 from hostcheck import __version__
 from hostcheck.agent.probers.base import ProbeError, ProbeRequest, ProbeResult, budget, ms, resolve
 from hostcheck.core.targets import IPAddress, Target, TargetError, parse_target
+from hostcheck.v1 import http_pb2
 
 BODY_CAP = 10 * 1024
 MAX_REDIRECTS = 10
@@ -96,31 +96,30 @@ def _name(rdns) -> str:
     return ", ".join(f"{_NAME_KEYS.get(k, k)}={v}" for rdn in rdns for k, v in rdn)
 
 
-def _tls(stream) -> dict[str, Any] | None:
+def _tls(stream) -> http_pb2.TlsInfo | None:
     ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
     if ssl_object is None:
         return None
     cipher = ssl_object.cipher()
-    out: dict[str, Any] = {"version": ssl_object.version(), "cipher": cipher[0] if cipher else None,
-                           "alpn": ssl_object.selected_alpn_protocol(),
-                           "verified": ssl_object.context.verify_mode == ssl.CERT_REQUIRED}
+    out = http_pb2.TlsInfo(version=ssl_object.version() or "", cipher=cipher[0] if cipher else "",
+                           alpn=ssl_object.selected_alpn_protocol() or "",
+                           verified=ssl_object.context.verify_mode == ssl.CERT_REQUIRED)
     der = ssl_object.getpeercert(binary_form=True)
     # Without verification the ssl module gives only the DER bytes: the fingerprint identifies it.
-    cert = ssl_object.getpeercert() if out["verified"] else None
+    cert = ssl_object.getpeercert() if out.verified else None
     if der and not cert:
-        out["certificate"] = {"sha256": hashlib.sha256(der).hexdigest()}
+        out.certificate.sha256 = hashlib.sha256(der).hexdigest()
     if cert:
         not_after = ssl.cert_time_to_seconds(cert["notAfter"])
-        out["certificate"] = {
-            "subject": _name(cert.get("subject", ())),
-            "issuer": _name(cert.get("issuer", ())),
-            "sans": [f"{kind}:{value}" if kind != "DNS" else value for kind, value in cert.get("subjectAltName", ())],
-            "serial": cert.get("serialNumber"),
-            "not_before": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ssl.cert_time_to_seconds(cert["notBefore"]))),
-            "not_after": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(not_after)),
-            "days_left": int((not_after - time.time()) // 86400),
-            "sha256": hashlib.sha256(der).hexdigest() if der else None,
-        }
+        out.certificate.CopyFrom(http_pb2.Certificate(
+            subject=_name(cert.get("subject", ())),
+            issuer=_name(cert.get("issuer", ())),
+            sans=[f"{kind}:{value}" if kind != "DNS" else value for kind, value in cert.get("subjectAltName", ())],
+            serial=cert.get("serialNumber", ""),
+            not_before=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ssl.cert_time_to_seconds(cert["notBefore"]))),
+            not_after=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(not_after)),
+            days_left=int((not_after - time.time()) // 86400),
+            sha256=hashlib.sha256(der).hexdigest() if der else ""))
     return out
 
 
@@ -156,10 +155,11 @@ class _Exchange:
     """One request and its response, read and closed."""
 
     response: httpx.Response
-    timings: dict[str, float | None]
+    # Phases of the request; a phase that did not happen (no TLS on http) is unset.
+    timings: http_pb2.HttpTimings
     body: bytes
     truncated: bool
-    tls: dict[str, Any] | None
+    tls: http_pb2.TlsInfo | None
 
 
 async def _hop(client: httpx.AsyncClient, *, method: str, scheme: str, host: str, port: int, path: str,
@@ -196,21 +196,21 @@ async def _hop(client: httpx.AsyncClient, *, method: str, scheme: str, host: str
                 await response.aclose()
     except TimeoutError as exc:
         raise ProbeError("timeout", f"{where}: timed out in {timeline.phase()} after {ms(time.perf_counter() - started)} ms",
-                         {"address": str(addr), "phase": timeline.phase()}) from exc
+                         http_pb2.HttpResult(address=str(addr), phase=timeline.phase())) from exc
     except httpx.TimeoutException as exc:
         raise ProbeError("timeout", f"{where}: timed out in {timeline.phase()} ({type(exc).__name__})",
-                         {"address": str(addr), "phase": timeline.phase()}) from exc
+                         http_pb2.HttpResult(address=str(addr), phase=timeline.phase())) from exc
     except httpx.HTTPError as exc:
         code, message = _failure(exc)
-        raise ProbeError(code, f"{where}: {message}", {"address": str(addr), "phase": timeline.phase()}) from exc
+        raise ProbeError(code, f"{where}: {message}",
+                         http_pb2.HttpResult(address=str(addr), phase=timeline.phase())) from exc
     sent = "send_request_body.complete" if "send_request_body.complete" in timeline.marks else \
         "send_request_headers.complete"
-    timings = {
-        "tcp_ms": timeline.span("connect_tcp.started", "connect_tcp.complete"),
-        "tls_ms": timeline.span("start_tls.started", "start_tls.complete"),
-        "first_byte_ms": timeline.span(sent, "receive_response_headers.complete"),
-        "download_ms": ms(done - headers_at),
-    }
+    timings = http_pb2.HttpTimings(
+        tcp_ms=timeline.span("connect_tcp.started", "connect_tcp.complete"),
+        tls_ms=timeline.span("start_tls.started", "start_tls.complete"),
+        first_byte_ms=timeline.span(sent, "receive_response_headers.complete"),
+        download_ms=ms(done - headers_at))
     return _Exchange(response, timings, bytes(body[:BODY_CAP]), truncated, tls)
 
 
@@ -220,7 +220,7 @@ async def probe(request: ProbeRequest) -> ProbeResult:
     follow = options.follow_redirects if options.HasField("follow_redirects") else True
     scheme, host, port, path = _url(request.target, options)
     deadline = time.perf_counter() + budget(request)
-    chain: list[dict[str, Any]] = []
+    chain: list[http_pb2.HttpRedirect] = []
     current = request
     # No keep-alive: each hop of a redirect chain makes its own connection, so its timings are whole.
     context = ssl_context(options.http2, not options.insecure_tls)
@@ -238,21 +238,26 @@ async def probe(request: ProbeRequest) -> ProbeResult:
                     client, method=method, scheme=scheme, host=host, port=port, path=path, addr=addr,
                     options=options, deadline=deadline)
             except ProbeError as exc:
-                exc.data.update(url=url, redirects=chain)
+                partial = exc.partial(http_pb2.HttpResult)
+                partial.url = url
+                partial.redirects.extend(chain)
+                exc.data = partial
                 raise
             response = exchange.response
-            timings = {"dns_ms": ms(resolved - hop_started), **exchange.timings,
-                       "total_ms": ms(time.perf_counter() - hop_started)}
+            timings = exchange.timings
+            timings.dns_ms = ms(resolved - hop_started)
+            timings.total_ms = ms(time.perf_counter() - hop_started)
             location = response.headers.get("location")
             if not (follow and response.is_redirect and location):
                 break
-            chain.append({"url": url, "address": str(addr), "status_code": response.status_code,
-                          "location": location, "duration_ms": timings["total_ms"]})
+            chain.append(http_pb2.HttpRedirect(url=url, address=str(addr), status_code=response.status_code,
+                                               location=location, duration_ms=timings.total_ms))
             try:
                 current = ProbeRequest(target=parse_target(urljoin(url, location)), options=options,
                                        timeout=request.timeout, ip_version=request.ip_version, guard=request.guard)
             except TargetError as exc:
-                raise ProbeError("bad_redirect", f"redirect to {location!r}: {exc}", {"redirects": chain}) from exc
+                raise ProbeError("bad_redirect", f"redirect to {location!r}: {exc}",
+                                 http_pb2.HttpResult(redirects=chain)) from exc
             scheme = current.target.scheme or scheme
             host = current.target.host
             port = current.target.port or (443 if scheme == "https" else 80)
@@ -260,26 +265,14 @@ async def probe(request: ProbeRequest) -> ProbeResult:
             if response.status_code in (301, 302, 303) and method != "HEAD":
                 method = "GET"
         else:
-            raise ProbeError("too_many_redirects", f"more than {MAX_REDIRECTS} redirects", {"redirects": chain})
+            raise ProbeError("too_many_redirects", f"more than {MAX_REDIRECTS} redirects",
+                             http_pb2.HttpResult(redirects=chain))
     text = _text(exchange.body, response.charset_encoding)
-    data: dict[str, Any] = {
-        "url": url,
-        "address": str(addr),
-        "ip_version": addr.version,
-        "method": method,
-        "status_code": response.status_code,
-        "reason": response.reason_phrase,
-        "http_version": response.http_version,
-        "headers": dict(response.headers),
-        "body": text,
-        "body_size": len(exchange.body),
-        "body_truncated": exchange.truncated,
-        "redirects": chain,
-        "timings": timings,
-        "total_ms": ms(time.perf_counter() - started),
-    }
-    if exchange.tls:
-        data["tls"] = exchange.tls
+    data = http_pb2.HttpResult(
+        url=url, address=str(addr), ip_version=addr.version, method=method, status_code=response.status_code,
+        reason=response.reason_phrase, http_version=response.http_version, headers=dict(response.headers),
+        body=text, body_size=len(exchange.body), body_truncated=exchange.truncated, redirects=chain,
+        timings=timings, total_ms=ms(time.perf_counter() - started), tls=exchange.tls)
     expected = list(options.expected_status)
     if not (response.status_code in expected if expected else 200 <= response.status_code < 400):
         wanted = ", ".join(map(str, expected)) if expected else "200-399"

@@ -22,13 +22,16 @@ from icmplib.exceptions import ICMPLibError
 from icmplib.utils import unique_identifier
 
 from hostcheck.agent.probers.base import ProbeError, ProbeRequest, ProbeResult, budget, resolve
+from hostcheck.core.checktypes.ping import (
+    DEFAULT_COUNT,
+    DEFAULT_INTERVAL_MS,
+    DEFAULT_SIZE,
+    MAX_COUNT,
+    MAX_SIZE,
+)
 from hostcheck.core.targets import IPAddress
+from hostcheck.v1 import ping_pb2
 
-DEFAULT_COUNT = 4
-MAX_COUNT = 16
-DEFAULT_INTERVAL_MS = 200
-DEFAULT_SIZE = 56
-MAX_SIZE = 1472
 # A reply later than this after its request counts as lost (ping's -W).
 REPLY_TIMEOUT = 2.0
 MIN_LINGER = 0.2
@@ -161,7 +164,7 @@ async def probe(request: ProbeRequest) -> ProbeResult:
                     icmp.send(echo)
                 except ICMPLibError as exc:
                     if not series.rtts and sequence == 0:
-                        raise ProbeError("send_error", f"ping {addr}: {exc}", {"address": str(addr)}) from exc
+                        raise ProbeError("send_error", f"ping {addr}: {exc}", address=str(addr)) from exc
                 # A datagram socket's identifier is its port, chosen by the kernel on the first send.
                 ident[0] = echo.id
             # Like iputils ping: once replies come back, a late one is waited for twice the slowest RTT.
@@ -184,24 +187,23 @@ def _result(addr: IPAddress, series: _Series, *, raw: bool, size: int) -> ProbeR
     rtts = [series.rtts[s] * 1000.0 for s in sorted(series.rtts)]
     sent, received = len(series.sent), len(rtts)
     ttls = [t for t in series.ttls.values() if t is not None]
-    data = {
-        "address": str(addr),
-        "ip_version": addr.version,
-        "size": size,
-        "socket": "raw" if raw else "datagram",
-        "packets_sent": sent,
-        "packets_received": received,
-        "packet_loss": round(1 - received / sent, 4) if sent else 1.0,
-        "duplicates": series.duplicates,
-        "rtt_min_ms": round(min(rtts), 3) if rtts else None,
-        "rtt_avg_ms": round(statistics.fmean(rtts), 3) if rtts else None,
-        "rtt_max_ms": round(max(rtts), 3) if rtts else None,
-        "rtt_stddev_ms": round(statistics.pstdev(rtts), 3) if rtts else None,
-        "rtts_ms": [round(r, 3) for r in rtts],
-        "ttl": ttls[0] if ttls else None,
-        "packets": [{"seq": s, "rtt_ms": round(series.rtts[s] * 1000.0, 3) if s in series.rtts else None,
-                     "ttl": series.ttls.get(s)} for s in sorted(series.sent)],
-    }
+    data = ping_pb2.PingResult(
+        address=str(addr), ip_version=addr.version, size=size, socket="raw" if raw else "datagram",
+        packets_sent=sent, packets_received=received, packet_loss=round(1 - received / sent, 4) if sent else 1.0,
+        duplicates=series.duplicates, rtts_ms=[round(r, 3) for r in rtts])
+    if rtts:
+        data.rtt_min_ms = round(min(rtts), 3)
+        data.rtt_avg_ms = round(statistics.fmean(rtts), 3)
+        data.rtt_max_ms = round(max(rtts), 3)
+        data.rtt_stddev_ms = round(statistics.pstdev(rtts), 3)
+    if ttls:
+        data.ttl = ttls[0]
+    for seq in sorted(series.sent):
+        packet = data.packets.add(seq=seq)
+        if seq in series.rtts:
+            packet.rtt_ms = round(series.rtts[seq] * 1000.0, 3)
+        if series.ttls.get(seq) is not None:
+            packet.ttl = series.ttls[seq]
     if not received:
         return ProbeResult(False, data, f"no reply from {addr} to {sent} echo request(s)", "no_reply")
     return ProbeResult(True, data)

@@ -7,6 +7,7 @@ import errno
 import time
 
 from hostcheck.agent.probers.base import ProbeError, ProbeRequest, ProbeResult, ms, resolve
+from hostcheck.v1 import tcp_pb2
 
 
 def _port(request: ProbeRequest) -> int:
@@ -22,8 +23,7 @@ async def probe(request: ProbeRequest) -> ProbeResult:
     addrs = await resolve(request, port=port)
     resolved = time.perf_counter()
     addr = addrs[0]
-    data = {"address": str(addr), "port": port, "ip_version": addr.version,
-            "dns_ms": ms(resolved - started)}
+    data = tcp_pb2.TcpResult(address=str(addr), port=port, ip_version=addr.version, dns_ms=ms(resolved - started))
     try:
         _, writer = await asyncio.wait_for(
             asyncio.open_connection(str(addr), port), timeout=max(0.001, request.timeout - (resolved - started)))
@@ -36,5 +36,5 @@ async def probe(request: ProbeRequest) -> ProbeResult:
         raise ProbeError(code, f"connect to {addr} port {port}: {exc.strerror or exc}", data) from exc
     connected = time.perf_counter()
     writer.transport.abort()
-    data["connect_ms"] = ms(connected - resolved)
+    data.connect_ms = ms(connected - resolved)
     return ProbeResult(success=True, data=data)

@@ -17,19 +17,16 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from icmplib import ICMPRequest, ICMPv4Socket, ICMPv6Socket, SocketPermissionError
 from icmplib.exceptions import ICMPLibError, TimeoutExceeded
 from icmplib.utils import unique_identifier
 
 from hostcheck.agent.probers.base import ProbeError, ProbeRequest, ProbeResult, budget, resolve
+from hostcheck.core.checktypes.traceroute import DEFAULT_MAX_HOPS, DEFAULT_PROBES, MAX_HOPS, MAX_PROBES
 from hostcheck.core.targets import IPAddress
+from hostcheck.v1 import traceroute_pb2
 
-DEFAULT_MAX_HOPS = 30
-MAX_HOPS = 64
-DEFAULT_PROBES = 2
-MAX_PROBES = 5
 # How long one hop's probes are waited for, at most and at least.
 MAX_HOP_WAIT = 2.0
 MIN_HOP_WAIT = 0.2
@@ -139,21 +136,18 @@ async def _names(addresses: set[str], deadline: float) -> dict[str, str | None]:
     return dict(zip(ordered, await asyncio.gather(*(one(a) for a in ordered)), strict=True))
 
 
-def _hop_data(hop: _Hop, probes: int, names: dict[str, str | None] | None) -> dict[str, Any]:
-    address = Counter(hop.addresses).most_common(1)[0][0] if hop.addresses else None
-    out: dict[str, Any] = {
-        "hop": hop.ttl,
-        "address": address,
-        "rtts_ms": [round(r, 3) for r in hop.rtts],
-        "avg_rtt_ms": round(statistics.fmean(hop.rtts), 3) if hop.rtts else None,
-        "loss": round(1 - len(hop.rtts) / probes, 4),
-    }
-    if names is not None:
-        out["name"] = names.get(address) if address else None
+def _hop_data(hop: _Hop, probes: int, names: dict[str, str | None] | None) -> traceroute_pb2.TracerouteHop:
+    address = Counter(hop.addresses).most_common(1)[0][0] if hop.addresses else ""
+    out = traceroute_pb2.TracerouteHop(hop=hop.ttl, address=address, rtts_ms=[round(r, 3) for r in hop.rtts],
+                                       loss=round(1 - len(hop.rtts) / probes, 4))
+    if hop.rtts:
+        out.avg_rtt_ms = round(statistics.fmean(hop.rtts), 3)
+    if names is not None and address:
+        out.name = names.get(address) or ""
     if len(set(hop.addresses)) > 1:
-        out["addresses"] = sorted(set(hop.addresses))
+        out.addresses.extend(sorted(set(hop.addresses)))
     if hop.unreachable:
-        out["unreachable"] = hop.unreachable
+        out.unreachable = hop.unreachable
     return out
 
 
@@ -175,16 +169,10 @@ async def probe(request: ProbeRequest) -> ProbeResult:
     names = None
     if request.options.resolve_names:
         names = await _names({a for h in trace.hops for a in h.addresses}, end)
-    data = {
-        "address": str(addr),
-        "ip_version": addr.version,
-        "max_hops": max_hops,
-        "probes_per_hop": probes,
-        "destination_reached": trace.reached,
-        "complete": trace.complete,
-        "hop_count": len(trace.hops),
-        "hops": [_hop_data(h, probes, names) for h in trace.hops],
-    }
+    data = traceroute_pb2.TracerouteResult(
+        address=str(addr), ip_version=addr.version, max_hops=max_hops, probes_per_hop=probes,
+        destination_reached=trace.reached, complete=trace.complete, hop_count=len(trace.hops),
+        hops=[_hop_data(h, probes, names) for h in trace.hops])
     if trace.reached:
         return ProbeResult(True, data)
     last = trace.hops[-1] if trace.hops else None

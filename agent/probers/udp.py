@@ -15,9 +15,9 @@ import asyncio
 import errno
 import socket
 import time
-from typing import Any
 
 from hostcheck.agent.probers.base import ProbeError, ProbeRequest, ProbeResult, budget, ms, resolve
+from hostcheck.v1 import udp_pb2
 
 REPLY_CAP = 2048
 
@@ -63,8 +63,8 @@ async def probe(request: ProbeRequest) -> ProbeResult:
     payload = _payload(request.options)
     started = time.perf_counter()
     addr = (await resolve(request, port=port))[0]
-    data: dict[str, Any] = {"address": str(addr), "port": port, "ip_version": addr.version,
-                            "payload_size": len(payload), "dns_ms": ms(time.perf_counter() - started)}
+    data = udp_pb2.UdpResult(address=str(addr), port=port, ip_version=addr.version, payload_size=len(payload),
+                             dns_ms=ms(time.perf_counter() - started))
     loop = asyncio.get_running_loop()
     # A connected socket: the kernel reports ICMP port unreachable on it as ECONNREFUSED.
     sock = socket.socket(socket.AF_INET6 if addr.version == 6 else socket.AF_INET, socket.SOCK_DGRAM)
@@ -82,27 +82,30 @@ async def probe(request: ProbeRequest) -> ProbeResult:
             sock.send(payload)
         except OSError as exc:
             code = "closed" if isinstance(exc, ConnectionRefusedError) else "send_error"
-            return ProbeResult(False, {**data, "state": "closed" if code == "closed" else "error"},
-                               f"{addr} port {port}: {exc.strerror or exc}", code)
+            data.state = "closed" if code == "closed" else "error"
+            return ProbeResult(False, data, f"{addr} port {port}: {exc.strerror or exc}", code)
         wait = started + budget(request) - sent
         try:
             async with asyncio.timeout(max(wait, 0.001)):
                 received, answer = await protocol.answer
         except TimeoutError:
-            data["state"] = "open|filtered"
+            data.state = "open|filtered"
             return ProbeResult(False, data, f"no reply from {addr} port {port} within {request.timeout:g} s",
                                "no_reply")
     finally:
         transport.close()
-    data["rtt_ms"] = ms(received - sent)
+    data.rtt_ms = ms(received - sent)
     if isinstance(answer, ConnectionRefusedError):
-        data["state"] = "closed"
+        data.state = "closed"
         return ProbeResult(False, data, f"{addr} port {port}: ICMP port unreachable", "closed")
     if isinstance(answer, OSError):
-        data["state"] = "unreachable"
+        data.state = "unreachable"
         code = "unreachable" if answer.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH) else "error"
         return ProbeResult(False, data, f"{addr} port {port}: {answer.strerror or answer}", code)
     shown = answer[:REPLY_CAP]
-    data.update(state="open", reply_size=len(answer), reply_hex=shown.hex(), reply_text=printable(shown),
-                reply_truncated=len(answer) > REPLY_CAP)
+    data.state = "open"
+    data.reply_size = len(answer)
+    data.reply_hex = shown.hex()
+    data.reply_text = printable(shown)
+    data.reply_truncated = len(answer) > REPLY_CAP
     return ProbeResult(True, data)

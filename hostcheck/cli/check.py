@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from hostcheck.core.checktypes import CHECK_TYPES
 from hostcheck.v1 import checks_pb2, results_pb2, results_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 
 EXIT_COMPLETED, EXIT_PROBE_FAILED, EXIT_CHECK_FAILED, EXIT_REQUEST_ERROR = 0, 1, 2, 3
@@ -44,14 +45,15 @@ def build_request(*, target: str, types, limit: int, regions, countries, agent_i
                                                      agent_ids=agent_ids))
     if port:
         for t in types:
-            if t in ("tcp", "udp", "http"):
+            spec = CHECK_TYPES.get(t)
+            if spec is not None and spec.has_port_option:
                 getattr(request, t).port = port
     for item in options:
         key, sep, value = item.partition("=")
         type_name, dot, field_name = key.partition(".")
         if not sep or not dot:
             raise UsageError(f"option {item!r} is not TYPE.FIELD=VALUE")
-        if type_name not in request.DESCRIPTOR.fields_by_name or type_name in ("target", "checks", "agents"):
+        if type_name not in CHECK_TYPES:
             raise UsageError(f"option {item!r}: unknown check type {type_name!r}")
         message = getattr(request, type_name)
         field = message.DESCRIPTOR.fields_by_name.get(field_name)
@@ -71,7 +73,7 @@ def build_request(*, target: str, types, limit: int, regions, countries, agent_i
 
 
 def _ints(value: Any) -> Any:
-    """Struct numbers are doubles; show 200 rather than 200.0."""
+    """Whole doubles as integers: 12 ms rather than 12.0 ms."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
@@ -98,44 +100,17 @@ def describe_error(exc: grpc.aio.AioRpcError) -> str:
 
 
 def summary(task: checks_pb2.CheckTask) -> str:
-    """One line per result: what a network engineer reads first for each check type."""
+    """One line per result: what a network engineer reads first, as the check type's spec words it."""
     if not task.HasField("result"):
         return task.reason or task.status
     r = task.result
-    data = _ints(json_format.MessageToDict(r.data))
     if not r.success:
         return f"{r.error_code}: {r.error}"
-    kind = task.check_type
-    if kind == "http":
-        timings = data.get("timings") or {}
-        tls = data.get("tls") or {}
-        cert = tls.get("certificate") or {}
-        hops = len(data.get("redirects") or [])
-        return (f"{data.get('http_version')} {data.get('status_code')} from {data.get('address')} "
-                f"in {data.get('total_ms')} ms (first byte {timings.get('first_byte_ms')} ms)"
-                + (f", {hops} redirect(s)" if hops else "")
-                + (f", {tls.get('version')}" if tls else "")
-                + (f", cert {cert.get('days_left')} days left" if cert else ""))
-    if kind == "tcp":
-        return f"connected to {data.get('address')} port {data.get('port')} in {data.get('connect_ms')} ms"
-    if kind == "ping":
-        return (f"{data.get('address')}: {data.get('packets_received')}/{data.get('packets_sent')} replies, "
-                f"rtt min/avg/max {data.get('rtt_min_ms')}/{data.get('rtt_avg_ms')}/{data.get('rtt_max_ms')} ms, "
-                f"ttl {data.get('ttl')}")
-    if kind == "dns":
-        answers = data.get("answers") or []
-        shown = ", ".join(str(a.get("value")) for a in answers[:3]) + (" ..." if len(answers) > 3 else "")
-        return (f"{data.get('rcode', '')} {data.get('record_type')} via {data.get('resolver')} "
-                f"in {data.get('query_ms')} ms: {shown}")
-    if kind == "udp":
-        text = str(data.get("reply_text", ""))
-        return (f"{data.get('state')}: {data.get('reply_size')} bytes from {data.get('address')} "
-                f"port {data.get('port')} in {data.get('rtt_ms')} ms: {text[:30]!r}")
-    if kind == "traceroute":
-        route = data.get("hops") or []
-        path = " > ".join(h.get("name") or h.get("address") or "*" for h in route[:8]) + (" ..." if len(route) > 8 else "")
-        return f"{data.get('address')} reached in {len(route)} hop(s): {path}"
-    return data.get("summary") or json.dumps(data)[:80]
+    spec = CHECK_TYPES.get(task.check_type)
+    if spec is None or r.data.WhichOneof("result") != task.check_type:
+        # A type this CLI does not know (a newer server), or no data: the data as JSON.
+        return json.dumps(_ints(json_format.MessageToDict(r.data, preserving_proto_field_name=True)))[:80]
+    return spec.summary(getattr(r.data, task.check_type))
 
 
 def _table(check: checks_pb2.Check, tasks: dict[str, checks_pb2.CheckTask]) -> Table:

@@ -158,7 +158,7 @@ async def main(*, port: int, host: str, data_dir: str, allow_targets: tuple[str,
               f"  UI, REST, gRPC-Web and gRPC: {base}\n"
               f"  REST:   curl -s {base}/api/agents\n"
               f"  gRPC:   grpcurl -plaintext {url_host}:{port} list\n"
-              f"  check:  hostcheck check 127.0.0.1:{port} --type tcp --server {url_host}:{port}\n"
+              f"  check:  hostcheck check http://127.0.0.1:{port}/ --type http --server {url_host}:{port}\n"
               f"  data:   {data}\n"
               "Stop with Ctrl-C.", flush=True)
 

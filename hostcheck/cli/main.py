@@ -11,6 +11,7 @@ import click
 
 from hostcheck.core import config as cfg
 from hostcheck.core import logs, telemetry
+from hostcheck.core.checktypes import CHECK_TYPES
 
 
 def _load(cls, **overrides):
@@ -155,7 +156,7 @@ def dev(port: int, host: str, data_dir: str, allow_targets: tuple[str, ...], age
 @main.command()
 @click.argument("target")
 @click.option("--type", "-t", "types", multiple=True, required=True, metavar="TYPE",
-              help="Check type: http, tcp, ping, dns, udp, traceroute (repeatable).")
+              help=f"Check type: {', '.join(CHECK_TYPES)} (repeatable).")
 @click.option("--server", "-s", default="127.0.0.1:8080", show_default=True, envvar="HOSTCHECK_SERVER",
               help="API address (Envoy or the scheduler), host:port.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final check as JSON.")
@@ -163,10 +164,12 @@ def dev(port: int, host: str, data_dir: str, allow_targets: tuple[str, ...], age
 @click.option("--region", "regions", multiple=True, help="Only agents in this region (repeatable).")
 @click.option("--country", "countries", multiple=True, help="Only agents in this country (repeatable).")
 @click.option("--agent-id", "agent_ids", multiple=True, help="Exactly these agents (repeatable).")
-@click.option("--port", type=int, default=0, help="Port for tcp/udp/http checks.")
+@click.option("--port", type=int, default=0,
+              help=f"Port for {'/'.join(t for t, spec in CHECK_TYPES.items() if spec.has_port_option)} checks.")
 @click.option("--timeout-ms", type=int, default=0, help="Per-task timeout; 0 uses each type's default.")
 @click.option("--option", "-o", "options", multiple=True, metavar="TYPE.FIELD=VALUE",
-              help="A type's option, e.g. http.method=HEAD, dns.record_type=MX, ping.count=4 (repeatable).")
+              help="A check type's option: a field of its options message (protos/hostcheck/v1/TYPE.proto); "
+                   "a map takes KEY:VALUE, a list A,B (repeatable).")
 @click.option("--strict", is_flag=True, help="Exit 1 when any probe failed, even if the check completed.")
 def check(target: str, types: tuple[str, ...], server: str, as_json: bool, limit: int, regions, countries,
           agent_ids, port: int, timeout_ms: int, options: tuple[str, ...], strict: bool) -> None:

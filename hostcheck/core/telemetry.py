@@ -44,6 +44,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from hostcheck.core import logs
+from hostcheck.core.checktypes import CHECK_TYPES, ProbeHistogram
 
 log = logging.getLogger(__name__)
 
@@ -189,9 +190,6 @@ def metadata_of(context) -> dict[str, str]:
 # Seconds; spans probes of a few ms to traceroutes of a minute.
 PROBE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 CHECK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
-# blackbox_exporter's names of the http phases, from the http prober's `timings` keys.
-HTTP_PHASES = {"dns_ms": "resolve", "tcp_ms": "connect", "tls_ms": "tls", "first_byte_ms": "processing",
-               "download_ms": "transfer"}
 
 
 def _registry() -> CollectorRegistry:
@@ -285,11 +283,20 @@ class AgentMetrics:
                              ["check_type"], registry=r)
         self.duration = Histogram("probe_duration_seconds", "How long probes took, by check type.", ["check_type"],
                                   buckets=PROBE_BUCKETS, registry=r)
-        self.http_phases = Histogram("probe_http_duration_seconds", "Duration of http probes by phase (resolve, "
-                                     "connect, tls, processing, transfer), last hop of a redirect chain.",
-                                     ["phase"], buckets=PROBE_BUCKETS, registry=r)
-        self.dns_lookup = Histogram("probe_dns_lookup_time_seconds", "Time to resolve the target's name, by check "
-                                    "type.", ["check_type"], buckets=PROBE_BUCKETS, registry=r)
+        # The durations the check types' specs export (request phases, name lookups), one histogram per name.
+        self.durations: dict[str, Histogram] = {}
+        declarations: dict[str, ProbeHistogram] = {}
+        for spec in CHECK_TYPES.values():
+            for duration in spec.durations:
+                declared = duration.histogram
+                if declared.name not in self.durations:
+                    self.durations[declared.name] = Histogram(declared.name, declared.documentation,
+                                                              list(declared.labelnames), buckets=PROBE_BUCKETS,
+                                                              registry=r)
+                    declarations[declared.name] = declared
+                elif declarations[declared.name] != declared:
+                    raise ValueError(f"{spec.name} declares {declared.name} unlike another type: "
+                                     f"{declared} != {declarations[declared.name]}")
 
     def observe_probe(self, result) -> None:
         """Records one probe from its TaskResult."""
@@ -297,21 +304,33 @@ class AgentMetrics:
         self.probes.labels(check_type, "success" if result.success else (result.error_code or "failed")).inc()
         self.success.labels(check_type).set(1 if result.success else 0)
         self.duration.labels(check_type).observe(result.duration_ms / 1000.0)
-        timings = result.data["timings"] if "timings" in result.data else None
-        if check_type == "http" and timings is not None:
-            for key, phase in HTTP_PHASES.items():
-                if (seconds := _seconds(timings, key)) is not None:
-                    self.http_phases.labels(phase).observe(seconds)
-        # The dns check's own query time is its result, not a lookup of the target.
-        lookup = _seconds(timings, "dns_ms") if timings is not None else _seconds(result.data, "dns_ms")
-        if check_type != "dns" and lookup is not None:
-            self.dns_lookup.labels(check_type).observe(lookup)
+        spec = CHECK_TYPES.get(check_type)
+        if spec is None or result.data.WhichOneof("result") != check_type:
+            return
+        data = getattr(result.data, check_type)
+        for duration in spec.durations:
+            milliseconds = _measured(data, duration.field)
+            if milliseconds is None:
+                continue
+            labels = dict(duration.labels)
+            if "check_type" in duration.histogram.labelnames:
+                labels["check_type"] = check_type
+            self.durations[duration.histogram.name].labels(**labels).observe(milliseconds / 1000.0)
 
 
-def _seconds(data, key: str) -> float | None:
-    """A `..._ms` number of a result's data (a protobuf Struct) in seconds, if present."""
-    value = data[key] if key in data else None
-    return value / 1000.0 if isinstance(value, float) else None
+def _measured(message, path: str) -> float | None:
+    """The number at a dotted field path of a result message, or None when it was not measured.
+
+    A plain (proto3) number is unset when 0; an optional one when absent.
+    """
+    *parents, name = path.split(".")
+    for parent in parents:
+        if not message.HasField(parent):
+            return None
+        message = getattr(message, parent)
+    if message.DESCRIPTOR.fields_by_name[name].has_presence:
+        return getattr(message, name) if message.HasField(name) else None
+    return getattr(message, name) or None
 
 
 class MetricsServer:

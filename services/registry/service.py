@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 
 from hostcheck.core import telemetry
-from hostcheck.core.checks import CHECK_TYPES, require_uuid
+from hostcheck.core.checks import require_uuid
+from hostcheck.core.checktypes import CHECK_TYPES
 from hostcheck.core.config import RegistryConfig
 from hostcheck.core.errors import (
     FieldViolation,
@@ -27,16 +28,15 @@ from hostcheck.core.errors import (
 from hostcheck.core.rpc import channel
 from hostcheck.core.timestamps import ts_or_none
 from hostcheck.services.grpcserver import Server, start_server
+from hostcheck.services.registry.models import AgentRow
 from hostcheck.services.rpcerrors import grpc_errors
 from hostcheck.services.storage import db
 from hostcheck.services.storage.livestate import REVOCATIONS_CHANNEL, LiveState, Presence, create_live_state
-from hostcheck.services.storage.models import AgentRow
 from hostcheck.v1 import agents_pb2, registry_pb2, registry_pb2_grpc, results_pb2, results_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 REGISTRATION_HEADER = "x-registration-token"
-# Agent ids (utf-8) whose streams every scheduler closes at once.
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
@@ -61,9 +61,6 @@ def validate_registration(req: registry_pb2.RegisterAgentRequest) -> None:
             bad.append(FieldViolation(name, f"must be at most {limit} characters"))
     if req.country and not _COUNTRY.match(req.country):
         bad.append(FieldViolation("country", "must be an ISO 3166 alpha-2 code, e.g. DE"))
-    for i, cap in enumerate(req.capabilities):
-        if cap not in CHECK_TYPES:
-            bad.append(FieldViolation(f"capabilities[{i}]", f"unknown check type {cap[:40]!r}"))
     if len(req.labels) > 32:
         bad.append(FieldViolation("labels", "at most 32 labels"))
     for key, value in req.labels.items():
@@ -73,13 +70,23 @@ def validate_registration(req: registry_pb2.RegisterAgentRequest) -> None:
         raise InvalidArgument(bad)
 
 
+def known_capabilities(capabilities) -> list[str]:
+    """The check types among an agent's capabilities that these services know, once each, in the agent's order.
+
+    An agent upgraded before the services may offer a type they do not know yet: it is
+    left out (never picked for it), not refused, so agents and services roll out in any order.
+    """
+    return list(dict.fromkeys(c for c in capabilities if c in CHECK_TYPES))
+
+
 def agent_view(row: AgentRow, presence: Presence | None) -> agents_pb2.Agent:
     status = "revoked" if row.revoked_at else ("online" if presence else "offline")
     last = datetime.fromtimestamp(presence.last_heartbeat, UTC) if presence else row.last_heartbeat
     return agents_pb2.Agent(
         agent_id=str(row.id), name=row.name, location=row.location, region=row.region, country=row.country,
         city=row.city, asn=row.asn, labels={k: str(v) for k, v in (row.labels or {}).items()},
-        capabilities=presence.capabilities if presence and presence.capabilities else list(row.capabilities or []),
+        capabilities=known_capabilities(presence.capabilities if presence and presence.capabilities
+                                        else row.capabilities or []),
         version=presence.version if presence and presence.version else row.version, status=status,
         last_heartbeat=ts_or_none(last), tasks_in_flight=presence.tasks_in_flight if presence else 0,
         registered_at=ts_or_none(row.registered_at))
@@ -109,7 +116,7 @@ class RegistryStore:
         async with self.sessions() as session:
             return list((await session.scalars(stmt)).all())
 
-    async def ping(self) -> None:
+    async def check_health(self) -> None:
         async with self.sessions() as session:
             await session.execute(select(1))
 
@@ -122,12 +129,11 @@ class RegistryStore:
                 row.revoked_at = datetime.now(UTC)
         return row
 
-    async def touch(self, agent_id: uuid.UUID, version: str = "") -> None:
-        values: dict[str, object] = {"last_heartbeat": datetime.now(UTC)}
-        if version:
-            values["version"] = version
+    async def touch(self, agent_id: uuid.UUID) -> None:
+        """Records when the agent last proved its token (its live heartbeats go to live state only)."""
         async with self.sessions() as session, session.begin():
-            await session.execute(update(AgentRow).where(AgentRow.id == agent_id).values(**values))
+            await session.execute(update(AgentRow).where(AgentRow.id == agent_id)
+                                  .values(last_heartbeat=datetime.now(UTC)))
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
@@ -155,7 +161,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         token = secrets.token_urlsafe(32)
         row = AgentRow(id=uuid.uuid4(), name=request.name.strip(), location=request.location,
                        region=request.region, country=request.country, city=request.city, asn=request.asn,
-                       labels=dict(request.labels), capabilities=list(request.capabilities),
+                       labels=dict(request.labels), capabilities=known_capabilities(request.capabilities),
                        version=request.version, api_token_hash=hash_token(token), metadata_={})
         await self.store.add(row)
         self.metrics.registrations.inc()
@@ -201,10 +207,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             agent=agent, results_total=stats.results_total, results_succeeded=stats.results_succeeded,
             tasks_timed_out=stats.tasks_timed_out, by_type=stats.by_type)
 
-
     @grpc_errors
     async def GetHealth(self, request, context):
-        database, live = await asyncio.gather(_probe(self.store.ping()), _probe(self.live.ping()))
+        database, live = await asyncio.gather(_probe(self.store.check_health()), _probe(self.live.check_health()))
         active = 0
         if live == "ok":
             try:
@@ -223,10 +228,10 @@ def _failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:200] if str(exc) else type(exc).__name__
 
 
-async def _probe(ping) -> str:
+async def _probe(call) -> str:
     """"ok", or why a dependency did not answer within HEALTH_TIMEOUT_S."""
     try:
-        await asyncio.wait_for(ping, HEALTH_TIMEOUT_S)
+        await asyncio.wait_for(call, HEALTH_TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001 - health reports failures instead of raising them
         log.warning("health: %s", _failure(exc))
         return _failure(exc)

@@ -19,8 +19,10 @@ from hostcheck.core.checks import require_uuid
 from hostcheck.core.config import ResultsConfig
 from hostcheck.core.errors import InvalidArgument
 from hostcheck.services.grpcserver import Server, start_server
+from hostcheck.services.results.models import CheckRow, TaskRow
 from hostcheck.services.results.store import (
     TERMINAL_CHECK,
+    AgentSnapshot,
     Changes,
     IncomingResult,
     PlannedTask,
@@ -30,7 +32,6 @@ from hostcheck.services.results.views import check_view, task_view
 from hostcheck.services.rpcerrors import grpc_errors
 from hostcheck.services.storage import db
 from hostcheck.services.storage.livestate import CANCELS_CHANNEL, LiveState, check_channel, create_live_state
-from hostcheck.services.storage.models import CheckRow, TaskRow
 from hostcheck.v1 import checks_pb2, registry_pb2, results_pb2, results_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -265,7 +266,9 @@ class ResultsIngestServicer(results_pb2_grpc.ResultsIngestServiceServicer):
             for i, t in enumerate(request.tasks):
                 tasks.append(PlannedTask(task_id=require_uuid(f"tasks[{i}].task_id", t.task_id),
                                          agent_id=require_uuid(f"tasks[{i}].agent_id", t.agent_id),
-                                         check_type=t.check_type, deadline=_dt(t.deadline) or _dt(request.deadline)))
+                                         check_type=t.check_type, deadline=_dt(t.deadline) or _dt(request.deadline),
+                                         agent=AgentSnapshot(name=t.agent_name, location=t.location,
+                                                             region=t.region, country=t.country, city=t.city)))
             deadline = _dt(request.deadline) or datetime.now(UTC) + timedelta(minutes=2)
             row = await self.store.open_check(
                 check_id=check_id, target=request.request.target, check_types=list(request.request.checks),
@@ -281,7 +284,8 @@ class ResultsIngestServicer(results_pb2_grpc.ResultsIngestServiceServicer):
             incoming.append(IncomingResult(
                 agent_id=require_uuid(f"results[{i}].agent_id", item.agent_id),
                 task_id=require_uuid(f"results[{i}].result.task_id", r.task_id), success=r.success,
-                data=json_format.MessageToDict(r.data), error=r.error[:4096], error_code=r.error_code[:64],
+                data=json_format.MessageToDict(r.data, preserving_proto_field_name=True), error=r.error[:4096],
+                error_code=r.error_code[:64],
                 duration_ms=r.duration_ms, started_at=_dt(r.started_at)))
         # One store span per result, the child of the agent's run of its task (the batch mixes checks).
         with telemetry.spans("store", ((item.result.trace_context, {

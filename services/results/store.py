@@ -24,7 +24,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from hostcheck.core.errors import InvalidArgument, NotFound
-from hostcheck.services.storage.models import AgentRow, CheckRow, ResultRow, TaskRow, utcnow
+from hostcheck.services.results.models import (
+    AGENT_NAME_LEN,
+    CITY_LEN,
+    COUNTRY_LEN,
+    LOCATION_LEN,
+    REGION_LEN,
+    CheckRow,
+    ResultRow,
+    TaskRow,
+)
+from hostcheck.services.storage.models import utcnow
 from hostcheck.v1 import checks_pb2
 
 TERMINAL_TASK = ("completed", "failed", "timed_out")
@@ -33,11 +43,37 @@ CHECK_STATUSES = ("pending", "in_progress", "completed", "failed")
 
 
 @dataclass(frozen=True)
+class AgentSnapshot:
+    """Where a task runs: its agent as the scheduler saw it when planning (kept on the task)."""
+
+    name: str = ""
+    location: str = ""
+    region: str = ""
+    country: str = ""
+    city: str = ""
+
+    def fitted(self) -> AgentSnapshot:
+        """Each field cut to its column's size (the registry holds agents to the same limits)."""
+        return AgentSnapshot(name=self.name[:AGENT_NAME_LEN], location=self.location[:LOCATION_LEN],
+                             region=self.region[:REGION_LEN], country=self.country[:COUNTRY_LEN],
+                             city=self.city[:CITY_LEN])
+
+
+@dataclass(frozen=True)
 class PlannedTask:
     task_id: uuid.UUID
     agent_id: uuid.UUID
     check_type: str
     deadline: datetime
+    agent: AgentSnapshot = field(default_factory=AgentSnapshot)
+
+    def pending(self, check_id: uuid.UUID, now: datetime) -> TaskSnapshot:
+        """The task as open_check writes it."""
+        agent = self.agent.fitted()
+        return TaskSnapshot(id=self.task_id, check_id=check_id, agent_id=self.agent_id, agent_name=agent.name,
+                            location=agent.location, region=agent.region, country=agent.country, city=agent.city,
+                            check_type=self.check_type, status="pending", reason="", created_at=now,
+                            started_at=None, completed_at=None, deadline_at=self.deadline)
 
 
 @dataclass(frozen=True)
@@ -50,17 +86,6 @@ class IncomingResult:
     error_code: str
     duration_ms: float
     started_at: datetime | None
-
-
-@dataclass
-class AgentSnapshot:
-    """What a task's view shows of its agent (see views.task_view)."""
-
-    name: str
-    location: str
-    region: str
-    country: str
-    city: str
 
 
 @dataclass
@@ -88,6 +113,11 @@ class TaskSnapshot:
     id: uuid.UUID
     check_id: uuid.UUID
     agent_id: uuid.UUID
+    agent_name: str
+    location: str
+    region: str
+    country: str
+    city: str
     check_type: str
     status: str
     reason: str
@@ -95,7 +125,6 @@ class TaskSnapshot:
     started_at: datetime | None
     completed_at: datetime | None
     deadline_at: datetime
-    agent: AgentSnapshot | None
     result: ResultSnapshot | None = None
 
 
@@ -125,7 +154,7 @@ class CheckState:
     status: str
     tasks_done: int
     tasks_total: int
-    # The tasks this write changed, with their agent and result (TaskRow or TaskSnapshot).
+    # The tasks this write changed, with their result (TaskRow or TaskSnapshot).
     tasks: dict[uuid.UUID, TaskRow | TaskSnapshot] = field(default_factory=dict)
 
 
@@ -152,46 +181,35 @@ class ResultsStore:
 
     async def open_check(self, *, check_id: uuid.UUID, target: str, check_types: list[str], request: dict,
                          tasks: list[PlannedTask], deadline: datetime, client_ip: str) -> CheckSnapshot:
-        """Stores a check and its pending tasks; returns them as written (with the tasks' agents).
+        """Stores a check and its pending tasks; returns them as written.
 
         Plain inserts, no ORM objects: a check may have a thousand tasks.
         """
         async with self.sessions() as session, session.begin():
-            agent_ids = {t.agent_id for t in tasks}
-            agents = {row[0]: AgentSnapshot(*row[1:]) for row in (await session.execute(
-                select(AgentRow.id, AgentRow.name, AgentRow.location, AgentRow.region, AgentRow.country,
-                       AgentRow.city).where(AgentRow.id.in_(agent_ids)))).all()}
-            missing = agent_ids - set(agents)
-            if missing:
-                raise InvalidArgument(field="tasks", reason=f"unknown agent {sorted(missing)[0]}")
             if await session.scalar(select(CheckRow.id).where(CheckRow.id == check_id)) is not None:
                 raise InvalidArgument(field="check_id", reason=f"check {check_id} exists already")
             now = utcnow()
             check = CheckSnapshot(id=check_id, target=target, check_types=check_types, request=request,
                                   status="in_progress" if tasks else "failed", created_at=now,
                                   completed_at=None if tasks else now, deadline_at=deadline, client_ip=client_ip,
-                                  tasks=[TaskSnapshot(id=t.task_id, check_id=check_id, agent_id=t.agent_id,
-                                                      check_type=t.check_type, status="pending", reason="",
-                                                      created_at=now, started_at=None, completed_at=None,
-                                                      deadline_at=t.deadline, agent=agents[t.agent_id])
-                                         for t in tasks])
+                                  tasks=[t.pending(check_id, now) for t in tasks])
             await session.execute(insert(cast(Table, CheckRow.__table__)), [{
                 "id": check.id, "target": target, "check_types": check_types, "request": request,
                 "status": check.status, "created_at": now, "completed_at": check.completed_at,
                 "deadline_at": deadline, "client_ip": client_ip}])
             if tasks:
                 await session.execute(insert(cast(Table, TaskRow.__table__)), [{
-                    "id": t.id, "check_id": check_id, "agent_id": t.agent_id, "check_type": t.check_type,
-                    "status": "pending", "reason": "", "created_at": now, "started_at": None, "completed_at": None,
-                    "deadline_at": t.deadline_at} for t in check.tasks])
+                    "id": t.id, "check_id": check_id, "agent_id": t.agent_id, "agent_name": t.agent_name,
+                    "location": t.location, "region": t.region, "country": t.country, "city": t.city,
+                    "check_type": t.check_type, "status": "pending", "reason": "", "created_at": now,
+                    "started_at": None, "completed_at": None, "deadline_at": t.deadline_at} for t in check.tasks])
         return check
 
     async def get_check(self, check_id: uuid.UUID) -> CheckRow:
         async with self.sessions() as session:
             row = await session.scalar(
                 select(CheckRow).where(CheckRow.id == check_id)
-                .options(selectinload(CheckRow.tasks).joinedload(TaskRow.agent),
-                         selectinload(CheckRow.tasks).joinedload(TaskRow.result)))
+                .options(selectinload(CheckRow.tasks).joinedload(TaskRow.result)))
         if row is None:
             raise NotFound(f"check {check_id} not found")
         return row
@@ -254,23 +272,19 @@ class ResultsStore:
                 select(CheckRow.id, CheckRow.status)
                 .where(CheckRow.id.in_(select(TaskRow.check_id).where(TaskRow.id.in_(by_task))))
                 .order_by(CheckRow.id), session))).all())
-            # task id -> (the task with its agent, whether it has a result already)
+            # task id -> (the task, whether it has a result already)
             found: dict[uuid.UUID, tuple[TaskSnapshot, bool]] = {}
             if statuses:
                 # Read under the checks' locks. Plain rows, no ORM objects: a batch has hundreds.
                 rows = (await session.execute(
-                    select(TaskRow.id, TaskRow.check_id, TaskRow.agent_id, TaskRow.check_type, TaskRow.status,
+                    select(TaskRow.id, TaskRow.check_id, TaskRow.agent_id, TaskRow.agent_name, TaskRow.location,
+                           TaskRow.region, TaskRow.country, TaskRow.city, TaskRow.check_type, TaskRow.status,
                            TaskRow.reason, TaskRow.created_at, TaskRow.started_at, TaskRow.completed_at,
-                           TaskRow.deadline_at, AgentRow.name, AgentRow.location, AgentRow.region,
-                           AgentRow.country, AgentRow.city, ResultRow.id)
-                    .join(AgentRow, AgentRow.id == TaskRow.agent_id)
+                           TaskRow.deadline_at, ResultRow.id)
                     .outerjoin(ResultRow, ResultRow.task_id == TaskRow.id)
                     .where(TaskRow.id.in_(by_task)))).all()
                 for r in rows:
-                    snapshot = TaskSnapshot(id=r[0], check_id=r[1], agent_id=r[2], check_type=r[3], status=r[4],
-                                            reason=r[5],
-                                            created_at=r[6], started_at=r[7], completed_at=r[8],
-                                            deadline_at=r[9], agent=AgentSnapshot(*r[10:15]))
+                    snapshot = TaskSnapshot(*r[:15])
                     found[r[0]] = (snapshot, r[15] is not None)
             now = utcnow()
             new_results: list[dict] = []
@@ -390,13 +404,13 @@ class ResultsStore:
                                       {t.id: t for t in tasks})
         return changes
 
-    async def tasks(self, task_ids: list[uuid.UUID]) -> list[TaskRow]:
-        async with self.sessions() as session:
-            return list((await session.scalars(select(TaskRow).where(TaskRow.id.in_(task_ids)))).unique().all())
-
     async def agent_names(self, agent_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """Each agent's name as its pending tasks recorded it (the agents to name here have some)."""
         async with self.sessions() as session:
-            rows = (await session.execute(select(AgentRow.id, AgentRow.name).where(AgentRow.id.in_(agent_ids)))).all()
+            rows = (await session.execute(
+                select(TaskRow.agent_id, func.max(TaskRow.agent_name))
+                .where(TaskRow.agent_id.in_(agent_ids), TaskRow.status == "pending", TaskRow.agent_name != "")
+                .group_by(TaskRow.agent_id))).all()
         return dict(rows)
 
     async def agent_stats(self, agent_id: uuid.UUID) -> tuple[list[checks_pb2.CheckResult], dict]:

@@ -2,34 +2,46 @@
 
 from __future__ import annotations
 
-from google.protobuf import json_format, struct_pb2
+import logging
+
+from google.protobuf import json_format
 
 from hostcheck.core.timestamps import ts_or_none
-from hostcheck.services.storage.models import CheckRow, ResultRow, TaskRow
+from hostcheck.services.results.models import CheckRow, ResultRow, TaskRow
 from hostcheck.v1 import checks_pb2, scheduler_pb2
 
+log = logging.getLogger(__name__)
 
-def struct(data: dict) -> struct_pb2.Struct:
-    out = struct_pb2.Struct()
-    out.update(data or {})
-    return out
+
+def result_data(stored: dict | None) -> checks_pb2.ResultData:
+    """The stored JSON of a result's data ({check_type: {...}}, as RecordResults wrote it) as a message.
+
+    Fields this version does not know (a newer agent's) are skipped; a value that no
+    longer parses (a field whose type changed) leaves the data empty rather than
+    failing the whole check's read.
+    """
+    data = checks_pb2.ResultData()
+    try:
+        json_format.ParseDict(stored or {}, data, ignore_unknown_fields=True)
+    except json_format.ParseError as exc:
+        log.warning("stored result data does not parse, shown empty: %s", exc)
+        data.Clear()
+    return data
 
 
 def result_view(row: ResultRow) -> checks_pb2.CheckResult:
     return checks_pb2.CheckResult(
         task_id=str(row.task_id), check_id=str(row.check_id), agent_id=str(row.agent_id),
-        check_type=row.check_type, success=row.success, data=struct(row.data), error=row.error or "",
+        check_type=row.check_type, success=row.success, data=result_data(row.data), error=row.error or "",
         error_code=row.error_code or "", duration_ms=row.duration_ms or 0.0, started_at=ts_or_none(row.started_at),
         created_at=ts_or_none(row.created_at), late=row.late)
 
 
 def task_view(row: TaskRow) -> checks_pb2.CheckTask:
-    agent = row.agent
     view = checks_pb2.CheckTask(
-        task_id=str(row.id), check_id=str(row.check_id), agent_id=str(row.agent_id),
-        agent_name=agent.name if agent else "", location=agent.location if agent else "",
-        region=agent.region if agent else "", country=agent.country if agent else "",
-        city=agent.city if agent else "", check_type=row.check_type, status=row.status, reason=row.reason or "",
+        task_id=str(row.id), check_id=str(row.check_id), agent_id=str(row.agent_id), agent_name=row.agent_name,
+        location=row.location, region=row.region, country=row.country, city=row.city, check_type=row.check_type,
+        status=row.status, reason=row.reason or "",
         created_at=ts_or_none(row.created_at), deadline=ts_or_none(row.deadline_at), completed_at=ts_or_none(row.completed_at))
     if row.result is not None:
         view.result.CopyFrom(result_view(row.result))

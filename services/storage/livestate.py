@@ -15,7 +15,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import cast
 
 import redis.asyncio as aioredis
@@ -47,28 +47,32 @@ class Presence:
     tasks_in_flight: int = 0
     version: str = ""
     capabilities: list[str] = field(default_factory=list)
-    # Copied from the registry at connect, so picking agents needs no database.
+    # Copied from the registry at connect, so picking agents (and recording where each task
+    # runs) needs no database.
     name: str = ""
+    location: str = ""
     region: str = ""
     country: str = ""
     city: str = ""
     labels: dict[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Presence:
+        """Reads a stored presence, ignoring fields this version does not know: replicas of two
+        versions share live state during a rolling upgrade."""
+        doc = json.loads(raw)
+        return cls(**{k: v for k, v in doc.items() if k in _PRESENCE_FIELDS})
+
+
+_PRESENCE_FIELDS = frozenset(f.name for f in fields(Presence))
+
 
 class Subscription:
     """Messages of one channel, delivered to one local consumer."""
 
-    def __init__(self, hub: _Fanout, channel: str) -> None:
-        self._hub = hub
+    def __init__(self, channel: str) -> None:
         self.channel = channel
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=10_000)
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._iter()
-
-    async def _iter(self) -> AsyncIterator[bytes]:
-        while True:
-            yield await self.queue.get()
 
     async def get(self, timeout: float | None = None) -> bytes | None:
         try:
@@ -136,14 +140,14 @@ class LiveState(ABC):
         """Counts one hit; returns (allowed, seconds until the window resets)."""
 
     @abstractmethod
-    async def ping(self) -> None: ...
+    async def check_health(self) -> None: ...
 
     async def close(self) -> None:
         pass
 
     @contextlib.asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
-        sub = Subscription(self._fanout, channel)
+        sub = Subscription(channel)
         first = not self._fanout.subs.get(channel)
         self._fanout.subs[channel].add(sub)
         try:
@@ -228,7 +232,7 @@ class MemoryLiveState(LiveState):
         self._counters[key] = (count, reset_at)
         return count <= limit, max(1, int(reset_at - now + 0.999))
 
-    async def ping(self) -> None:
+    async def check_health(self) -> None:
         pass
 
 
@@ -297,7 +301,7 @@ class RedisLiveState(LiveState):
         for start in range(0, len(agent_ids), 1000):
             chunk = agent_ids[start:start + 1000]
             values = await self.redis.mget([self._k("agent", a) for a in chunk])
-            out.update({a: Presence(**json.loads(v)) for a, v in zip(chunk, values, strict=True) if v})
+            out.update({a: Presence.from_json(v) for a, v in zip(chunk, values, strict=True) if v})
         return out
 
     async def online_agents(self) -> list[Presence]:
@@ -363,7 +367,7 @@ class RedisLiveState(LiveState):
         count, ttl = await self._rate(keys=[self._k("rate", key)], args=[window_s])
         return int(count) <= limit, max(1, int(ttl))
 
-    async def ping(self) -> None:
+    async def check_health(self) -> None:
         await self.redis.ping()
 
     async def close(self) -> None:

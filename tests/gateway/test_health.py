@@ -13,14 +13,14 @@ class Store:
     def __init__(self, error: Exception | None = None, delay: float = 0.0) -> None:
         self.error, self.delay = error, delay
 
-    async def ping(self) -> None:
+    async def check_health(self) -> None:
         await asyncio.sleep(self.delay)
         if self.error:
             raise self.error
 
 
 class DownLiveState(MemoryLiveState):
-    async def ping(self) -> None:
+    async def check_health(self) -> None:
         raise ConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
 
 

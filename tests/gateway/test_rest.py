@@ -39,6 +39,8 @@ async def test_create_get_list_delete(rest, tcp_target):
     (result,) = check["results"]
     assert result["check_type"] == "tcp" and result["success"] is True
     assert result["duration_ms"] > 0 and result["check_id"] == check_id
+    # Typed data under its type's field, snake_case as in the proto.
+    assert result["data"]["tcp"]["port"] == tcp_target and result["data"]["tcp"]["address"] == "127.0.0.1"
 
     listed = (await rest.get("/api/checks", params={"target": f"127.0.0.1:{tcp_target}",
                                                      "status": "completed"})).json()

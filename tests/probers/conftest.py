@@ -14,8 +14,9 @@ import pytest
 from hostcheck.agent.probers import dns as dns_prober
 from hostcheck.agent.probers import http as http_prober
 from hostcheck.agent.probers.base import ProbeError, ProbeRequest, ProbeResult
+from hostcheck.core.checktypes import CHECK_TYPES
 from hostcheck.core.targets import TargetGuard, parse_target
-from hostcheck.v1 import checks_pb2
+from hostcheck.v1 import dns_pb2
 from tests.helpers import assert_eventually, free_port
 from tests.probers.servers import HttpServer, dnsmasq_args, make_certs, server_context
 
@@ -29,11 +30,12 @@ def probe_request(target: str, options, *, timeout: float = 2.0, ip_version: int
 
 
 async def run(prober, request: ProbeRequest) -> ProbeResult:
-    """A prober's outcome as the runner reports it: a ProbeError becomes a failed result."""
+    """A prober's outcome as the runner reports it: a ProbeError becomes a failed result with its partial data."""
+    result_type = CHECK_TYPES[prober.__module__.rpartition(".")[2]].result
     try:
         return await prober(request)
     except ProbeError as exc:
-        return ProbeResult(False, exc.data, exc.message, exc.code)
+        return ProbeResult(False, exc.partial(result_type), exc.message, exc.code)
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +102,7 @@ async def dnsmasq(tmp_path_factory):
         async def answering() -> bool:
             assert proc.poll() is None, f"dnsmasq exited: {log.read_text()}"
             result = await run(dns_prober.probe, probe_request(
-                "www.t.test", checks_pb2.DnsOptions(resolver=resolver), timeout=0.3))
+                "www.t.test", dns_pb2.DnsOptions(resolver=resolver), timeout=0.3))
             return result.success
         await assert_eventually(answering, timeout=10, message="dnsmasq answers")
         yield DnsServer(resolver, log)

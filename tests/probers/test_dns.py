@@ -8,13 +8,13 @@ import time
 import pytest
 
 from hostcheck.agent.probers import dns
-from hostcheck.v1 import checks_pb2
+from hostcheck.v1 import dns_pb2
 from tests.helpers import assert_eventually, free_port
 from tests.probers.conftest import probe_request, run
 
 
-def opts(resolver: str, record_type: str = "") -> checks_pb2.DnsOptions:
-    return checks_pb2.DnsOptions(resolver=resolver, record_type=record_type)
+def opts(resolver: str, record_type: str = "") -> dns_pb2.DnsOptions:
+    return dns_pb2.DnsOptions(resolver=resolver, record_type=record_type)
 
 
 @pytest.mark.parametrize(("name", "record_type", "expected"), [
@@ -41,34 +41,34 @@ async def test_every_record_type(dnsmasq, name, record_type, expected):
     result = await run(dns.probe, probe_request(name, opts(dnsmasq.resolver, record_type)))
     assert result.success, result
     data = result.data
-    assert (data["record_type"], data["resolver"], data["rcode"]) == (record_type, dnsmasq.resolver, "NOERROR")
-    assert data["answers"] == expected
-    assert data["query_ms"] > 0
+    assert (data.record_type, data.resolver, data.rcode) == (record_type, dnsmasq.resolver, "NOERROR")
+    assert list(data.answers) == [dns_pb2.DnsRecord(**record) for record in expected]
+    assert data.query_ms > 0
 
 
 async def test_a_query_follows_a_cname(dnsmasq):
     result = await run(dns.probe, probe_request("alias.t.test", opts(dnsmasq.resolver, "A")))
-    assert [(a["type"], a["value"]) for a in result.data["answers"]] == [("CNAME", "www.t.test"),
+    assert [(a.type, a.value) for a in result.data.answers] == [("CNAME", "www.t.test"),
                                                                          ("A", "127.0.0.10")]
 
 
 async def test_ip_target_defaults_to_its_reverse_name(dnsmasq):
     result = await run(dns.probe, probe_request("127.0.0.10", opts(dnsmasq.resolver)))
     assert result.success, result
-    assert result.data["query"] == "10.0.0.127.in-addr.arpa" and result.data["record_type"] == "PTR"
-    assert result.data["answers"][0]["value"] == "www.t.test"
+    assert result.data.query == "10.0.0.127.in-addr.arpa" and result.data.record_type == "PTR"
+    assert result.data.answers[0].value == "www.t.test"
 
 
 async def test_nxdomain_is_a_result(dnsmasq):
     result = await run(dns.probe, probe_request("nope.t.test", opts(dnsmasq.resolver, "A")))
     assert (result.success, result.error_code) == (False, "nxdomain")
-    assert result.data["rcode"] == "NXDOMAIN" and result.data["answers"] == []
-    assert "nope.t.test" in result.error and result.data["query_ms"] > 0
+    assert result.data.rcode == "NXDOMAIN" and not result.data.answers
+    assert "nope.t.test" in result.error and result.data.query_ms > 0
 
 
 async def test_no_records_of_the_type_is_noerror_without_answers(dnsmasq):
     result = await run(dns.probe, probe_request("www.t.test", opts(dnsmasq.resolver, "MX")))
-    assert (result.success, result.error_code, result.data["rcode"]) == (False, "no_answer", "NOERROR")
+    assert (result.success, result.error_code, result.data.rcode) == (False, "no_answer", "NOERROR")
 
 
 async def test_every_check_is_a_fresh_lookup(dnsmasq):
@@ -107,10 +107,10 @@ async def test_closed_resolver_port():
 
 
 @pytest.mark.parametrize(("target", "options", "code", "message"), [
-    ("www.t.test", checks_pb2.DnsOptions(record_type="ANY"), "bad_options", "record type 'ANY' is not one of"),
-    ("127.0.0.1", checks_pb2.DnsOptions(record_type="A"), "bad_target", "only a PTR lookup"),
-    ("www.t.test", checks_pb2.DnsOptions(resolver="dns.example"), "bad_options", "is not ip or ip:port"),
-    ("www.t.test", checks_pb2.DnsOptions(resolver="127.0.0.1:99999"), "bad_options", "out of range"),
+    ("www.t.test", dns_pb2.DnsOptions(record_type="ANY"), "bad_options", "record type 'ANY' is not one of"),
+    ("127.0.0.1", dns_pb2.DnsOptions(record_type="A"), "bad_target", "only a PTR lookup"),
+    ("www.t.test", dns_pb2.DnsOptions(resolver="dns.example"), "bad_options", "is not ip or ip:port"),
+    ("www.t.test", dns_pb2.DnsOptions(resolver="127.0.0.1:99999"), "bad_options", "out of range"),
 ])
 async def test_bad_input(target, options, code, message):
     result = await run(dns.probe, probe_request(target, options))

@@ -41,7 +41,7 @@ async def lab(tmp_path_factory):
 async def test_ping_across_the_router(lab, ip_version, address):
     result = await lab.probe("ping", "target.lab.test", {"count": 3, "interval_ms": 100}, ip_version=ip_version)
     assert result["success"], result
-    data = result["data"]
+    data = result["data"]["ping"]
     assert (data["address"], data["ip_version"], data["socket"]) == (address, ip_version, "datagram")
     assert (data["packets_sent"], data["packets_received"], data["packet_loss"]) == (3, 3, 0)
     # One router on the way: the reply's TTL is one less than the target sent.
@@ -51,20 +51,20 @@ async def test_ping_across_the_router(lab, ip_version, address):
 
 async def test_ping_reports_packet_loss(lab):
     result = await lab.probe("ping", LOSSY, {"count": 16, "interval_ms": 100}, timeout=3)
-    data = result["data"]
+    data = result["data"]["ping"]
     # The router drops each request with probability 0.5: all 16 lost or none has odds of 2 in 65,536.
     assert 0 < data["packets_received"] < 16, data
     assert result["success"]
     assert data["packet_loss"] == round(1 - data["packets_received"] / 16, 4)
-    lost = [p for p in data["packets"] if p["rtt_ms"] is None]
-    assert len(lost) == 16 - data["packets_received"] and all(p.get("ttl") is None for p in lost)
+    lost = [p for p in data["packets"] if "rtt_ms" not in p]
+    assert len(lost) == 16 - data["packets_received"] and all("ttl" not in p for p in lost)
 
 
 async def test_ping_without_any_reply(lab):
     result = await lab.probe("ping", SILENT, {"count": 2, "interval_ms": 100}, timeout=1)
     assert (result["success"], result["error_code"]) == (False, "no_reply"), result
-    assert (result["data"]["packets_sent"], result["data"]["packet_loss"]) == (2, 1)
-    assert result["data"]["rtt_avg_ms"] is None
+    assert (result["data"]["ping"]["packets_sent"], result["data"]["ping"]["packet_loss"]) == (2, 1)
+    assert "rtt_avg_ms" not in result["data"]["ping"]  # no reply: no round trip
     assert result["duration_ms"] < 1000
 
 
@@ -73,7 +73,7 @@ async def test_traceroute_two_hops_with_names(lab, ip_version, router, target):
     result = await lab.probe("traceroute", "target.lab.test", {"max_hops": 5, "resolve_names": True},
                              ip_version=ip_version)
     assert result["success"], result
-    data = result["data"]
+    data = result["data"]["traceroute"]
     assert (data["address"], data["destination_reached"], data["complete"]) == (target, True, True)
     assert [(h["hop"], h["address"], h["name"], h["loss"]) for h in data["hops"]] == [
         (1, router, "router.lab.test", 0), (2, target, "target.lab.test", 0)]
@@ -83,16 +83,16 @@ async def test_traceroute_two_hops_with_names(lab, ip_version, router, target):
 async def test_traceroute_silent_hops_until_max_hops(lab):
     result = await lab.probe("traceroute", SILENT, {"max_hops": 3, "probes_per_hop": 3}, timeout=2)
     assert (result["success"], result["error_code"]) == (False, "max_hops"), result
-    hops = result["data"]["hops"]
-    assert [(h["hop"], h["address"], h["loss"]) for h in hops] == [(1, ROUTER_V4, 0), (2, None, 1), (3, None, 1)]
-    assert result["data"]["complete"] is True and result["duration_ms"] < 2000
+    hops = result["data"]["traceroute"]["hops"]
+    assert [(h["hop"], h["address"], h["loss"]) for h in hops] == [(1, ROUTER_V4, 0), (2, "", 1), (3, "", 1)]
+    assert result["data"]["traceroute"]["complete"] is True and result["duration_ms"] < 2000
 
 
 async def test_traceroute_stops_at_its_deadline_with_partial_hops(lab):
     started = time.perf_counter()
     result = await lab.probe("traceroute", SILENT, {"max_hops": 30}, timeout=1)
     assert (result["success"], result["error_code"]) == (False, "timeout"), result
-    data = result["data"]
+    data = result["data"]["traceroute"]
     assert data["complete"] is False and 1 < data["hop_count"] < 30
     assert data["hops"][0]["address"] == ROUTER_V4
     assert result["duration_ms"] < 1000
@@ -102,7 +102,7 @@ async def test_traceroute_stops_at_its_deadline_with_partial_hops(lab):
 async def test_traceroute_network_unreachable(lab):
     result = await lab.probe("traceroute", NO_ROUTE, {"max_hops": 5})
     assert (result["success"], result["error_code"]) == (False, "unreachable"), result
-    assert result["data"]["hops"][0]["unreachable"] == "network unreachable"
+    assert result["data"]["traceroute"]["hops"][0]["unreachable"] == "network unreachable"
     assert "hop 1 (10.99.1.1)" in result["error"]
 
 
@@ -122,7 +122,7 @@ async def test_guard_refuses_a_name_that_resolves_to_loopback(lab, check_type, t
 async def test_rebinding_name_is_probed_when_its_range_is_allowed(lab):
     result = await lab.probe("tcp", "rebind.lab.test:80", allow=("127.0.0.0/8",))
     # Nothing listens on port 80 in the client namespace: the guard let the connection go.
-    assert (result["error_code"], result["data"]["address"]) == ("refused", "127.0.0.1"), result
+    assert (result["error_code"], result["data"]["tcp"]["address"]) == ("refused", "127.0.0.1"), result
 
 
 async def test_tcp_refused_and_timed_out_across_the_router(lab):
@@ -136,13 +136,13 @@ async def test_tcp_refused_and_timed_out_across_the_router(lab):
 async def test_dns_with_the_agents_own_resolver(lab, record_type, value):
     result = await lab.probe("dns", "target.lab.test", {"record_type": record_type})
     assert result["success"], result
-    assert result["data"]["resolver"] == "127.0.0.1"
-    assert [a["value"] for a in result["data"]["answers"]] == [value]
+    assert result["data"]["dns"]["resolver"] == "127.0.0.1"
+    assert [a["value"] for a in result["data"]["dns"]["answers"]] == [value]
 
 
 async def test_nxdomain_with_the_agents_own_resolver(lab):
     result = await lab.probe("dns", "missing.lab.test")
-    assert (result["success"], result["error_code"], result["data"]["rcode"]) == (False, "nxdomain", "NXDOMAIN")
+    assert (result["success"], result["error_code"], result["data"]["dns"]["rcode"]) == (False, "nxdomain", "NXDOMAIN")
 
 
 async def test_ping_falls_back_to_a_raw_socket(lab):
@@ -150,7 +150,7 @@ async def test_ping_falls_back_to_a_raw_socket(lab):
     result = await lab.probe("ping", "127.0.0.1", {"count": 2, "interval_ms": 100}, allow=("127.0.0.0/8",),
                              ns=lab.target)
     assert result["success"], result
-    assert result["data"]["socket"] == "raw" and result["data"]["ttl"] == 64
+    assert result["data"]["ping"]["socket"] == "raw" and result["data"]["ping"]["ttl"] == 64
 
 
 @pytest.mark.parametrize("check_type", ["ping", "traceroute"])

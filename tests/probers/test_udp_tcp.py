@@ -9,7 +9,7 @@ import time
 import pytest
 
 from hostcheck.agent.probers import tcp, udp
-from hostcheck.v1 import checks_pb2
+from hostcheck.v1 import tcp_pb2, udp_pb2
 from tests.helpers import free_port
 from tests.probers.conftest import probe_request, run
 
@@ -36,30 +36,30 @@ async def udp_echo():
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "[::1]"])
 async def test_udp_open_port_replies(udp_echo, host):
-    result = await run(udp.probe, probe_request(f"{host}:{udp_echo}", checks_pb2.UdpOptions(payload="hi")))
+    result = await run(udp.probe, probe_request(f"{host}:{udp_echo}", udp_pb2.UdpOptions(payload="hi")))
     assert result.success, result
     data = result.data
-    assert data["state"] == "open" and data["address"] == host.strip("[]")
-    assert data["reply_hex"] == b"echo:hi\x00\xff".hex() and data["reply_text"] == "echo:hi.."
-    assert data["reply_size"] == 9 and data["payload_size"] == 2 and data["rtt_ms"] > 0
+    assert data.state == "open" and data.address == host.strip("[]")
+    assert data.reply_hex == b"echo:hi\x00\xff".hex() and data.reply_text == "echo:hi.."
+    assert data.reply_size == 9 and data.payload_size == 2 and data.rtt_ms > 0
 
 
 async def test_udp_payload_hex_and_port_option(udp_echo):
-    result = await run(udp.probe, probe_request("127.0.0.1", checks_pb2.UdpOptions(port=udp_echo,
+    result = await run(udp.probe, probe_request("127.0.0.1", udp_pb2.UdpOptions(port=udp_echo,
                                                                                    payload_hex="0001ff")))
-    assert result.success and result.data["reply_hex"] == (b"echo:\x00\x01\xff\x00\xff").hex()
+    assert result.success and result.data.reply_hex == (b"echo:\x00\x01\xff\x00\xff").hex()
 
 
 async def test_udp_empty_datagram_is_sent(udp_echo):
     # asyncio's transport.sendto(b"") sends nothing on Python 3.11; the default payload is empty.
-    result = await run(udp.probe, probe_request(f"127.0.0.1:{udp_echo}", checks_pb2.UdpOptions()))
+    result = await run(udp.probe, probe_request(f"127.0.0.1:{udp_echo}", udp_pb2.UdpOptions()))
     assert result.success, result
-    assert (result.data["payload_size"], result.data["reply_hex"]) == (0, b"echo:\x00\xff".hex())
+    assert (result.data.payload_size, result.data.reply_hex) == (0, b"echo:\x00\xff".hex())
 
 
 async def test_udp_closed_port():
-    result = await run(udp.probe, probe_request(f"127.0.0.1:{free_port()}", checks_pb2.UdpOptions(payload="x")))
-    assert (result.success, result.error_code, result.data["state"]) == (False, "closed", "closed"), result
+    result = await run(udp.probe, probe_request(f"127.0.0.1:{free_port()}", udp_pb2.UdpOptions(payload="x")))
+    assert (result.success, result.error_code, result.data.state) == (False, "closed", "closed"), result
 
 
 async def test_udp_silent_port_is_open_filtered():
@@ -67,14 +67,14 @@ async def test_udp_silent_port_is_open_filtered():
         silent.bind(("127.0.0.1", 0))
         started = time.perf_counter()
         result = await run(udp.probe, probe_request(f"127.0.0.1:{silent.getsockname()[1]}",
-                                                    checks_pb2.UdpOptions(payload="x"), timeout=0.4))
-    assert (result.success, result.error_code, result.data["state"]) == (False, "no_reply", "open|filtered")
+                                                    udp_pb2.UdpOptions(payload="x"), timeout=0.4))
+    assert (result.success, result.error_code, result.data.state) == (False, "no_reply", "open|filtered")
     assert time.perf_counter() - started < 0.5
 
 
 @pytest.mark.parametrize(("target", "options", "code"), [
-    ("127.0.0.1", checks_pb2.UdpOptions(), "bad_target"),
-    ("127.0.0.1:53", checks_pb2.UdpOptions(payload_hex="zz"), "bad_options"),
+    ("127.0.0.1", udp_pb2.UdpOptions(), "bad_target"),
+    ("127.0.0.1:53", udp_pb2.UdpOptions(payload_hex="zz"), "bad_options"),
 ])
 async def test_udp_bad_input(target, options, code):
     result = await run(udp.probe, probe_request(target, options))
@@ -120,26 +120,26 @@ def full_backlog():
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "[::1]"])
 async def test_tcp_connects(tcp_listener, host):
-    result = await run(tcp.probe, probe_request(f"{host}:{tcp_listener}", checks_pb2.TcpOptions()))
+    result = await run(tcp.probe, probe_request(f"{host}:{tcp_listener}", tcp_pb2.TcpOptions()))
     assert result.success, result
-    assert result.data["address"] == host.strip("[]") and result.data["port"] == tcp_listener
-    assert result.data["connect_ms"] > 0
+    assert result.data.address == host.strip("[]") and result.data.port == tcp_listener
+    assert result.data.connect_ms > 0
 
 
 async def test_tcp_refused():
-    result = await run(tcp.probe, probe_request("127.0.0.1", checks_pb2.TcpOptions(port=free_port())))
+    result = await run(tcp.probe, probe_request("127.0.0.1", tcp_pb2.TcpOptions(port=free_port())))
     assert (result.success, result.error_code) == (False, "refused"), result
-    assert "connection refused" in result.error and result.data["address"] == "127.0.0.1"
+    assert "connection refused" in result.error and result.data.address == "127.0.0.1"
 
 
 async def test_tcp_timeout_is_told_apart_from_refused(full_backlog):
     started = time.perf_counter()
-    result = await run(tcp.probe, probe_request(f"127.0.0.1:{full_backlog}", checks_pb2.TcpOptions(), timeout=0.5))
+    result = await run(tcp.probe, probe_request(f"127.0.0.1:{full_backlog}", tcp_pb2.TcpOptions(), timeout=0.5))
     assert (result.success, result.error_code) == (False, "timeout"), result
     assert "timed out" in result.error
     assert time.perf_counter() - started < 0.6
 
 
 async def test_tcp_ip_version_must_match_an_ip_target(tcp_listener):
-    result = await run(tcp.probe, probe_request(f"127.0.0.1:{tcp_listener}", checks_pb2.TcpOptions(), ip_version=6))
+    result = await run(tcp.probe, probe_request(f"127.0.0.1:{tcp_listener}", tcp_pb2.TcpOptions(), ip_version=6))
     assert (result.success, result.error_code) == (False, "bad_target")

@@ -80,16 +80,26 @@ class WatchCheckResponse(_message.Message):
     def __init__(self, event: _Optional[str] = ..., check: _Optional[_Union[_checks_pb2.Check, _Mapping]] = ..., task: _Optional[_Union[_checks_pb2.CheckTask, _Mapping]] = ..., check_status: _Optional[str] = ..., tasks_done: _Optional[int] = ..., tasks_total: _Optional[int] = ...) -> None: ...
 
 class PlannedTask(_message.Message):
-    __slots__ = ("task_id", "agent_id", "check_type", "deadline")
+    __slots__ = ("task_id", "agent_id", "check_type", "deadline", "agent_name", "location", "region", "country", "city")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     CHECK_TYPE_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    AGENT_NAME_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    COUNTRY_FIELD_NUMBER: _ClassVar[int]
+    CITY_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     agent_id: str
     check_type: str
     deadline: _timestamp_pb2.Timestamp
-    def __init__(self, task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., check_type: _Optional[str] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    agent_name: str
+    location: str
+    region: str
+    country: str
+    city: str
+    def __init__(self, task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., check_type: _Optional[str] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., agent_name: _Optional[str] = ..., location: _Optional[str] = ..., region: _Optional[str] = ..., country: _Optional[str] = ..., city: _Optional[str] = ...) -> None: ...
 
 class OpenCheckRequest(_message.Message):
     __slots__ = ("check_id", "request", "tasks", "deadline", "client_ip")

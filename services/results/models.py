@@ -1,0 +1,107 @@
+"""The results service's tables: checks, check_tasks, check_results.
+
+A task keeps its own snapshot of the agent it ran on (name and location, as the scheduler
+saw them when it planned the task): agent ids here are plain values, not keys into the
+registry's agents table, so results never read (or wait on) another service's table.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, Float, ForeignKey, Index, String, Text, UniqueConstraint, Uuid
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from hostcheck.services.storage.models import Base, JSONType, UTCDateTime, utcnow
+
+# Column sizes of the agent snapshot on a task (the registry's limits for the same fields).
+AGENT_NAME_LEN = 255
+LOCATION_LEN = 255
+REGION_LEN = 64
+COUNTRY_LEN = 2
+CITY_LEN = 128
+
+
+class CheckRow(Base):
+    __tablename__ = "checks"
+    __table_args__ = (
+        Index("idx_checks_status", "status"),
+        Index("idx_checks_created_at", "created_at"),
+        Index("idx_checks_target", "target"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    target: Mapped[str] = mapped_column(String(255))
+    check_types: Mapped[list[str]] = mapped_column(JSONType)
+    # The normalised CreateCheckRequest as JSON (options, selector, timeout).
+    request: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # pending | in_progress | completed | failed
+    status: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    deadline_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    client_ip: Mapped[str] = mapped_column(String(64), default="")
+
+    tasks: Mapped[list[TaskRow]] = relationship(back_populates="check", cascade="all, delete-orphan",
+                                                passive_deletes=True, order_by="TaskRow.created_at")
+
+
+class TaskRow(Base):
+    __tablename__ = "check_tasks"
+    __table_args__ = (
+        Index("idx_tasks_check_id", "check_id"),
+        Index("idx_tasks_agent_id", "agent_id"),
+        Index("idx_tasks_status_deadline", "status", "deadline_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    check_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("checks.id", ondelete="CASCADE"))
+    agent_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # Where the task ran (migration 0002): the agent as it was when the task was planned.
+    agent_name: Mapped[str] = mapped_column(String(AGENT_NAME_LEN), default="", server_default="")
+    location: Mapped[str] = mapped_column(String(LOCATION_LEN), default="", server_default="")
+    region: Mapped[str] = mapped_column(String(REGION_LEN), default="", server_default="")
+    country: Mapped[str] = mapped_column(String(COUNTRY_LEN), default="", server_default="")
+    city: Mapped[str] = mapped_column(String(CITY_LEN), default="", server_default="")
+    check_type: Mapped[str] = mapped_column(String(32))
+    # pending | completed | failed | timed_out
+    status: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    deadline_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    check: Mapped[CheckRow] = relationship(back_populates="tasks")
+    result: Mapped[ResultRow | None] = relationship(back_populates="task", uselist=False, lazy="joined",
+                                                    passive_deletes=True)
+
+
+class ResultRow(Base):
+    __tablename__ = "check_results"
+    __table_args__ = (
+        # One result per task: a resent result never duplicates.
+        UniqueConstraint("task_id", name="uq_results_task_id"),
+        Index("idx_results_check_id", "check_id"),
+        Index("idx_results_agent_id", "agent_id"),
+        Index("idx_results_success", "success"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("check_tasks.id", ondelete="CASCADE"))
+    check_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("checks.id", ondelete="CASCADE"))
+    agent_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    check_type: Mapped[str] = mapped_column(String(32))
+    success: Mapped[bool] = mapped_column(Boolean)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error_code: Mapped[str] = mapped_column(String(64), default="")
+    duration_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Arrived after its task had timed out.
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    task: Mapped[TaskRow] = relationship(back_populates="result")

@@ -1,0 +1,52 @@
+"""Dispatching a planned check: the results service stores it first (OpenCheck), then each
+agent is sent its tasks, so no result can arrive for a task the results service does not know."""
+
+from __future__ import annotations
+
+import contextlib
+
+import grpc
+
+from hostcheck.core import telemetry
+from hostcheck.core.errors import Unavailable
+from hostcheck.core.timestamps import ts
+from hostcheck.services.scheduler.planning import AgentTasks, Plan
+from hostcheck.services.scheduler.routing import Router
+from hostcheck.services.storage.livestate import LiveState
+from hostcheck.v1 import results_pb2, results_pb2_grpc, scheduler_pb2
+
+
+class Dispatcher:
+    def __init__(self, results: results_pb2_grpc.ResultsIngestServiceStub, live: LiveState, router: Router,
+                 metrics: telemetry.SchedulerMetrics) -> None:
+        self.results = results
+        self.live = live
+        self.router = router
+        self.metrics = metrics
+
+    async def dispatch(self, plan: Plan) -> results_pb2.OpenCheckResponse:
+        """Stores the check with its tasks, then pushes each agent its share; returns the stored check."""
+        try:
+            opened = await self.results.OpenCheck(results_pb2.OpenCheckRequest(
+                check_id=plan.check_id, request=plan.request, tasks=plan.tasks, deadline=ts(plan.deadline),
+                client_ip=plan.client_ip), timeout=15, metadata=telemetry.grpc_metadata())
+        except grpc.aio.AioRpcError as exc:
+            raise Unavailable(f"cannot store the check: results service {exc.code().name}: {exc.details()}") from None
+        await self.push(plan.by_agent)
+        self.metrics.checks_created.inc()
+        return opened
+
+    async def push(self, by_agent: dict[str, AgentTasks]) -> None:
+        """Sends each agent its tasks, down its stream here or through the replica that holds it."""
+        holders = await self.router.holders({agent_id: share.holder for agent_id, share in by_agent.items()})
+        with contextlib.suppress(Exception):  # in-flight bookkeeping is advisory; a Redis blip must not stop dispatch
+            await self.live.add_inflight({agent_id: {t.task_id: t.deadline.seconds for t in share.tasks}
+                                          for agent_id, share in by_agent.items()})
+        for agent_id, share in by_agent.items():
+            with telemetry.span("dispatch", attributes={"hostcheck.check_id": share.tasks[0].check_id,
+                                                        "hostcheck.agent_id": agent_id,
+                                                        "hostcheck.tasks": len(share.tasks)}):
+                for task in share.tasks:  # the agent's run of each task is a child of this span
+                    telemetry.inject(task.trace_context)
+                    self.metrics.tasks_dispatched.labels(task.check_type).inc()
+                await self.router.send(agent_id, scheduler_pb2.TaskBatch(tasks=share.tasks), holders[agent_id])
