@@ -17,6 +17,7 @@ import random
 import time
 from collections import OrderedDict
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -24,11 +25,13 @@ from hostcheck import __version__
 from hostcheck.agent.identity import Identity, channel_credentials, ensure_identity, open_channel
 from hostcheck.agent.probers import PROBERS, Prober
 from hostcheck.agent.runner import run_task
-from hostcheck.core import telemetry
 from hostcheck.core.config import AgentConfig
 from hostcheck.core.targets import TargetGuard
 from hostcheck.core.timestamps import now_ts
 from hostcheck.v1 import scheduler_pb2, scheduler_pb2_grpc
+
+if TYPE_CHECKING:
+    from hostcheck.core.metrics import AgentMetrics
 
 log = logging.getLogger(__name__)
 
@@ -95,19 +98,30 @@ class Agent:
         self._credentials = channel_credentials(config)
         self._addr_index = random.randrange(len(self.scheduler_addrs))
         self.scheduler_id = ""
-        self.metrics = telemetry.AgentMetrics(
-            connects=lambda: self.connects, refusals=lambda: self.refusals, unacked=lambda: len(self.unacked),
-            pending=lambda: len(self._pending_send), running=lambda: len(self.running))
+        self.metrics: AgentMetrics | None = None
+        if config.metrics_port:
+            # Only when served: an agent without metrics loads no Prometheus code (~2-4 MB of RSS).
+            from hostcheck.core.metrics import AgentMetrics
+
+            self.metrics = AgentMetrics(
+                connects=lambda: self.connects, refusals=lambda: self.refusals,
+                unacked=lambda: len(self.unacked), pending=lambda: len(self._pending_send),
+                running=lambda: len(self.running))
 
     # ---- lifecycle ------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Connects and reconnects (randomised backoff) until `stop()`; serves metrics meanwhile."""
-        metrics = await telemetry.serve_metrics(self.metrics.registry, self.config.metrics_port)
+        server = None
+        if self.metrics is not None:
+            from hostcheck.core.metrics import serve_metrics
+
+            server = await serve_metrics(self.metrics.registry, self.config.metrics_port)
         try:
             await self._connect_loop()
         finally:
-            await metrics.stop()
+            if server is not None:
+                await server.stop()
 
     async def _connect_loop(self) -> None:
         self.identity = await ensure_identity(self.config, capabilities=sorted(self.probers), version=VERSION,
@@ -267,7 +281,8 @@ class Agent:
             else:
                 async with self._slots:
                     result = await run_task(task, self.guard, self.probers)
-                self.metrics.observe_probe(result)
+                if self.metrics is not None:
+                    self.metrics.observe_probe(result)
         except asyncio.CancelledError:
             self.running.pop(task.task_id, None)
             raise

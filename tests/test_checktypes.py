@@ -7,10 +7,10 @@ import pytest
 
 from hostcheck.agent.probers import PROBERS
 from hostcheck.cli import check as checkcli
-from hostcheck.core import telemetry
 from hostcheck.core.checks import task_options, validate_create
 from hostcheck.core.checktypes import CHECK_TYPES
 from hostcheck.core.errors import InvalidArgument
+from hostcheck.core.metrics import AgentMetrics
 from hostcheck.core.targets import TargetGuard
 from hostcheck.services.registry.service import known_capabilities
 from hostcheck.services.results.views import result_data
@@ -208,8 +208,8 @@ def test_cli_port_goes_to_the_types_with_a_port_option():
 
 # ---- metrics from the spec -------------------------------------------------------------------
 
-def metrics() -> telemetry.AgentMetrics:
-    return telemetry.AgentMetrics(connects=lambda: 0, refusals=lambda: 0, unacked=lambda: 0, pending=lambda: 0,
+def metrics() -> AgentMetrics:
+    return AgentMetrics(connects=lambda: 0, refusals=lambda: 0, unacked=lambda: 0, pending=lambda: 0,
                                   running=lambda: 0)
 
 

@@ -26,7 +26,9 @@ SERVICES = ("registry", "scheduler", "results")
 # (grpcio itself imports the empty top-level grpc_health and grpc_reflection packages when they are
 # installed, as they are in the dev venv: their servers, the .v1 modules, are what counts.)
 AGENT_FORBIDDEN = ("sqlalchemy", "redis", "alembic", "psycopg", "aiosqlite", "envoy", "hiredis",
-                   "grpc_health.v1", "grpc_reflection.v1alpha", "hostcheck.services", "hostcheck.gateway")
+                   "grpc_health.v1", "grpc_reflection.v1alpha", "hostcheck.services", "hostcheck.gateway",
+                   # Prometheus only when the agent serves metrics (HOSTCHECK_METRICS_PORT).
+                   "prometheus_client")
 
 
 def python(code: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -42,17 +42,22 @@ def main() -> None:
     """
 
 
+def _part(module: str, extra: str):
+    """Imports a part an install may leave out (the agent's image has no services, gateway or rich)."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        raise click.ClickException(
+            f"this install lacks {exc.name} (needed by {module}): pip install 'hostcheck[{extra}]'") from exc
+
+
 def _service_command(name: str, config_cls, summary: str) -> None:
     """Adds `hostcheck NAME`: runs services.NAME.service with its config until SIGINT/SIGTERM."""
 
     @main.command(name=name, help=summary)
     @click.option("--listen", help="Address to bind (overrides HOSTCHECK_LISTEN).")
     def run(listen: str | None) -> None:
-        try:
-            service = importlib.import_module(f"hostcheck.services.{name}.service")
-        except ModuleNotFoundError as exc:
-            raise click.ClickException(
-                f"hostcheck {name} needs the services: pip install 'hostcheck[services]' ({exc})") from exc
+        service = _part(f"hostcheck.services.{name}.service", "services")
         conf = _load(config_cls, listen=listen)
         telemetry.setup(name, conf)
         asyncio.run(_serve_until_signal(lambda: service.start(conf), lambda s: s.stop()))
@@ -89,7 +94,7 @@ def agent() -> None:
 @main.command()
 def migrate() -> None:
     """Apply database migrations (HOSTCHECK_DATABASE_URL) and exit."""
-    from hostcheck.services.storage import db
+    db = _part("hostcheck.services.storage.db", "services")
 
     conf = _load(cfg.ResultsConfig)
     db.migrate(conf.database_url)
@@ -119,7 +124,7 @@ def gateway_render(output: str | None) -> None:
     SCHEDULER_ADDR, RESULTS_ADDR, REGISTRY_ADDR (host:port) and DESCRIPTOR, each prefixed
     HOSTCHECK_GATEWAY_.
     """
-    from hostcheck.gateway import envoy
+    envoy = _part("hostcheck.gateway.envoy", "gateway")
 
     try:
         text = envoy.render_from_env()
@@ -142,7 +147,7 @@ def gateway_render(output: str | None) -> None:
 @click.option("--agents", default=1, show_default=True, help="Local agents to run.")
 def dev(port: int, host: str, data_dir: str, allow_targets: tuple[str, ...], agents: int) -> None:
     """Run the whole system on one machine: services, a local agent, Envoy; SQLite, in-process live state."""
-    from hostcheck.cli import dev as devserver
+    devserver = _part("hostcheck.cli.dev", "all")
 
     logs.setup("INFO", "text", name="dev")
     telemetry.setup_tracing("hostcheck-dev")  # off unless OTEL_* asks for an exporter
@@ -177,7 +182,7 @@ def check(target: str, types: tuple[str, ...], server: str, as_json: bool, limit
 
     Exits 0 when the check completed, 2 when it failed or timed out, 3 on a request error.
     """
-    from hostcheck.cli import check as checkcli
+    checkcli = _part("hostcheck.cli.check", "cli")
 
     code = asyncio.run(checkcli.run(
         target=target, types=types, server=server, as_json=as_json, limit=limit, regions=regions,

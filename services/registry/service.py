@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 
-from hostcheck.core import telemetry
 from hostcheck.core.checks import require_uuid
 from hostcheck.core.checktypes import CHECK_TYPES
 from hostcheck.core.config import RegistryConfig
@@ -25,6 +24,7 @@ from hostcheck.core.errors import (
     PermissionDenied,
     Unauthenticated,
 )
+from hostcheck.core.metrics import MetricsServer, RegistryMetrics, serve_metrics
 from hostcheck.core.rpc import channel
 from hostcheck.core.timestamps import ts_or_none
 from hostcheck.services.grpcserver import Server, start_server
@@ -138,12 +138,12 @@ class RegistryStore:
 
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     def __init__(self, store: RegistryStore, live: LiveState, results: results_pb2_grpc.ResultsIngestServiceStub,
-                 registration_token: str, metrics: telemetry.RegistryMetrics | None = None) -> None:
+                 registration_token: str, metrics: RegistryMetrics | None = None) -> None:
         self.store = store
         self.live = live
         self.results = results
         self.registration_token = registration_token
-        self.metrics = metrics or telemetry.RegistryMetrics()
+        self.metrics = metrics or RegistryMetrics()
 
     def _require_registration_token(self, context, action: str) -> None:
         presented = metadata_value(context, REGISTRATION_HEADER)
@@ -259,7 +259,7 @@ class AgentAuthServicer(registry_pb2_grpc.AgentAuthServiceServicer):
 
 class RegistryService:
     def __init__(self, server: Server, engine, results_channel, live: LiveState, owns_live: bool,
-                 metrics_server: telemetry.MetricsServer | None = None) -> None:
+                 metrics_server: MetricsServer | None = None) -> None:
         self.server = server
         self.metrics_server = metrics_server
         self.engine = engine
@@ -291,7 +291,7 @@ async def start(config: RegistryConfig, *, live: LiveState | None = None) -> Reg
     owns_live = live is None
     live = live or create_live_state(config.live_state_url, config.live_state_prefix)
     results_channel = channel(config.results_addr)
-    metrics = telemetry.RegistryMetrics()
+    metrics = RegistryMetrics()
     server = await start_server(config.listen, [
         (registry_pb2_grpc.add_RegistryServiceServicer_to_server,
          RegistryServicer(store, live, results_pb2_grpc.ResultsIngestServiceStub(results_channel),
@@ -299,5 +299,5 @@ async def start(config: RegistryConfig, *, live: LiveState | None = None) -> Reg
         (registry_pb2_grpc.add_AgentAuthServiceServicer_to_server, AgentAuthServicer(store)),
     ], [registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name,
         registry_pb2.DESCRIPTOR.services_by_name["AgentAuthService"].full_name], tls=config)
-    metrics_server = await telemetry.serve_metrics(metrics.registry, config.metrics_port, near=config.listen)
+    metrics_server = await serve_metrics(metrics.registry, config.metrics_port, near=config.listen)
     return RegistryService(server, engine, results_channel, live, owns_live, metrics_server)

@@ -18,6 +18,7 @@ from hostcheck.core import telemetry
 from hostcheck.core.checks import require_uuid
 from hostcheck.core.config import ResultsConfig
 from hostcheck.core.errors import InvalidArgument
+from hostcheck.core.metrics import MetricsServer, ResultsMetrics, serve_metrics
 from hostcheck.services.grpcserver import Server, start_server
 from hostcheck.services.results.models import CheckRow, TaskRow
 from hostcheck.services.results.store import (
@@ -227,7 +228,7 @@ def _dt(ts) -> datetime | None:
     return ts.ToDatetime(tzinfo=UTC)
 
 
-async def observe_finished(store: ResultsStore, metrics: telemetry.ResultsMetrics | None, changes: Changes) -> None:
+async def observe_finished(store: ResultsStore, metrics: ResultsMetrics | None, changes: Changes) -> None:
     """Times the checks a write finished and counts their tasks by type and outcome (only when metrics are served).
 
     Read back from storage, so it is right whichever replica stored the check's
@@ -250,7 +251,7 @@ async def observe_finished(store: ResultsStore, metrics: telemetry.ResultsMetric
 
 
 class ResultsIngestServicer(results_pb2_grpc.ResultsIngestServiceServicer):
-    def __init__(self, store: ResultsStore, events: Events, metrics: telemetry.ResultsMetrics | None = None) -> None:
+    def __init__(self, store: ResultsStore, events: Events, metrics: ResultsMetrics | None = None) -> None:
         self.store = store
         self.events = events
         self.metrics = metrics
@@ -313,7 +314,7 @@ class DeadlineSweeper:
 
     def __init__(self, store: ResultsStore, live: LiveState, events: Events, *, grace_s: float,
                  interval_s: float, offline_after_s: float = 30.0,
-                 metrics: telemetry.ResultsMetrics | None = None) -> None:
+                 metrics: ResultsMetrics | None = None) -> None:
         self.store = store
         self.metrics = metrics
         self.live = live
@@ -393,7 +394,7 @@ class ResultsService:
     """The running results service: server, storage, live state and sweeper."""
 
     def __init__(self, server: Server, engine, live: LiveState, sweeper_task: asyncio.Task, owns_live: bool,
-                 metrics_server: telemetry.MetricsServer | None = None) -> None:
+                 metrics_server: MetricsServer | None = None) -> None:
         self.server = server
         self.metrics_server = metrics_server
         self.engine = engine
@@ -425,7 +426,7 @@ async def start(config: ResultsConfig, *, live: LiveState | None = None) -> Resu
     owns_live = live is None
     live = live or create_live_state(config.live_state_url, config.live_state_prefix)
     events = Events(store, live)
-    metrics = telemetry.ResultsMetrics()
+    metrics = ResultsMetrics()
     metrics.served = bool(config.metrics_port)
     server = await start_server(config.listen, [
         (results_pb2_grpc.add_ResultsServiceServicer_to_server, ResultsServicer(store, live)),
@@ -435,6 +436,6 @@ async def start(config: ResultsConfig, *, live: LiveState | None = None) -> Resu
     sweeper = DeadlineSweeper(store, live, events, grace_s=config.task_grace_s, interval_s=config.sweep_interval_s,
                               offline_after_s=config.offline_after_s, metrics=metrics)
     task = asyncio.create_task(sweeper.run(), name="deadline-sweeper")
-    metrics_server = await telemetry.serve_metrics(metrics.registry, config.metrics_port, near=config.listen)
+    metrics_server = await serve_metrics(metrics.registry, config.metrics_port, near=config.listen)
     return ResultsService(server, engine, live, task, owns_live, metrics_server)
 

@@ -9,6 +9,7 @@ import grpc
 
 from hostcheck.core import telemetry
 from hostcheck.core.errors import Unavailable
+from hostcheck.core.metrics import SchedulerMetrics
 from hostcheck.core.timestamps import ts
 from hostcheck.services.scheduler.planning import AgentTasks, Plan
 from hostcheck.services.scheduler.routing import Router
@@ -18,7 +19,7 @@ from hostcheck.v1 import results_pb2, results_pb2_grpc, scheduler_pb2
 
 class Dispatcher:
     def __init__(self, results: results_pb2_grpc.ResultsIngestServiceStub, live: LiveState, router: Router,
-                 metrics: telemetry.SchedulerMetrics) -> None:
+                 metrics: SchedulerMetrics) -> None:
         self.results = results
         self.live = live
         self.router = router

@@ -22,6 +22,7 @@ import grpc
 
 from hostcheck.core import telemetry
 from hostcheck.core.config import SchedulerConfig
+from hostcheck.core.metrics import MetricsServer, SchedulerMetrics, serve_metrics
 from hostcheck.core.rpc import channel
 from hostcheck.core.targets import TargetGuard
 from hostcheck.services.grpcserver import PUBLIC_SERVICES, Server, client_ip, start_server
@@ -68,7 +69,7 @@ class SchedulerService:
     """A running scheduler replica: its server, its units and their background tasks."""
 
     def __init__(self, *, server: Server, sessions: AgentSessions, forwarder: ResultForwarder,
-                 metrics_server: telemetry.MetricsServer, background: list[asyncio.Task],
+                 metrics_server: MetricsServer, background: list[asyncio.Task],
                  channels: list[grpc.aio.Channel], live: LiveState, owns_live: bool) -> None:
         self.server = server
         self.sessions = sessions
@@ -118,7 +119,7 @@ async def start(config: SchedulerConfig, *, live: LiveState | None = None) -> Sc
     results = results_pb2_grpc.ResultsIngestServiceStub(results_channel)
 
     forwarder = ResultForwarder(results, live)
-    metrics = telemetry.SchedulerMetrics(connected_agents=lambda: len(sessions),
+    metrics = SchedulerMetrics(connected_agents=lambda: len(sessions),
                                          forwarder_queue=lambda: forwarder.queue.qsize())
     sessions = AgentSessions(live, scheduler_id=scheduler_id, on_results=forwarder.submit,
                              on_open=metrics.agent_streams.inc, heartbeat_interval_s=config.heartbeat_interval_s,
@@ -136,7 +137,7 @@ async def start(config: SchedulerConfig, *, live: LiveState | None = None) -> Sc
                   asyncio.create_task(router.run(subscribed), name="scheduler-routing")]
     # Routed tasks, cancels and revocations published from now on reach this replica.
     await subscribed.wait()
-    metrics_server = await telemetry.serve_metrics(metrics.registry, config.metrics_port, near=config.listen)
+    metrics_server = await serve_metrics(metrics.registry, config.metrics_port, near=config.listen)
     server = await start_server(config.listen, [
         (scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server, SchedulerServicer(planner, dispatcher)),
         (scheduler_pb2_grpc.add_AgentStreamServiceServicer_to_server,

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 
-from hostcheck.core import telemetry
 from hostcheck.core.checks import validate_create
 from hostcheck.core.errors import Unavailable
+from hostcheck.core.metrics import SchedulerMetrics
 from hostcheck.core.targets import TargetGuard
 from hostcheck.services.scheduler.dispatch import Dispatcher
 from hostcheck.services.scheduler.planning import plan_tasks
@@ -33,8 +33,8 @@ class ResultsIngest:
         return results_pb2.OpenCheckResponse(check=checks_pb2.Check(check_id=request.check_id, status="in_progress"))
 
 
-def metrics() -> telemetry.SchedulerMetrics:
-    return telemetry.SchedulerMetrics(connected_agents=lambda: 0, forwarder_queue=lambda: 0)
+def metrics() -> SchedulerMetrics:
+    return SchedulerMetrics(connected_agents=lambda: 0, forwarder_queue=lambda: 0)
 
 
 async def planned(live, agents):
