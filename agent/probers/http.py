@@ -2,12 +2,18 @@
 
 Each hop resolves its host itself (under the guard) and connects to that
 address, so the address used is known and a redirect to a private address is
-refused like any other target. Phase timings come from httpcore's `trace`
-extension; TLS details from the connection's `ssl_object`.
+refused like any other target. No keep-alive: every hop makes its own
+connection, so its timings are whole.
+
+HTTP/1.1 (http and https) runs on asyncio directly, with h11 for the framing:
+`loop.create_connection` (tcp phase), `loop.start_tls` (tls phase), the request
+written, the response read. A check that offers HTTP/2 (`options.http2`) goes
+through httpx (_http2.py), imported only then: an agent that never runs one
+never loads httpx, httpcore, anyio or h2.
 
 Trust: the default verify paths, so an agent trusts a private CA through
 SSL_CERT_FILE / SSL_CERT_DIR (read when the first https check builds the
-context).
+context, which is also when OpenSSL's context machinery is first set up).
 """
 
 from __future__ import annotations
@@ -19,11 +25,13 @@ import os
 import re
 import ssl
 import time
+import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urljoin
 
-import httpx
+import h11
 
 from hostcheck import __version__
 from hostcheck.agent.probers.base import ProbeError, ProbeRequest, ProbeResult, budget, ms, resolve
@@ -37,13 +45,21 @@ USER_AGENT = f"hostcheck-agent/{__version__}"
 _NAME_KEYS = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU", "countryName": "C",
               "localityName": "L", "stateOrProvinceName": "ST", "emailAddress": "emailAddress"}
 
+# What every request carries unless the check's headers say otherwise: what httpx sent (it decoded
+# gzip and deflate bodies, so it offered them), but no keep-alive: the connection serves one request.
+_DEFAULT_HEADERS = (("Accept", "*/*"), ("Accept-Encoding", "gzip, deflate"), ("Connection", "close"))
+_REDIRECT_CODES = (301, 302, 303, 307, 308)
+# Bytes read at a time, and h11's limit on a response head (httpcore's values).
+_READ_SIZE = 64 * 1024
+_MAX_HEAD = 100 * 1024
+
 
 @lru_cache(maxsize=4)
 def ssl_context(http2: bool, verify: bool = True) -> ssl.SSLContext:
     """The shared context for one ALPN offer and verification choice.
 
-    httpcore sets the ALPN protocols on the context it is given before each
-    handshake; one context per offer keeps that write the same every time.
+    httpcore (the HTTP/2 path) sets the ALPN protocols on the context it is given
+    before each handshake; one context per offer keeps that write the same every time.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # what create_default_context sets, less the roots
     if verify:
@@ -77,33 +93,6 @@ def _listdir(path: str) -> list[str]:
         return os.listdir(path)
     except OSError:
         return []
-
-
-class _Timeline:
-    """Times of httpcore's trace events, by name without the http11./http2. prefix."""
-
-    def __init__(self) -> None:
-        self.marks: dict[str, float] = {}
-
-    async def __call__(self, event: str, info: dict) -> None:
-        scope, _, name = event.partition(".")
-        self.marks[name if scope in ("http11", "http2", "connection") else event] = time.perf_counter()
-
-    def span(self, start: str, end: str) -> float | None:
-        if start in self.marks and end in self.marks:
-            return ms(self.marks[end] - self.marks[start])
-        return None
-
-    def phase(self) -> str:
-        """The phase a request stopped in."""
-        marks = self.marks
-        if "receive_response_headers.complete" in marks:
-            return "download"
-        if "send_request_headers.started" in marks:
-            return "first_byte"
-        if "start_tls.started" in marks:
-            return "tls"
-        return "connect"
 
 
 def _url(target: Target, options) -> tuple[str, str, int, str]:
@@ -156,8 +145,36 @@ def _text(body: bytes, charset: str | None) -> str:
         return body.decode("utf-8", "replace")
 
 
-def _failure(exc: httpx.HTTPError) -> tuple[str, str]:
-    """(error_code, message) of a failed request, from the most specific cause."""
+# ---------------------------------------------------------------------------------------------- failures
+
+
+class HttpError(Exception):
+    """A failed exchange. The subclasses are named after httpx's exceptions for the same failures:
+    the error codes and messages an http check reports are the ones it reported with httpx."""
+
+
+class ConnectError(HttpError):
+    """The connection or its TLS handshake failed."""
+
+
+class TlsError(ConnectError):
+    """The TLS handshake failed in a way the ssl module raises no SSLError for."""
+
+
+class ProtocolError(HttpError):
+    """The server's response (or our request, as h11 checks it) broke HTTP/1.1."""
+
+
+class ReadError(HttpError):
+    """The connection failed while the response was read (e.g. reset by the server)."""
+
+
+class DecodingError(HttpError):
+    """The body does not decode as its Content-Encoding says."""
+
+
+def _cause(exc: BaseException) -> tuple[str, str] | None:
+    """(error_code, message) from the most specific cause in exc's chain, if one is known."""
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, ssl.SSLCertVerificationError):
@@ -169,140 +186,507 @@ def _failure(exc: httpx.HTTPError) -> tuple[str, str]:
         if isinstance(cause, OSError) and cause.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
             return "unreachable", cause.strerror or str(cause)
         cause = cause.__cause__ or cause.__context__
-    if isinstance(exc, httpx.ConnectError):
+    return None
+
+
+def _failure(exc: HttpError) -> tuple[str, str]:
+    """(error_code, message) of a failed request, from the most specific cause."""
+    known = _cause(exc)
+    if known:
+        return known
+    if isinstance(exc, TlsError):
+        return "tls_error", f"TLS: {exc}"
+    if isinstance(exc, ConnectError):
         return "connect_error", str(exc)
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.LocalProtocolError):
+    if isinstance(exc, ProtocolError):
         return "protocol_error", str(exc)
     return "http_error", f"{type(exc).__name__}: {exc}"
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, never empty (asyncio raises some errors with no message)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    named: dict[type[BaseException], str] = {ConnectionResetError: "connection reset",
+                                             ConnectionAbortedError: "connection aborted",
+                                             BrokenPipeError: "connection closed"}
+    return str(exc) or named.get(type(exc), type(exc).__name__)
+
+
+# ---------------------------------------------------------------------------------------------- one exchange
 
 
 @dataclass
 class _Exchange:
     """One request and its response, read and closed."""
 
-    response: httpx.Response
+    status_code: int
+    reason: str
+    http_version: str
+    # Lower-case names; the values of a repeated header joined with ", ".
+    headers: dict[str, str]
     # Phases of the request; a phase that did not happen (no TLS on http) is unset.
     timings: http_pb2.HttpTimings
     body: bytes
     truncated: bool
     tls: http_pb2.TlsInfo | None
+    # The Content-Type's charset, that the body is decoded with.
+    charset: str | None
+
+    @property
+    def location(self) -> str | None:
+        """Where a redirect points; None when the response is no redirect."""
+        return self.headers.get("location") if self.status_code in _REDIRECT_CODES else None
 
 
-async def _hop(client: httpx.AsyncClient, *, method: str, scheme: str, host: str, port: int, path: str,
-               addr: IPAddress, options, deadline: float) -> _Exchange:
-    """One request to `addr`, its body read up to the cap."""
-    ip_host = f"[{addr}]" if addr.version == 6 else str(addr)
-    headers = {"Host": _authority(host, port, scheme), "User-Agent": USER_AGENT, **dict(options.headers)}
-    timeline = _Timeline()
-    started = time.perf_counter()
-    remaining = deadline - started
-    where = f"{method} {scheme}://{_authority(host, port, scheme)}{path}"
-    try:
-        async with asyncio.timeout(max(remaining, 0.001)):
-            request = client.build_request(
-                method, f"{scheme}://{ip_host}:{port}{path}", headers=headers,
-                content=options.body.encode() if options.body else None,
-                extensions={"sni_hostname": host, "trace": timeline,
-                            "timeout": {"connect": remaining, "read": remaining, "write": remaining,
-                                        "pool": remaining}})
-            response = await client.send(request, stream=True)
+# A hop: one request to an address, its body read up to the cap (keyword arguments as _hop's).
+Hop = Callable[..., Awaitable[_Exchange]]
+
+
+def _charset(content_type: str | None) -> str | None:
+    """The charset parameter of a Content-Type, lower-cased: what httpx read with email.message's
+    get_content_charset (RFC 2231 `charset*=` aside), without loading the email package."""
+    if content_type is None:
+        return None
+    for param in _params(content_type):
+        name, eq, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            value = _unquote(value.strip()) if eq else ""
+            return value.lower() if value.isascii() else None
+    return None
+
+
+def _params(value: str) -> list[str]:
+    """A header value split at the semicolons not inside quotes (email.message's _parseparam)."""
+    params = []
+    rest = ";" + value
+    while rest[:1] == ";":
+        rest = rest[1:]
+        end = rest.find(";")
+        while end > 0 and (rest.count('"', 0, end) - rest.count('\\"', 0, end)) % 2:
+            end = rest.find(";", end + 1)
+        if end < 0:
+            end = len(rest)
+        params.append(rest[:end].strip())
+        rest = rest[end:]
+    return params
+
+
+def _unquote(value: str) -> str:
+    if len(value) > 1 and value[0] == value[-1] == '"':
+        return value[1:-1].replace("\\\\", "\\").replace('\\"', '"')
+    if len(value) > 1 and value[0] == "<" and value[-1] == ">":
+        return value[1:-1]
+    return value
+
+
+class _Identity:
+    def decode(self, data: bytes) -> bytes:
+        return data
+
+    def flush(self) -> bytes:
+        return b""
+
+
+class _Zlib:
+    """gzip or deflate (zlib-wrapped, or raw as some servers send it), decoded as httpx does."""
+
+    def __init__(self, gzip: bool) -> None:
+        self._retry_raw = not gzip
+        self._decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16 if gzip else zlib.MAX_WBITS)
+
+    def decode(self, data: bytes) -> bytes:
+        retry_raw, self._retry_raw = self._retry_raw, False
+        try:
+            return self._decompressor.decompress(data)
+        except zlib.error as exc:
+            if retry_raw:
+                self._decompressor = zlib.decompressobj(-zlib.MAX_WBITS)
+                return self.decode(data)
+            raise DecodingError(str(exc)) from exc
+
+    def flush(self) -> bytes:
+        try:
+            return self._decompressor.flush()
+        except zlib.error as exc:
+            raise DecodingError(str(exc)) from exc
+
+
+class _Decoder:
+    """The body through each of its Content-Encodings, last applied first; unknown codings are left as they are."""
+
+    def __init__(self, content_encoding: str | None) -> None:
+        codings = [c.strip().lower() for c in content_encoding.split(",")] if content_encoding else []
+        self._stages: list[_Identity | _Zlib] = [
+            _Identity() if c == "identity" else _Zlib(gzip=c == "gzip")
+            for c in reversed(codings) if c in ("identity", "gzip", "deflate")]
+
+    def decode(self, data: bytes) -> bytes:
+        for stage in self._stages:
+            data = stage.decode(data)
+        return data
+
+    def flush(self) -> bytes:
+        data = b""
+        for stage in self._stages:
+            data = stage.decode(data) + stage.flush()
+        return data
+
+
+class _Stream(asyncio.Protocol):
+    """What one connection receives, kept for one reader: the data, then its end (EOF or the error)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.BaseTransport | None = None
+        self._buffer = bytearray()
+        self._paused = False
+        # EOF or the connection lost: nothing more will come after the buffer.
+        self.ended = False
+        self._error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) >= _READ_SIZE and not self._paused and isinstance(self.transport, asyncio.Transport):
+            self._paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> None:
+        self.ended = True
+        self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None and not self.ended:
+            self._error = exc
+        self.ended = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def read(self) -> bytes:
+        """The bytes received since the last read; b"" at the end; the connection's error after its data."""
+        while not self._buffer:
+            if self._error is not None:
+                raise self._error
+            if self.ended:
+                return b""
+            self._waiter = asyncio.get_running_loop().create_future()
             try:
-                headers_at = time.perf_counter()
-                body = bytearray()
-                truncated = False
-                if method != "HEAD":
-                    async for chunk in response.aiter_bytes():
-                        body += chunk
-                        if len(body) > BODY_CAP:
-                            truncated = True
-                            break
-                done = time.perf_counter()
-                tls = _tls(response.extensions.get("network_stream"))
+                await self._waiter
             finally:
-                await response.aclose()
+                self._waiter = None
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        if self._paused and isinstance(self.transport, asyncio.Transport):
+            self._paused = False
+            self.transport.resume_reading()
+        return data
+
+    def write(self, data: bytes) -> None:
+        assert isinstance(self.transport, asyncio.WriteTransport)
+        self.transport.write(data)
+
+    def close(self) -> None:
+        """Closes at once: no TLS close_notify, no waiting for the rest of a body (as httpx closed)."""
+        if isinstance(self.transport, asyncio.Transport):
+            self.transport.abort()
+
+
+# The characters a request target keeps as they are (the rest is percent-encoded): httpx's sets, after
+# the WHATWG URL standard's path and query percent-encode sets.
+_UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+_QUERY_SAFE = _UNRESERVED + "".join(chr(i) for i in range(0x21, 0x7F) if chr(i) not in '"#<>')
+_PATH_SAFE = "".join(c for c in _QUERY_SAFE if c not in "?`{}")
+_PERCENT_ESCAPE = re.compile("%[A-Fa-f0-9]{2}")
+
+
+def _quote(text: str, safe: str) -> str:
+    """Percent-encodes what is not safe, leaving %XX escapes as they are."""
+    out = []
+    for piece in re.split(r"(%[A-Fa-f0-9]{2})", text):
+        if _PERCENT_ESCAPE.fullmatch(piece):
+            out.append(piece)
+        else:
+            out.append("".join(c if c in safe else "".join(f"%{b:02X}" for b in c.encode()) for c in piece))
+    return "".join(out)
+
+
+def _remove_dot_segments(path: str) -> str:
+    if "." not in path or not {".", ".."} & set(path.split("/")):
+        return path
+    output: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if output and output != [""]:
+                output.pop()
+        elif segment != ".":
+            output.append(segment)
+    return "/".join(output)
+
+
+def _request_target(path: str) -> bytes:
+    """The request line's target for `path` (with its query), as httpx built it from the URL."""
+    bad = next((c for c in path if c.isascii() and not c.isprintable()), None)
+    if bad is not None:
+        raise ValueError(f"non-printable character {bad!r} in the path")
+    path, _, _fragment = path.partition("#")
+    path, question, query = path.partition("?")
+    target = _quote(_remove_dot_segments(path), _PATH_SAFE) or "/"
+    if question:
+        target += "?" + _quote(query, _QUERY_SAFE)
+    return target.encode("ascii")
+
+
+def _request(method: str, authority: str, path: str, options) -> tuple[bytes, list[tuple[bytes, bytes]], bytes | None]:
+    """The request's target, headers (the check's over the default ones) and body.
+
+    ValueError: what the check asks for cannot be sent (a header that is not ASCII, a control
+    character in the path). h11 checks the rest when the request is sent.
+    """
+    body = options.body.encode() if options.body else None
+    given = {"Host": authority, "User-Agent": USER_AGENT, **dict(options.headers)}
+    names = {name.lower() for name in given}
+    headers = [(name, value) for name, value in _DEFAULT_HEADERS if name.lower() not in names]
+    headers += given.items()
+    if body is not None and "content-length" not in names:
+        headers.append(("Content-Length", str(len(body))))
+    elif body is None and method in ("POST", "PUT", "PATCH") and not names & {"content-length", "transfer-encoding"}:
+        headers.insert(0, ("Content-Length", "0"))
+    try:
+        encoded = [(name.encode("ascii"), value.encode("ascii")) for name, value in headers]
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"headers must be ASCII: {exc.object!r}") from exc
+    return _request_target(path), encoded, body
+
+
+async def _next_event(conn: h11.Connection, stream: _Stream) -> object:
+    """The next thing the server sent, reading as needed."""
+    while True:
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise ProtocolError(str(exc)) from exc
+        if event is not h11.NEED_DATA:
+            return event
+        try:
+            data = await stream.read()
+        except Exception as exc:  # noqa: BLE001 - whatever ended the connection (reset, a TLS alert, ...)
+            raise ReadError(_reason(exc)) from exc
+        if data == b"" and conn.their_state == h11.SEND_RESPONSE:
+            raise ProtocolError("Server disconnected without sending a response.")
+        conn.receive_data(data)
+
+
+def _headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """A response's headers by lower-case name, decoded as ASCII, else UTF-8, else Latin-1 (as httpx did)."""
+    encoding = "iso-8859-1"
+    for candidate in ("ascii", "utf-8"):
+        try:
+            for name, value in raw:
+                name.decode(candidate)
+                value.decode(candidate)
+        except UnicodeDecodeError:
+            continue
+        encoding = candidate
+        break
+    out: dict[str, str] = {}
+    for name, value in raw:
+        key, text = name.lower().decode(encoding), value.decode(encoding)
+        out[key] = f"{out[key]}, {text}" if key in out else text
+    return out
+
+
+@dataclass
+class _Progress:
+    """How far an exchange got: the phase a failure or timeout stopped it in."""
+
+    phase: str = "connect"
+
+
+async def _exchange(stream: _Stream, progress: _Progress, *, method: str, scheme: str, host: str, port: int,
+                    addr: IPAddress, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes | None,
+                    context: ssl.SSLContext | None) -> _Exchange:
+    loop = asyncio.get_running_loop()
+    tcp_started = time.perf_counter()
+    try:
+        transport, _ = await loop.create_connection(lambda: stream, str(addr), port)
+    except OSError as exc:
+        raise ConnectError(_reason(exc)) from exc
+    tcp_done = time.perf_counter()
+    tls_ms = None
+    if scheme == "https":
+        assert context is not None
+        progress.phase = "tls"
+        if stream.ended:  # start_tls would wait for a handshake on a closed connection
+            raise ConnectError("connection closed by the server")
+        try:
+            tls_transport = await loop.start_tls(transport, stream, context, server_hostname=host)
+        except ConnectionResetError as exc:
+            if exc.errno is None:  # asyncio's word for EOF in the handshake; OpenSSL's (and httpx's) is this
+                raise TlsError("UNEXPECTED_EOF_WHILE_READING") from exc
+            raise ConnectError(_reason(exc)) from exc
+        except OSError as exc:  # ssl.SSLError is an OSError
+            raise ConnectError(_reason(exc)) from exc
+        if tls_transport is None:
+            raise ConnectError("connection closed during the TLS handshake")
+        stream.transport = tls_transport
+        tls_ms = ms(time.perf_counter() - tcp_done)
+
+    progress.phase = "first_byte"
+    conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
+    try:
+        out = conn.send(h11.Request(method=method.encode("ascii"), target=target, headers=headers)) or b""
+        if body:
+            out += conn.send(h11.Data(data=body)) or b""
+        out += conn.send(h11.EndOfMessage()) or b""
+    except h11.LocalProtocolError as exc:
+        raise ProtocolError(str(exc)) from exc
+    stream.write(out)
+    sent = time.perf_counter()
+    while True:
+        event = await _next_event(conn, stream)
+        # Interim responses (100 Continue, 103 Early Hints) come before the response; 101 is the response.
+        if isinstance(event, h11.Response) or (isinstance(event, h11.InformationalResponse)
+                                               and event.status_code == 101):
+            break
+    headers_at = time.perf_counter()
+    progress.phase = "download"
+    response_headers = _headers(list(event.headers.raw_items()))
+    received = bytearray()
+    truncated = False
+    if method != "HEAD":
+        decoder = _Decoder(response_headers.get("content-encoding"))
+        while True:
+            part = await _next_event(conn, stream)
+            if isinstance(part, h11.Data):
+                received += decoder.decode(bytes(part.data))
+            else:  # EndOfMessage, or PAUSED after a 101
+                received += decoder.flush()
+            if len(received) > BODY_CAP:
+                truncated = True
+                break
+            if not isinstance(part, h11.Data):
+                break
+    done = time.perf_counter()
+    timings = http_pb2.HttpTimings(tcp_ms=ms(tcp_done - tcp_started), tls_ms=tls_ms,
+                                   first_byte_ms=ms(headers_at - sent), download_ms=ms(done - headers_at))
+    return _Exchange(status_code=event.status_code, reason=event.reason.decode("ascii", errors="ignore"),
+                     http_version="HTTP/" + event.http_version.decode("ascii", errors="ignore"), headers=response_headers,
+                     timings=timings, body=bytes(received[:BODY_CAP]), truncated=truncated,
+                     tls=_tls(stream.transport), charset=_charset(response_headers.get("content-type")))
+
+
+async def _hop(*, method: str, scheme: str, host: str, port: int, path: str, addr: IPAddress, options,
+               context: ssl.SSLContext | None, deadline: float) -> _Exchange:
+    """One HTTP/1.1 request to `addr` on a connection of its own, its body read up to the cap."""
+    authority = _authority(host, port, scheme)
+    where = f"{method} {scheme}://{authority}{path}"
+    try:
+        target, headers, body = _request(method, authority, path, options)
+    except ValueError as exc:
+        raise ProbeError("bad_options", f"{where}: {exc}", http_pb2.HttpResult(address=str(addr))) from exc
+    progress = _Progress()
+    stream = _Stream()
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(max(deadline - started, 0.001)):
+            return await _exchange(stream, progress, method=method, scheme=scheme, host=host, port=port,
+                                   addr=addr, target=target, headers=headers, body=body, context=context)
     except TimeoutError as exc:
-        raise ProbeError("timeout", f"{where}: timed out in {timeline.phase()} after {ms(time.perf_counter() - started)} ms",
-                         http_pb2.HttpResult(address=str(addr), phase=timeline.phase())) from exc
-    except httpx.TimeoutException as exc:
-        raise ProbeError("timeout", f"{where}: timed out in {timeline.phase()} ({type(exc).__name__})",
-                         http_pb2.HttpResult(address=str(addr), phase=timeline.phase())) from exc
-    except httpx.HTTPError as exc:
+        raise ProbeError("timeout", f"{where}: timed out in {progress.phase} after {ms(time.perf_counter() - started)} ms",
+                         http_pb2.HttpResult(address=str(addr), phase=progress.phase)) from exc
+    except HttpError as exc:
         code, message = _failure(exc)
         raise ProbeError(code, f"{where}: {message}",
-                         http_pb2.HttpResult(address=str(addr), phase=timeline.phase())) from exc
-    sent = "send_request_body.complete" if "send_request_body.complete" in timeline.marks else \
-        "send_request_headers.complete"
-    timings = http_pb2.HttpTimings(
-        tcp_ms=timeline.span("connect_tcp.started", "connect_tcp.complete"),
-        tls_ms=timeline.span("start_tls.started", "start_tls.complete"),
-        first_byte_ms=timeline.span(sent, "receive_response_headers.complete"),
-        download_ms=ms(done - headers_at))
-    return _Exchange(response, timings, bytes(body[:BODY_CAP]), truncated, tls)
+                         http_pb2.HttpResult(address=str(addr), phase=progress.phase)) from exc
+    finally:
+        stream.close()
+
+
+# ---------------------------------------------------------------------------------------------- the probe
 
 
 async def probe(request: ProbeRequest) -> ProbeResult:
     options = request.options
+    verify = not options.insecure_tls
+    if options.http2:
+        # httpx, httpcore, anyio and h2 (~135 modules, ~10 MB): only for a check that offers HTTP/2.
+        from hostcheck.agent.probers import _http2
+
+        async with _http2.session(ssl_context(True, verify)) as hop:
+            return await _follow(request, hop)
+    return await _follow(request, _hop)
+
+
+async def _follow(request: ProbeRequest, hop: Hop) -> ProbeResult:
+    """The request and the redirects it is sent, each hop by `hop`; the result of the last."""
+    options = request.options
     method = (options.method or "GET").upper()
     follow = options.follow_redirects if options.HasField("follow_redirects") else True
+    verify = not options.insecure_tls
     scheme, host, port, path = _url(request.target, options)
     deadline = time.perf_counter() + budget(request)
     chain: list[http_pb2.HttpRedirect] = []
     current = request
-    # No keep-alive: each hop of a redirect chain makes its own connection, so its timings are whole.
-    context = ssl_context(options.http2, not options.insecure_tls)
-    async with httpx.AsyncClient(verify=context, http2=options.http2, follow_redirects=False, trust_env=False,
-                                 limits=httpx.Limits(max_keepalive_connections=0)) as client:
-        # The clock starts here: building the shared SSL context on an agent's first check is not the target's time.
-        started = time.perf_counter()
-        for _hop_number in range(MAX_REDIRECTS + 1):
-            hop_started = time.perf_counter()
-            url = f"{scheme}://{_authority(host, port, scheme)}{path}"
-            try:
-                addr = (await resolve(current, port=port))[0]
-                resolved = time.perf_counter()
-                exchange = await _hop(
-                    client, method=method, scheme=scheme, host=host, port=port, path=path, addr=addr,
-                    options=options, deadline=deadline)
-            except ProbeError as exc:
-                partial = exc.partial(http_pb2.HttpResult)
-                partial.url = url
-                partial.redirects.extend(chain)
-                exc.data = partial
-                raise
-            response = exchange.response
-            timings = exchange.timings
-            timings.dns_ms = ms(resolved - hop_started)
-            timings.total_ms = ms(time.perf_counter() - hop_started)
-            location = response.headers.get("location")
-            if not (follow and response.is_redirect and location):
-                break
-            chain.append(http_pb2.HttpRedirect(url=url, address=str(addr), status_code=response.status_code,
-                                               location=location, duration_ms=timings.total_ms))
-            try:
-                current = ProbeRequest(target=parse_target(urljoin(url, location)), options=options,
-                                       timeout=request.timeout, ip_version=request.ip_version, guard=request.guard)
-            except TargetError as exc:
-                raise ProbeError("bad_redirect", f"redirect to {location!r}: {exc}",
-                                 http_pb2.HttpResult(redirects=chain)) from exc
-            scheme = current.target.scheme or scheme
-            host = current.target.host
-            port = current.target.port or (443 if scheme == "https" else 80)
-            path = current.target.path or "/"
-            if response.status_code in (301, 302, 303) and method != "HEAD":
-                method = "GET"
-        else:
-            raise ProbeError("too_many_redirects", f"more than {MAX_REDIRECTS} redirects",
-                             http_pb2.HttpResult(redirects=chain))
-    text = _text(exchange.body, response.charset_encoding)
+    if scheme == "https":
+        ssl_context(options.http2, verify)
+    # The clock starts here: building the shared SSL context on an agent's first check is not the target's time.
+    started = time.perf_counter()
+    for _hop_number in range(MAX_REDIRECTS + 1):
+        # Only https needs a context (and creating the first one sets OpenSSL up: ~2 MB).
+        context = ssl_context(options.http2, verify) if scheme == "https" or options.http2 else None
+        hop_started = time.perf_counter()
+        url = f"{scheme}://{_authority(host, port, scheme)}{path}"
+        try:
+            addr = (await resolve(current, port=port))[0]
+            resolved = time.perf_counter()
+            exchange = await hop(method=method, scheme=scheme, host=host, port=port, path=path, addr=addr,
+                                 options=options, context=context, deadline=deadline)
+        except ProbeError as exc:
+            partial = exc.partial(http_pb2.HttpResult)
+            partial.url = url
+            partial.redirects.extend(chain)
+            exc.data = partial
+            raise
+        timings = exchange.timings
+        timings.dns_ms = ms(resolved - hop_started)
+        timings.total_ms = ms(time.perf_counter() - hop_started)
+        location = exchange.location
+        if not (follow and location):
+            break
+        chain.append(http_pb2.HttpRedirect(url=url, address=str(addr), status_code=exchange.status_code,
+                                           location=location, duration_ms=timings.total_ms))
+        try:
+            current = ProbeRequest(target=parse_target(urljoin(url, location)), options=options,
+                                   timeout=request.timeout, ip_version=request.ip_version, guard=request.guard)
+        except TargetError as exc:
+            raise ProbeError("bad_redirect", f"redirect to {location!r}: {exc}",
+                             http_pb2.HttpResult(redirects=chain)) from exc
+        scheme = current.target.scheme or scheme
+        host = current.target.host
+        port = current.target.port or (443 if scheme == "https" else 80)
+        path = current.target.path or "/"
+        if exchange.status_code in (301, 302, 303) and method != "HEAD":
+            method = "GET"
+    else:
+        raise ProbeError("too_many_redirects", f"more than {MAX_REDIRECTS} redirects",
+                         http_pb2.HttpResult(redirects=chain))
+    text = _text(exchange.body, exchange.charset)
     data = http_pb2.HttpResult(
-        url=url, address=str(addr), ip_version=addr.version, method=method, status_code=response.status_code,
-        reason=response.reason_phrase, http_version=response.http_version, headers=dict(response.headers),
+        url=url, address=str(addr), ip_version=addr.version, method=method, status_code=exchange.status_code,
+        reason=exchange.reason, http_version=exchange.http_version, headers=exchange.headers,
         body=text, body_size=len(exchange.body), body_truncated=exchange.truncated, redirects=chain,
         timings=timings, total_ms=ms(time.perf_counter() - started), tls=exchange.tls)
     expected = list(options.expected_status)
-    if not (response.status_code in expected if expected else 200 <= response.status_code < 400):
+    if not (exchange.status_code in expected if expected else 200 <= exchange.status_code < 400):
         wanted = ", ".join(map(str, expected)) if expected else "200-399"
-        return ProbeResult(False, data, f"status {response.status_code}, expected {wanted}", "unexpected_status")
+        return ProbeResult(False, data, f"status {exchange.status_code}, expected {wanted}", "unexpected_status")
     if options.body_regexp:
         try:
             matched = re.search(options.body_regexp, text)

@@ -9,7 +9,7 @@
 The router forwards (ip_forward=1, no ICMP rate limit) and, with iptables:
 drops half of the echo requests to 10.99.2.3 (packet loss: tc netem is not in
 this kernel) and everything to 10.99.4.0/24, which it routes to the target (a
-silent path). It has no route to 10.99.3.0/24 (network unreachable). dnsmasq in
+silent path), and answers "network unreachable" for 10.99.3.0/24. dnsmasq in
 the client answers lab.test names through /etc/netns/C/resolv.conf, so a probe's
 own name resolution (getaddrinfo) is real. Probes run in the client namespace in
 a subprocess (tests/probers/run_probe.py). Everything is removed by `delete()`.
@@ -100,6 +100,13 @@ class NetLab:
                 "-m", "statistic", "--mode", "random", "--probability", "0.5", "-j", "DROP")
         _sh("ip", "-n", r, "route", "add", "10.99.4.0/24", "via", TARGET_V4)
         self.ns(r, "iptables", "-A", "FORWARD", "-d", "10.99.4.0/24", "-j", "DROP")
+        # "Network unreachable" for 10.99.3.0/24 from a REJECT rule, not from a missing route: the
+        # kernel answers a missing route through the route-error limiter (net.ipv4.route.error_cost,
+        # host-wide, a burst of 5 then ~4/s), so a run of tests saw hop 1 fall silent. REJECT's
+        # answers go through the ICMP limiter, which is off here (icmp_ratelimit=0).
+        _sh("ip", "-n", r, "route", "add", "10.99.3.0/24", "via", TARGET_V4)
+        self.ns(r, "iptables", "-A", "FORWARD", "-d", "10.99.3.0/24", "-j", "REJECT",
+                "--reject-with", "icmp-net-unreachable")
         self.etc.mkdir(parents=True, exist_ok=False)
         (self.etc / "resolv.conf").write_text("nameserver 127.0.0.1\n")
         with open(log, "wb") as out:

@@ -102,8 +102,11 @@ async def test_traceroute_stops_at_its_deadline_with_partial_hops(lab):
 async def test_traceroute_network_unreachable(lab):
     result = await lab.probe("traceroute", NO_ROUTE, {"max_hops": 5})
     assert (result["success"], result["error_code"]) == (False, "unreachable"), result
-    assert result["data"]["traceroute"]["hops"][0]["unreachable"] == "network unreachable"
-    assert "hop 1 (10.99.1.1)" in result["error"]
+    # The router's TTL check comes before its filter: hop 1 is its time-exceeded, hop 2 its refusal.
+    hops = result["data"]["traceroute"]["hops"]
+    assert [(h["hop"], h["address"], h["unreachable"]) for h in hops] == [
+        (1, "10.99.1.1", ""), (2, "10.99.1.1", "network unreachable")], result
+    assert "hop 2 (10.99.1.1): network unreachable" in result["error"]
 
 
 @pytest.mark.parametrize(("check_type", "target", "options"), [
