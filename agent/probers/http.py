@@ -6,7 +6,7 @@ refused like any other target. No keep-alive: every hop makes its own
 connection, so its timings are whole.
 
 HTTP/1.1 (http and https) runs on asyncio directly, with h11 for the framing:
-`loop.create_connection` (tcp phase), `loop.start_tls` (tls phase), the request
+`loop.create_connection` (connect phase), `loop.start_tls` (tls phase), the request
 written, the response read. A check that offers HTTP/2 (`options.http2`) goes
 through httpx (_http2.py), imported only then: an agent that never runs one
 never loads httpx, httpcore, anyio or h2.
