@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import logging
 import math
@@ -22,10 +23,17 @@ from typing import TYPE_CHECKING
 import grpc
 
 from hostcheck import __version__
-from hostcheck.agent.identity import Identity, channel_credentials, ensure_identity, open_channel
-from hostcheck.agent.probers import PROBERS, Prober
-from hostcheck.agent.runner import run_task
+from hostcheck.agent.identity import (
+    Identity,
+    IdentityError,
+    channel_credentials,
+    ensure_identity,
+    open_channel,
+)
+from hostcheck.agent.probers import PROBERS, Prober, ProbeSettings, check_settings, warm_up
+from hostcheck.agent.runner import ProgressReporter, run_task
 from hostcheck.core.config import AgentConfig
+from hostcheck.core.errors import UNKNOWN_AGENT
 from hostcheck.core.targets import TargetGuard
 from hostcheck.core.timestamps import now_ts
 from hostcheck.v1 import scheduler_pb2, scheduler_pb2_grpc
@@ -65,8 +73,18 @@ def flush_delay(pending: int, size: int, linger: float, since_last_flush: float)
     return max(0.0, linger - since_last_flush)
 
 
+# The first reconnect waits 0 to this many seconds (then 0-2x, 0-4x, ... up to 30 s). A
+# scheduler replica that drains or ages its streams out sends all its agents back at once;
+# 0-0.2 s put a whole node pool on the registry and database in the same instant (issue 19).
+RECONNECT_SPREAD_S = 1.0
+
+
 class _Reconnect(Exception):
     """The scheduler asked us to go (drain) or the stream ended."""
+
+    def __init__(self, reason: str, *, asked: bool = False) -> None:
+        super().__init__(reason)
+        self.asked = asked  # the scheduler asked (drain, stream age): not a failure to back off from
 
 
 class Agent:
@@ -74,6 +92,9 @@ class Agent:
         self.config = config
         self.probers = probers if probers is not None else PROBERS
         self.guard = TargetGuard.from_cidrs(config.allow_targets)
+        # Checked here: a malformed setting (e.g. a resolver) fails at start, not in every check that reads it.
+        self.probe_settings = ProbeSettings.from_config(config)
+        check_settings(self.probe_settings, self.probers)
         self.state = State.OFFLINE
         self.identity: Identity | None = None
         self.unacked: OrderedDict[str, scheduler_pb2.TaskResult] = OrderedDict()
@@ -81,6 +102,7 @@ class Agent:
         self.seen: OrderedDict[str, None] = OrderedDict()  # task ids already taken (dedupe re-delivery)
         self.connects = 0
         self.refusals = 0  # streams the scheduler refused (bad or revoked token)
+        self._registered_again = False  # see _register_again
         self.failed_attempts = 0  # connection attempts that never got a welcome
         self.ready = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -117,29 +139,61 @@ class Agent:
             from hostcheck.core.metrics import serve_metrics
 
             server = await serve_metrics(self.metrics.registry, self.config.metrics_port)
+        # Before the first check, not inside its timings (issue 14: the first http check had 77 ms in no phase).
+        warm_up(self.probers)
         try:
             await self._connect_loop()
         finally:
             if server is not None:
                 await server.stop()
 
-    async def _connect_loop(self) -> None:
+    async def register(self) -> Identity:
+        """This agent's identity (registering if needed); afterwards it holds its own api token only."""
         self.identity = await ensure_identity(self.config, capabilities=sorted(self.probers), version=VERSION,
                                               stop=self._stopping)
-        backoff = 0.2
+        # The registration token's one job is done: it is not kept for the agent's lifetime.
+        self.config = dataclasses.replace(self.config, registration_token="")
+        return self.identity
+
+    async def _register_again(self) -> bool:
+        """Registers afresh once when the registry no longer knows this agent (a database restored
+        from before it registered): without it every agent would be refused until someone deleted
+        its state file on its node. Never for a revoked or replaced agent (the registry says so
+        differently), and not again if the new identity is refused as well."""
+        assert self.identity is not None
+        if self._registered_again:
+            return False
+        self._registered_again = True
+        old = self.identity.agent_id
+        try:
+            self.identity = await ensure_identity(self.config, capabilities=sorted(self.probers), version=VERSION,
+                                                  stop=self._stopping, again=True)
+        except IdentityError as exc:
+            log.error("agent %s is unknown to the registry and cannot register again: %s", old, exc)
+            return False
+        log.warning("agent %s was unknown to the registry: registered again as %s", old, self.identity.agent_id)
+        return True
+
+    async def _connect_loop(self) -> None:
+        await self.register()
+        backoff = RECONNECT_SPREAD_S
         while not self._stopping.is_set():
             self.state = State.CONNECTING
             started = time.monotonic()
             connects_before = self.connects
+            asked = False
             try:
                 await self._session()
             except _Reconnect as exc:
                 log.info("reconnecting: %s", exc)
+                asked = exc.asked
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
                     self.refusals += 1
                     log.error("scheduler refused our token: %s", exc.details())
                     backoff = max(backoff, 5.0)
+                    if UNKNOWN_AGENT in (exc.details() or "") and await self._register_again():
+                        backoff = RECONNECT_SPREAD_S
                 else:
                     log.warning("stream to %s failed: %s %s", self.scheduler_addr, exc.code().name, exc.details())
             except Exception as exc:  # noqa: BLE001 - e.g. a write racing the stream's end: reconnect, never die
@@ -152,8 +206,9 @@ class Agent:
                 break
             # Next time, another replica (when there are several): this one failed or is draining.
             self._addr_index = (self._addr_index + 1) % len(self.scheduler_addrs)
-            if time.monotonic() - started > 30:
-                backoff = 0.2  # it held for a while: reconnect quickly
+            if asked or time.monotonic() - started > 30:
+                # Asked to go, or it held for a while: reconnect soon, but not all at once.
+                backoff = RECONNECT_SPREAD_S
             delay = random.uniform(0, backoff)  # full jitter spreads a herd of agents
             backoff = min(backoff * 2, 30.0)
             with contextlib.suppress(TimeoutError):
@@ -164,6 +219,7 @@ class Agent:
         """Takes no new tasks, finishes running ones (up to the drain timeout), then disconnects."""
         timeout = self.config.drain_timeout_s if drain_timeout_s is None else drain_timeout_s
         self.state = State.DRAINING
+        log.info("draining: finishing %d running task(s), taking no new ones", len(self.running))
         deadline = time.monotonic() + timeout
         if self.running:
             await asyncio.wait(list(self.running.values()), timeout=timeout)
@@ -258,7 +314,7 @@ class Agent:
                     if running is not None:
                         running.cancel()
             elif kind == "drain":
-                raise _Reconnect(f"scheduler draining: {message.drain.reason}")
+                raise _Reconnect(f"scheduler draining: {message.drain.reason}", asked=True)
 
     # ---- tasks and results ----------------------------------------------------------------
 
@@ -280,7 +336,13 @@ class Agent:
                 result = refused(task, "expired", "task arrived after its deadline")
             else:
                 async with self._slots:
-                    result = await run_task(task, self.guard, self.probers)
+                    progress = ProgressReporter(task, self._send_progress)
+                    progress.started()
+                    try:
+                        result = await run_task(task, self.guard, self.probers, self.probe_settings,
+                                                progress=progress)
+                    finally:
+                        progress.close()
                 if self.metrics is not None:
                     self.metrics.observe_probe(result)
         except asyncio.CancelledError:
@@ -290,6 +352,10 @@ class Agent:
         self.unacked[task.task_id] = result
         self._all_acked.clear()
         self._queue_results([result])
+
+    def _send_progress(self, progress: scheduler_pb2.TaskProgress) -> None:
+        """Progress goes up at once and only on the current stream: it is not kept, the result supersedes it."""
+        self._send(scheduler_pb2.ConnectRequest(progress=scheduler_pb2.ProgressBatch(progress=[progress])))
 
     def _queue_results(self, results: list[scheduler_pb2.TaskResult]) -> None:
         self._pending_send.extend(results)

@@ -33,7 +33,7 @@ def _read_state(path: Path) -> Identity | None:
     try:
         doc = json.loads(path.read_text())
         return Identity(doc["agent_id"], doc["api_token"])
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except (ValueError, KeyError) as exc:
         raise IdentityError(f"state file {path} is unreadable ({exc}); remove it to register again") from exc
@@ -76,29 +76,79 @@ def labels(config: AgentConfig) -> dict[str, str]:
     return out
 
 
+def coordinates(config: AgentConfig) -> dict[str, float]:
+    """latitude and longitude as RegisterAgentRequest takes them; {} when unset."""
+    if not config.latitude and not config.longitude:
+        return {}
+    if not (config.latitude and config.longitude):
+        raise IdentityError("HOSTCHECK_LATITUDE and HOSTCHECK_LONGITUDE go together: set both or neither")
+    out = {}
+    for name, raw, limit in (("latitude", config.latitude, 90.0), ("longitude", config.longitude, 180.0)):
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not -limit <= value <= limit:
+            raise IdentityError(f"HOSTCHECK_{name.upper()}={raw!r}: expected decimal degrees from "
+                                f"-{limit:g} to {limit:g}")
+        out[name] = value
+    return out
+
+
+def registration_token(config: AgentConfig) -> str:
+    """The registration token: the setting, else the file it is mounted as (read now, not kept); "" when neither."""
+    if config.registration_token:
+        return config.registration_token
+    if config.registration_token_file:
+        try:
+            return Path(config.registration_token_file).read_text().strip()
+        except OSError as exc:
+            raise IdentityError(f"cannot read HOSTCHECK_REGISTRATION_TOKEN_FILE: {exc}") from exc
+    return ""
+
+
+def _check_writable(path: Path) -> None:
+    """Fails before registering, not after: an agent that registers and then cannot keep its
+    identity would register again at every restart (a crash loop leaves one agent per try)."""
+    probe = path.with_suffix(".probe")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.close(fd)
+        probe.unlink()
+    except OSError as exc:
+        raise IdentityError(f"cannot write the state file {path} ({exc}); not registering") from exc
+
+
 async def ensure_identity(config: AgentConfig, *, capabilities: list[str], version: str,
-                          stop: asyncio.Event | None = None) -> Identity:
-    """Config first, then the state file; else registers (retrying while the registry is down)."""
-    if config.agent_id and config.api_token:
+                          stop: asyncio.Event | None = None, again: bool = False) -> Identity:
+    """Config first, then the state file; else registers (retrying while the registry is down).
+
+    `again`: register afresh although the state file holds an identity (the registry no longer
+    knows it); the new identity replaces the file's.
+    """
+    if config.agent_id and config.api_token and not again:
         return Identity(config.agent_id, config.api_token)
     path = Path(os.path.expanduser(config.state_file))
-    found = _read_state(path)
+    found = None if again else _read_state(path)
     if found is not None:
         return found
-    if not config.registration_token:
-        raise IdentityError(f"no agent token in {path} and no registration token (HOSTCHECK_REGISTRATION_TOKEN) "
-                            "to register with")
+    token = registration_token(config)
+    if not token:
+        raise IdentityError(f"no agent token in {path} and no registration token (HOSTCHECK_REGISTRATION_TOKEN "
+                            "or _FILE) to register with")
+    _check_writable(path)
     request = registry_pb2.RegisterAgentRequest(
         name=config.name or socket.gethostname(), location=config.location, region=config.region,
         country=config.country, city=config.city, asn=config.asn, labels=labels(config),
-        capabilities=capabilities, version=version)
+        capabilities=capabilities, version=version, **coordinates(config))
     delay = 0.2
     async with open_channel(config.registry_addr, channel_credentials(config)) as channel:
         stub = registry_pb2_grpc.RegistryServiceStub(channel)
         while True:
             try:
                 reply = await stub.RegisterAgent(
-                    request, metadata=[("x-registration-token", config.registration_token)], timeout=10)
+                    request, metadata=[("x-registration-token", token)], timeout=10)
                 break
             except grpc.aio.AioRpcError as exc:
                 if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):

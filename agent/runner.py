@@ -2,38 +2,115 @@
 
 A task of a type this agent knows gets the field of its type set in the result's
 `data`, whatever the outcome: the type's result message, empty when nothing was
-measured.
+measured. Every result is made storable (agent/sanitize.py: NUL and bytes that are
+not UTF-8 escaped, sizes capped) before it leaves the runner.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import threading
 import time
+from collections.abc import Callable
+
+from google.protobuf.message import Message
 
 from hostcheck.agent.probers import PROBERS, ProbeError, Prober, ProbeRequest, ProbeResult
+from hostcheck.agent.probers.base import ProbeSettings, Progress, no_progress
+from hostcheck.agent.sanitize import cap, make_storable
 from hostcheck.core import telemetry
 from hostcheck.core.checktypes import CHECK_TYPES
+from hostcheck.core.storable import MAX_ERROR_CHARS, MAX_ERROR_CODE_CHARS
 from hostcheck.core.targets import TargetError, TargetGuard, parse_target
 from hostcheck.core.timestamps import now_ts
 from hostcheck.v1 import scheduler_pb2
 
 log = logging.getLogger(__name__)
 
+# A task's progress goes up the stream at most this often (the latest step wins).
+PROGRESS_INTERVAL_S = 0.5
+PROGRESS_MESSAGE_LEN = 256
+
+
+class ProgressReporter:
+    """One running task's progress as TaskProgress messages for `send`: its start at once, then
+    its steps at most one every `interval_s`. A step that comes sooner waits for the interval
+    (replacing any step waiting before it), so the latest step is never lost and a prober that
+    reports every reply costs the stream two messages a second at most. Callable from any
+    thread (a blocking hop loop runs in one); `close()` drops what waits once the result is out.
+    """
+
+    def __init__(self, task: scheduler_pb2.Task, send: Callable[[scheduler_pb2.TaskProgress], None], *,
+                 interval_s: float = PROGRESS_INTERVAL_S) -> None:
+        self.task = task
+        self.send = send
+        self.interval_s = interval_s
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+        self._last = -math.inf
+        self._waiting: scheduler_pb2.TaskProgress | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    def _message(self, **fields) -> scheduler_pb2.TaskProgress:
+        return scheduler_pb2.TaskProgress(task_id=self.task.task_id, check_id=self.task.check_id,
+                                          check_type=self.task.check_type, **fields)
+
+    def started(self) -> None:
+        self.send(self._message(started=True, started_at=now_ts()))
+
+    def __call__(self, message: str, *, done: int = 0, total: int = 0, data: Message | None = None) -> None:
+        if threading.get_ident() != self._thread:
+            self._loop.call_soon_threadsafe(lambda: self(message, done=done, total=total, data=data))
+            return
+        if self._closed:
+            return
+        progress = self._message(message=message[:PROGRESS_MESSAGE_LEN], done=done, total=total)
+        if data is not None:
+            getattr(progress.data, self.task.check_type).CopyFrom(data)
+        wait = self._last + self.interval_s - time.monotonic()
+        if wait <= 0:
+            self._emit(progress)
+            return
+        self._waiting = progress
+        if self._timer is None:
+            self._timer = self._loop.call_later(wait, self._flush)
+
+    def _flush(self) -> None:
+        self._timer = None
+        if self._waiting is not None and not self._closed:
+            self._emit(self._waiting)
+
+    def _emit(self, progress: scheduler_pb2.TaskProgress) -> None:
+        self._waiting = None
+        self._last = time.monotonic()
+        self.send(progress)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
 
 async def run_task(task: scheduler_pb2.Task, guard: TargetGuard,
-                   probers: dict[str, Prober] = PROBERS) -> scheduler_pb2.TaskResult:
+                   probers: dict[str, Prober] = PROBERS,
+                   settings: ProbeSettings | None = None, *,
+                   progress: Progress = no_progress) -> scheduler_pb2.TaskResult:
     """Runs the task in an `agent run` span, the child of the trace context the task carries."""
     with telemetry.span("agent run", parent=task.trace_context, kind=telemetry.SpanKind.CONSUMER, attributes={
             "hostcheck.check_id": task.check_id, "hostcheck.task_id": task.task_id,
             "hostcheck.check_type": task.check_type, "hostcheck.target": task.target}) as span:
-        result = await _probe(task, guard, probers)
+        result = await _probe(task, guard, probers, settings or ProbeSettings(), progress)
         span.set_attributes({"hostcheck.success": result.success, "hostcheck.error_code": result.error_code})
         telemetry.inject(result.trace_context)  # the stored result's span is a child of this run
     return result
 
 
-async def _probe(task: scheduler_pb2.Task, guard: TargetGuard, probers: dict[str, Prober]) -> scheduler_pb2.TaskResult:
+async def _probe(task: scheduler_pb2.Task, guard: TargetGuard, probers: dict[str, Prober],
+                 settings: ProbeSettings, progress: Progress) -> scheduler_pb2.TaskResult:
     started_at = now_ts()
     started = time.perf_counter()
     timeout = max(task.timeout_ms, 1) / 1000.0
@@ -47,7 +124,7 @@ async def _probe(task: scheduler_pb2.Task, guard: TargetGuard, probers: dict[str
         except TargetError as exc:
             raise ProbeError("bad_target", f"target {task.target!r}: {exc}") from exc
         request = ProbeRequest(target=target, options=getattr(task.options, task.check_type), timeout=timeout,
-                               ip_version=task.ip_version, guard=guard)
+                               ip_version=task.ip_version, guard=guard, settings=settings, progress=progress)
         try:
             async with asyncio.timeout(timeout):
                 outcome = await prober(request)
@@ -60,13 +137,16 @@ async def _probe(task: scheduler_pb2.Task, guard: TargetGuard, probers: dict[str
     except Exception as exc:  # noqa: BLE001 - one failing check never breaks the agent
         log.exception("prober %s crashed on %s", task.check_type, task.target)
         outcome = ProbeResult(False, None, f"{type(exc).__name__}: {exc}", "agent_error")
+    # The error text may quote the target (a banner, a header): escaped before protobuf sees it,
+    # which refuses a string that is not UTF-8.
     result = scheduler_pb2.TaskResult(
         task_id=task.task_id, check_id=task.check_id, check_type=task.check_type, success=outcome.success,
-        error=outcome.error, error_code=outcome.error_code,
+        error=cap(outcome.error, MAX_ERROR_CHARS), error_code=cap(outcome.error_code, MAX_ERROR_CODE_CHARS),
         duration_ms=round((time.perf_counter() - started) * 1000.0, 3), started_at=started_at)
     if spec is not None:
         data = getattr(result.data, spec.name)
         data.SetInParent()
         if outcome.data is not None:
             data.CopyFrom(outcome.data)
+    make_storable(result)
     return result

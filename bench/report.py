@@ -20,6 +20,8 @@ class Row:
     unit: str
     at_most: bool
     note: str = ""
+    # The same work done by the bare parts in the same run (bench/floors.py), in `unit`; None: no floor.
+    floor: float | None = None
 
     @property
     def ratio(self) -> float:
@@ -29,14 +31,24 @@ class Row:
         return self.measured / self.goal
 
     @property
+    def vs_floor(self) -> float | None:
+        """measured / floor: what the product costs over its bare parts (for rates: the share of the floor)."""
+        if self.floor is None or self.floor == 0:
+            return None
+        return self.measured / self.floor
+
+    @property
     def met(self) -> bool:
         return self.measured <= self.goal if self.at_most else self.measured >= self.goal
 
     def cells(self) -> list[str]:
         sign = "<=" if self.at_most else ">="
         ratio = "inf" if math.isinf(self.ratio) else f"{self.ratio:.2f}"
+        floor = "" if self.floor is None else f"{fmt(self.floor)} {self.unit}"
+        vs_floor = "" if self.vs_floor is None else f"{self.vs_floor:.2f}"
         return [self.scenario, self.measure, f"{sign} {fmt(self.goal)} {self.unit}",
-                f"{fmt(self.measured)} {self.unit}", ratio, "yes" if self.met else "**no**", self.note]
+                f"{fmt(self.measured)} {self.unit}", floor, vs_floor, ratio, "yes" if self.met else "**no**",
+                self.note]
 
 
 def fmt(x: float) -> str:
@@ -61,10 +73,10 @@ class Report:
         self.rows.extend(rows)
 
     def table(self) -> str:
-        head = ["scenario", "measure", "goal", "measured", "ratio", "met", "notes"]
+        head = ["scenario", "measure", "goal", "measured", "floor", "measured / floor", "ratio", "met", "notes"]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(r.cells()) + " |" for r in self.rows]
-        lines += [f"| {name} | not measured | | | | **no** | {' '.join(why.split())[:160]} |" for name, why in
+        lines += [f"| {name} | not measured | | | | | | **no** | {' '.join(why.split())[:160]} |" for name, why in
                   (f.split(": ", 1) if ": " in f else (f, "") for f in self.failed)]
         return "\n".join(lines)
 
@@ -73,5 +85,9 @@ class Report:
                 f"Machine: {machine['cores']} cores ({machine['cpu']}), {machine['memory']} memory. "
                 f"Run {started}, {elapsed_s:.0f} s; load average at start/end: {load}.\n\n"
                 f"Ratio: how far from the goal, >= 1.00 when met (goal/measured for upper bounds, "
-                f"measured/goal for lower bounds).\n\n{self.table()}\n\n"
+                f"measured/goal for lower bounds). Floor: the same work done by the bare parts in the same "
+                f"run (bench/floors.py: bare grpcio servers with the same hops, one COPY into the same "
+                f"tables, a raw Redis publish to the same subscribers); measured / floor is what the "
+                f"product adds (for a rate, the share of the floor's rate it reaches). Goals in `x floor` "
+                f"are ratios to the floor.\n\n{self.table()}\n\n"
                 + ("## Notes from this run\n\n" + "\n".join(f"- {n}" for n in self.notes) + "\n" if self.notes else ""))

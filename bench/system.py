@@ -2,9 +2,10 @@
 production defaults, Envoy in front, real agent processes, loopback targets, blackbox_exporter.
 
 The only settings that differ from a default install are addresses, the registration
-token, the target allow-list (loopback, which the guard refuses by default) and the
+token, the target allow-list (loopback, which the guard refuses by default), the
 rate-limit quota (100 checks per IP per hour would stop a benchmark; the limiter
-still runs on every CreateCheck).
+still runs on every CreateCheck) and the watch streams allowed per client IP (every
+simulated watcher comes from 127.0.0.1; the bound is still checked on every WatchCheck).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from tests.helpers import Proc, free_port, hostcheck_cmd, wait_serving
 REGISTRATION_TOKEN = "bench-registration-token"
 LOOPBACK = "127.0.0.0/8,::1/128"
 RATE_LIMIT_QUOTA = "1000000"
+WATCHERS_PER_IP = "1000000"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -121,6 +123,9 @@ class BenchSystem:
             env["HOSTCHECK_REGISTRATION_TOKEN"] = REGISTRATION_TOKEN
         if name == "scheduler":
             env.update({"HOSTCHECK_ALLOW_TARGETS": LOOPBACK, "HOSTCHECK_RATE_LIMIT": RATE_LIMIT_QUOTA})
+        if name == "results":
+            # Every simulated watcher comes from 127.0.0.1: one client IP stands for thousands of clients.
+            env["HOSTCHECK_WATCHERS_PER_CLIENT_IP"] = WATCHERS_PER_IP
         return env
 
     async def start(self) -> BenchSystem:

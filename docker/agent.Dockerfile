@@ -4,9 +4,13 @@
 # their libraries (no SQLAlchemy, psycopg, Alembic, Redis, Envoy).
 #   docker build -f docker/agent.Dockerfile -t hostcheck/agent:0.1.0 .
 #   docker run --rm hostcheck/agent:0.1.0 config
-# The DaemonSet (k8s/base/agent.yaml) runs it with args: [agent].
-# Build it for every architecture your nodes have (the DaemonSet tolerates every taint):
-#   docker buildx build --platform linux/amd64,linux/arm64 -f docker/agent.Dockerfile ...
+# The DaemonSet (k8s/base/agents/agent.yaml) runs it with args: [agent].
+# Build it for every architecture your nodes have (the DaemonSet tolerates every taint, so an
+# amd64-only image crash-loops with "exec format error" on arm64 nodes), push, and deploy the
+# digest (k8s/overlays/prod/site):
+#   docker buildx build --platform linux/amd64,linux/arm64 -f docker/agent.Dockerfile \
+#     -t REGISTRY/hostcheck/agent:0.1.0 --push .
+#   docker buildx imagetools inspect REGISTRY/hostcheck/agent:0.1.0 --format '{{json .Manifest.Digest}}'
 #
 # Base pinned by exact version; pin the digest too when you build for production:
 #   docker buildx imagetools inspect python:3.11.14-slim-bookworm

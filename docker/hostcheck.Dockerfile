@@ -1,6 +1,10 @@
 # syntax=docker/dockerfile:1
 # The services' image: registry, scheduler, results, migrate (agents: agent.Dockerfile).
 #   docker build -f docker/hostcheck.Dockerfile -t hostcheck/hostcheck:0.1.0 .
+# Production (k8s/README.md): multi-arch, pushed, deployed by digest (k8s/overlays/prod/site):
+#   docker buildx build --platform linux/amd64,linux/arm64 -f docker/hostcheck.Dockerfile \
+#     -t REGISTRY/hostcheck/hostcheck:0.1.0 --push .
+#   docker buildx imagetools inspect REGISTRY/hostcheck/hostcheck:0.1.0 --format '{{json .Manifest.Digest}}'
 #   docker run --rm hostcheck/hostcheck:0.1.0 config      # every HOSTCHECK_* setting
 # The Kubernetes manifests (k8s/) run it with args: [registry], [scheduler], [results], [migrate].
 #

@@ -11,7 +11,14 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v iptables >/dev/null || need+=(iptables)
 command -v chromium >/dev/null || need+=(chromium)
 command -v openssl >/dev/null || need+=(openssl)
+command -v curl >/dev/null || need+=(curl)  # the reference the http prober's timings are compared with
 command -v prometheus-blackbox-exporter >/dev/null || need+=(prometheus-blackbox-exporter)  # the peer make bench compares agents with
+# Reference tools the ping, traceroute, mtr and dns tests compare with, and a DNS-over-TLS server.
+command -v ping >/dev/null || need+=(iputils-ping)
+command -v traceroute >/dev/null || need+=(traceroute)
+command -v mtr >/dev/null || need+=(mtr-tiny)
+command -v dig >/dev/null || need+=(dnsutils)
+command -v unbound >/dev/null || need+=(unbound)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -12,7 +12,14 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from hostcheck.core.errors import HostcheckError, InvalidArgument, ResourceExhausted, Unavailable
+from hostcheck.core.errors import (
+    FieldViolation,
+    HostcheckError,
+    InvalidArgument,
+    ResourceExhausted,
+    Unavailable,
+)
+from hostcheck.core.limits import MAX_VIOLATION_FIELD_CHARS, MAX_VIOLATION_REASON_CHARS, MAX_VIOLATIONS
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +27,7 @@ log = logging.getLogger(__name__)
 def _details(exc: HostcheckError) -> list[any_pb2.Any]:
     packed = any_pb2.Any()
     if isinstance(exc, InvalidArgument):
-        packed.Pack(error_details_pb2.BadRequest(field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.reason)
-            for v in exc.violations
-        ]))
+        packed.Pack(bad_request(exc.violations))
     elif isinstance(exc, ResourceExhausted):
         packed.Pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=exc.retry_after_s)))
     else:
@@ -31,9 +35,31 @@ def _details(exc: HostcheckError) -> list[any_pb2.Any]:
     return [packed]
 
 
+def bad_request(violations: list[FieldViolation]) -> error_details_pb2.BadRequest:
+    """The first MAX_VIOLATIONS violations and a count of the rest, each cut to a bounded size.
+
+    The details travel base64-encoded in a trailer (grpc-status-details-bin); ~1,000 of them
+    once exceeded Envoy's header limit, and Envoy then reset its whole HTTP/2 connection to
+    the service (every agent stream on it). Bounded, they always fit.
+    """
+    shown = [error_details_pb2.BadRequest.FieldViolation(field=v.field[:MAX_VIOLATION_FIELD_CHARS],
+                                                         description=v.reason[:MAX_VIOLATION_REASON_CHARS])
+             for v in violations[:MAX_VIOLATIONS]]
+    if len(violations) > MAX_VIOLATIONS:
+        shown.append(error_details_pb2.BadRequest.FieldViolation(
+            field="", description=f"and {len(violations) - MAX_VIOLATIONS} more violation(s) not shown"))
+    return error_details_pb2.BadRequest(field_violations=shown)
+
+
 def to_status(exc: HostcheckError) -> grpc.Status:
-    return rpc_status.to_status(status_pb2.Status(
+    status = rpc_status.to_status(status_pb2.Status(
         code=getattr(code_pb2, exc.code), message=exc.message, details=_details(exc)))
+    if isinstance(exc, ResourceExhausted):
+        # Besides RetryInfo (gRPC): Envoy's transcoder passes this through as the HTTP header of a
+        # REST 429 (a trailers-only response's metadata becomes the response's headers).
+        status = status._replace(trailing_metadata=(*status.trailing_metadata,
+                                                    ("retry-after", str(exc.retry_after_s))))
+    return status
 
 
 def translate(exc: BaseException) -> grpc.Status:

@@ -26,6 +26,8 @@ from tests.helpers import HttpTarget, assert_eventually
 PG_ADMIN_URL = os.environ.get("HOSTCHECK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("HOSTCHECK_TEST_REDIS", "redis://127.0.0.1:6379/0")
 REGISTRATION_TOKEN = "test-registration-token"
+ADMIN_TOKEN = "test-admin-token"
+ADMIN = [("authorization", f"Bearer {ADMIN_TOKEN}")]
 
 
 def pytest_configure(config):
@@ -105,7 +107,8 @@ class System:
         common = {"database_url": self.database_url, "live_state_url": self.live_url, "live_state_prefix": self.prefix}
         shared = MemoryLiveState() if self.live_url == "memory://" else None
         self.results = await results_service.start(ResultsConfig(
-            listen="127.0.0.1:0", **{"task_grace_s": 0.5, "sweep_interval_s": 0.2, **self.results_overrides},
+            listen="127.0.0.1:0",
+            **{"task_grace_s": 0.5, "sweep_interval_s": 0.2, "admin_token": ADMIN_TOKEN, **self.results_overrides},
             **common), live=shared)
         self.registry = await registry_service.start(RegistryConfig(
             listen="127.0.0.1:0", registration_token=REGISTRATION_TOKEN, results_addr=self.results_addr,

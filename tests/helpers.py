@@ -6,6 +6,7 @@ import asyncio
 import http.server
 import inspect
 import os
+import random
 import signal
 import socket
 import socketserver
@@ -43,10 +44,52 @@ async def assert_eventually(fn, *, timeout: float = 10.0, interval: float = 0.02
         await asyncio.sleep(interval)
 
 
+# How late a timer may fire on a loaded machine (CI's 2 cores, shared) before a test calls it a bug. A
+# deadline that never fires still fails: the test servers then hold on far longer (30 s, or for ever).
+TIMER_SLACK_S = 1.0
+
+
+def within(timeout_s: float) -> float:
+    """The most a probe with this timeout may take, timer slack included."""
+    return timeout_s + TIMER_SLACK_S
+
+
+_handed_out: set[tuple[str, int]] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = (int(p) for p in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return low, high
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A port free on `host` now, for a server that must be told its port before it starts (Envoy's config,
+    a child process's settings).
+
+    Not from the kernel's ephemeral range: a port bound to 0 and released there can be handed to any
+    socket of any process (an outgoing connection, another test's port 0) before our server binds it.
+    Below that range the kernel never picks it; a random one, never the same twice in a run, checked
+    bindable (also with SO_REUSEADDR off, as a server binds it). Where a server can bind port 0 itself
+    and say its port, that is better still.
+    """
+    low, _ = _ephemeral_range()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(10000, min(low, 65536)) if low > 11000 else rng.randrange(1024, 65536)
+        if (host, port) in _handed_out:
+            continue
+        with socket.socket(family) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add((host, port))
+        return port
+    raise RuntimeError(f"no free port on {host} below the ephemeral range ({low})")
 
 
 class Proc:

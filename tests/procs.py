@@ -9,6 +9,7 @@ from pathlib import Path
 from tests.helpers import Proc, free_port, hostcheck_cmd, wait_serving
 
 REGISTRATION_TOKEN = "test-registration-token"
+ADMIN_TOKEN = "test-admin-token"
 
 
 def _kind(name: str) -> str:
@@ -48,7 +49,8 @@ class ProcSystem:
             env.update({"HOSTCHECK_ALLOW_TARGETS": "127.0.0.0/8,::1/128", "HOSTCHECK_DISPATCH_GRACE_S": "1",
                         "HOSTCHECK_SCHEDULER_ID": name})
         if kind == "results":
-            env.update({"HOSTCHECK_TASK_GRACE_S": "0.5", "HOSTCHECK_SWEEP_INTERVAL_S": "0.2"})
+            env.update({"HOSTCHECK_TASK_GRACE_S": "0.5", "HOSTCHECK_SWEEP_INTERVAL_S": "0.2",
+                        "HOSTCHECK_ADMIN_TOKEN": ADMIN_TOKEN})
         env.update(self.extra_env.get(kind, {}))
         env.update(self.extra_env.get(name, {}) if name != kind else {})
         return env

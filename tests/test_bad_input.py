@@ -131,6 +131,10 @@ REGISTER_CASES = [
     (registry_pb2.RegisterAgentRequest(name=""), "name"),
     (registry_pb2.RegisterAgentRequest(name="x" * 256), "name"),
     (registry_pb2.RegisterAgentRequest(name="ok", country="Germany"), "country"),
+    (registry_pb2.RegisterAgentRequest(name="ok", latitude=91.0, longitude=0.0), "latitude"),
+    (registry_pb2.RegisterAgentRequest(name="ok", latitude=50.0), "longitude"),
+    (registry_pb2.RegisterAgentRequest(name="nul\x00name"), "name"),
+    (registry_pb2.RegisterAgentRequest(name="ok", labels={"k": "v\x00"}), "labels['k']"),
 ]
 
 

@@ -18,17 +18,19 @@ from hostcheck.v1 import (
     checks_pb2,
     dns_pb2,
     http_pb2,
+    mtr_pb2,
     ping_pb2,
     registry_pb2,
     scheduler_pb2,
     tcp_pb2,
+    tls_pb2,
     traceroute_pb2,
     udp_pb2,
 )
 from tests.conftest import REGISTRATION_TOKEN
 
 ONEOF = checks_pb2.ResultData.DESCRIPTOR.oneofs_by_name["result"]
-GUARD = TargetGuard.from_cidrs(["127.0.0.0/8"])
+GUARD = TargetGuard.from_cidrs(["127.0.0.0/8", "::1/128"])  # a dns resolver is guarded like a target
 
 
 # ---- one spec per type in the protos ---------------------------------------------------------
@@ -78,16 +80,54 @@ VALIDATION_CASES = [
     ("http", {"port": 70000}, [("http.port", "port 70000 is out of range 1-65535")]),
     ("http", {"expected_status": [200, 700]}, [("http.expected_status", "700 is not an HTTP status (100-599)")]),
     ("http", {"body_regexp": "("},
-     [("http.body_regexp", "not a regular expression: missing ), unterminated subpattern at position 0")]),
+     [("http.body_regexp", "not a valid RE2 regular expression (no backreferences or lookaround): missing ): (")]),
     ("http", {"body": "x" * (64 * 1024 + 1)}, [("http.body", "must be at most 64 KiB")]),
     ("tcp", {"port": 70000}, [("tcp.port", "port 70000 is out of range 1-65535")]),
     ("tcp", {"port": 22}, []),
+    ("tcp", {"starttls": "xmpp"}, [("tcp.starttls", "must be one of smtp, imap, pop3, ftp")]),
+    ("tcp", {"insecure_tls": True}, [("tcp.insecure_tls", "is for starttls only")]),
+    ("tcp", {"expect": "(?=a)"}, [("tcp.expect", "not a valid RE2 regular expression (no backreferences or "
+                                                 "lookaround): invalid perl operator: (?=")]),
+    ("tcp", {"send": "EHLO x\r\n", "expect": "^250", "starttls": "SMTP", "insecure_tls": True}, []),
+    ("http", {"header_regexp": [http_pb2.HeaderRegexp(header="X A", regexp="a")]},
+     [("http.header_regexp[0].header", "must be a header name")]),
+    ("http", {"header_regexp": [http_pb2.HeaderRegexp(header="Server", regexp="(")]},
+     [("http.header_regexp[0].regexp", "not a valid RE2 regular expression (no backreferences or lookaround): "
+                                       "missing ): (")]),
+    ("http", {"valid_http_versions": ["HTTP/3"]},
+     [("http.valid_http_versions", "'HTTP/3' is not one of HTTP/1.0, HTTP/1.1, HTTP/2")]),
+    ("http", {"fail_if_ssl": True, "fail_if_not_ssl": True},
+     [("http.fail_if_ssl", "fail_if_ssl and fail_if_not_ssl fail every check")]),
+    ("http", {"header_regexp": [http_pb2.HeaderRegexp(header="Server", regexp="^nginx", fail_if_matches=True)],
+              "valid_http_versions": ["HTTP/1.1", "HTTP/2.0"], "fail_if_not_ssl": True}, []),
+    ("tls", {"server_name": "www.example.com:443"}, [("tls.server_name", "must be a bare host name")]),
+    ("tls", {"server_name": "a b"}, [("tls.server_name", "not a host name: must not contain spaces")]),
+    ("tls", {"alpn": ["h2", ""]}, [("tls.alpn", "'' is not an ALPN protocol id (1-255 printable ASCII characters)")]),
+    ("tls", {"alpn": ["p"] * 9}, [("tls.alpn", "at most 8 protocols")]),
+    ("tls", {"starttls": "ldap"}, [("tls.starttls", "must be one of smtp, imap, pop3, ftp")]),
+    ("tls", {"min_days_left": 10_001}, [("tls.min_days_left", "must be at most 10000")]),
+    ("tls", {"port": 70000}, [("tls.port", "port 70000 is out of range 1-65535")]),
+    ("tls", {"server_name": "mail.example.com", "alpn": ["h2"], "starttls": "smtp", "min_days_left": 14,
+             "insecure": True, "port": 25}, []),
     ("ping", {"count": 17}, [("ping.count", "must be 1-16")]),
     ("ping", {"count": 16, "interval_ms": 100, "size": 1472}, []),
     ("ping", {"interval_ms": 99}, [("ping.interval_ms", "must be 100-5000")]),
     ("ping", {"size": 1473}, [("ping.size", "must be 0-1472")]),
+    ("ping", {"protocol": "udp"}, [("ping.protocol", "must be one of icmp, tcp")]),
+    ("ping", {"protocol": "tcp", "size": 10}, [("ping.size", "is for the icmp protocol only")]),
+    ("ping", {"protocol": "tcp", "port": 70000}, [("ping.port", "port 70000 is out of range 1-65535")]),
+    ("ping", {"protocol": "TCP", "port": 443, "count": 3}, []),
     ("dns", {"record_type": "XYZ"},
-     [("dns.record_type", "must be one of A, AAAA, CNAME, MX, NS, TXT, SOA, PTR, SRV, CAA")]),
+     [("dns.record_type", "must be one of A, AAAA, CNAME, MX, NS, TXT, SOA, PTR, SRV, CAA, DNSKEY, DS, HTTPS, "
+                          "SVCB, NAPTR, TLSA, SSHFP")]),
+    ("dns", {"protocol": "doh"}, [("dns.protocol", "must be one of udp, tcp, tls")]),
+    ("dns", {"trace": True, "resolver": "1.1.1.1"},
+     [("dns.resolver", "must be empty for a trace (it starts at the root servers)")]),
+    ("dns", {"trace": True, "protocol": "tls"}, [("dns.protocol", "a trace asks authoritative servers: udp or tcp")]),
+    ("dns", {"tls_server_name": "one.one.one.one"}, [("dns.tls_server_name", "is for the tls protocol only")]),
+    ("dns", {"record_type": "dnskey", "protocol": "tls", "resolver": "1.1.1.1",
+             "tls_server_name": "one.one.one.one"}, []),
+    ("dns", {"record_type": "HTTPS", "trace": True, "protocol": "tcp"}, []),
     ("dns", {"record_type": "mx", "resolver": "[::1]:5353"}, []),
     ("dns", {"resolver": "not-an-ip"}, [("dns.resolver", "'not-an-ip' is not ip or ip:port")]),
     ("dns", {"resolver": "1.1.1.1:99999"}, [("dns.resolver", "port '99999' is out of range 1-65535")]),
@@ -99,6 +139,15 @@ VALIDATION_CASES = [
     ("traceroute", {"max_hops": 65}, [("traceroute.max_hops", "must be 1-64")]),
     ("traceroute", {"probes_per_hop": 6}, [("traceroute.probes_per_hop", "must be 1-5")]),
     ("traceroute", {"max_hops": 64, "probes_per_hop": 5, "resolve_names": True}, []),
+    ("traceroute", {"protocol": "sctp"}, [("traceroute.protocol", "must be one of icmp, udp, tcp")]),
+    ("traceroute", {"protocol": "tcp", "port": 443}, []),
+    ("mtr", {"count": 31}, [("mtr.count", "must be 1-30")]),
+    ("mtr", {"interval_ms": 99}, [("mtr.interval_ms", "must be 100-5000")]),
+    ("mtr", {"max_hops": 65}, [("mtr.max_hops", "must be 1-64")]),
+    ("mtr", {"protocol": "gre"}, [("mtr.protocol", "must be one of icmp, udp, tcp")]),
+    ("mtr", {"protocol": "udp", "port": 0x10000}, [("mtr.port", "port 65536 is out of range 1-65535")]),
+    ("mtr", {"count": 30, "interval_ms": 5000, "max_hops": 64, "protocol": "tcp", "port": 443,
+             "resolve_names": True}, []),
 ]
 
 
@@ -122,7 +171,7 @@ def test_a_port_is_needed_only_where_the_spec_says(check_type, target, expected)
 
 def test_the_shared_rules_name_the_known_types():
     assert violations(scheduler_pb2.CreateCheckRequest(target="127.0.0.1:80", checks=["smtp"])) == [
-        ("checks[0]", "unknown check type 'smtp'; known: http, tcp, ping, dns, udp, traceroute")]
+        ("checks[0]", f"unknown check type 'smtp'; known: {', '.join(CHECK_TYPES)}")]
     request = scheduler_pb2.CreateCheckRequest(target="127.0.0.1:80", checks=["tcp"],
                                                ping=ping_pb2.PingOptions(count=1))
     assert violations(request) == [("ping", "options for 'ping' given but 'ping' is not in checks")]
@@ -169,7 +218,18 @@ SUMMARY_CASES = [
      "192.0.2.1: 1/1 replies, rtt min/avg/max 1/1/1 ms, ttl -"),
     (task("dns", dns_pb2.DnsResult(rcode="NOERROR", record_type="A", resolver="127.0.0.1:53", query_ms=0.9,
                                    answers=[dns_pb2.DnsRecord(value=f"192.0.2.{i}") for i in range(4)])),
-     "NOERROR A via 127.0.0.1:53 in 0.9 ms: 192.0.2.0, 192.0.2.1, 192.0.2.2 ..."),
+     "NOERROR A via 127.0.0.1:53 (udp) in 0.9 ms: 192.0.2.0, 192.0.2.1, 192.0.2.2 ..."),
+    (task("dns", dns_pb2.DnsResult(rcode="NOERROR", record_type="TXT", resolver="192.0.2.53:53", query_ms=31.5,
+                                   protocol="tcp", trace=[dns_pb2.DnsTraceStep()] * 3,
+                                   answers=[dns_pb2.DnsRecord(value='"part one" "part two"')])),
+     'NOERROR TXT via 3-step trace, last 192.0.2.53:53 (tcp) in 31.5 ms: "part one" "part two"'),
+    (task("ping", ping_pb2.PingResult(address="192.0.2.1", protocol="tcp", port=443, packets_sent=4,
+                                      packets_received=4, rtt_min_ms=1.0, rtt_avg_ms=1.5, rtt_max_ms=2.0)),
+     "192.0.2.1 port 443: 4/4 connections answered, rtt min/avg/max 1/1.5/2 ms"),
+    (task("mtr", mtr_pb2.MtrResult(address="192.0.2.9", count=10, destination_reached=True, hops=[
+        mtr_pb2.MtrHop(address="10.0.0.1", name="gw.example", loss_percent=0.0, avg_ms=0.5), mtr_pb2.MtrHop(
+            loss_percent=100.0), mtr_pb2.MtrHop(address="192.0.2.9", loss_percent=10.0, avg_ms=12.25)])),
+     "192.0.2.9 reached in 3 hop(s), 10 rounds: gw.example 0% 0.5 ms > ??? 100% - ms > 192.0.2.9 10% 12.25 ms"),
     (task("udp", udp_pb2.UdpResult(state="open", reply_size=5, address="192.0.2.1", port=53, rtt_ms=0.25,
                                    reply_text="hello")),
      "open: 5 bytes from 192.0.2.1 port 53 in 0.25 ms: 'hello'"),
@@ -177,6 +237,14 @@ SUMMARY_CASES = [
         traceroute_pb2.TracerouteHop(address="10.0.0.1", name="gw.example"), traceroute_pb2.TracerouteHop(),
         traceroute_pb2.TracerouteHop(address="192.0.2.9")])),
      "192.0.2.9 reached in 3 hop(s): gw.example > * > 192.0.2.9"),
+    (task("tcp", tcp_pb2.TcpResult(address="192.0.2.1", port=25, connect_ms=0.5, tls_ms=2.0, response_ms=1.25,
+                                   tls=http_pb2.TlsInfo(version="TLSv1.3"))),
+     "connected to 192.0.2.1 port 25 in 0.5 ms, STARTTLS TLSv1.3 in 2 ms, response in 1.25 ms"),
+    (task("tls", tls_pb2.TlsResult(address="192.0.2.1", port=443, version="TLSv1.3", cipher="TLS_AES_128_GCM_SHA256",
+                                   handshake_ms=3.5, verified=False, verify_error="certificate has expired",
+                                   days_left=-2, chain=[http_pb2.Certificate(subject="CN=old.example", days_left=-2)])),
+     "TLSv1.3 TLS_AES_128_GCM_SHA256 with 192.0.2.1 port 443 in 3.5 ms, CN=old.example, -2 days left, "
+     "NOT verified (certificate has expired)"),
     (task("tcp", tcp_pb2.TcpResult(), success=False, error_code="refused", error="connection refused"),
      "refused: connection refused"),
     (checks_pb2.CheckTask(check_type="tcp", status="timed_out", reason="agent went offline"),
@@ -198,12 +266,25 @@ def test_cli_port_goes_to_the_types_with_a_port_option():
                                      countries=(), agent_ids=(), port=8443, timeout_ms=0,
                                      options=("ping.count=3", "http.headers=x-a:b", "http.expected_status=200,204"))
     assert {name for name in CHECK_TYPES if request.HasField(name)
-            and getattr(getattr(request, name), "port", None) == 8443} == {"http", "tcp", "udp"}
+            and getattr(getattr(request, name), "port", None) == 8443} == {
+        name for name, spec in CHECK_TYPES.items() if spec.has_port_option} >= {"http", "tcp", "udp", "tls"}
     assert request.ping.count == 3 and dict(request.http.headers) == {"x-a": "b"}
     assert list(request.http.expected_status) == [200, 204]
     with pytest.raises(checkcli.UsageError, match="unknown check type 'timeout_ms'"):
         checkcli.build_request(target="x", types=["tcp"], limit=0, regions=(), countries=(), agent_ids=(), port=0,
                                timeout_ms=0, options=("timeout_ms.x=1",))
+
+
+def test_cli_sets_a_message_option_from_json():
+    def build(*options: str) -> scheduler_pb2.CreateCheckRequest:
+        return checkcli.build_request(target="x", types=["http"], limit=0, regions=(), countries=(), agent_ids=(),
+                                      port=0, timeout_ms=0, options=options)
+    request = build('http.header_regexp={"header": "Server", "regexp": "^a,b"}',
+                    'http.header_regexp={"header": "X", "regexp": "y", "fail_if_matches": true}')
+    assert list(request.http.header_regexp) == [http_pb2.HeaderRegexp(header="Server", regexp="^a,b"),
+                                                http_pb2.HeaderRegexp(header="X", regexp="y", fail_if_matches=True)]
+    with pytest.raises(checkcli.UsageError, match="expected header_regexp=JSON of HeaderRegexp"):
+        build("http.header_regexp=Server:x")
 
 
 # ---- metrics from the spec -------------------------------------------------------------------

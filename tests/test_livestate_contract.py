@@ -76,6 +76,27 @@ async def test_publish_reaches_every_subscriber_of_the_channel_only(live):
     await live.publish("c1", b"nobody listens")
 
 
+async def test_subscribed_names_the_channels_someone_listens_to(live, live_prefix):
+    def subscribed(channels: list[str], expected: set[str]):
+        async def check() -> bool:
+            return await live.subscribed(channels) == expected
+        return check
+    assert await live.subscribed([]) == set()
+    assert await live.subscribed(["w1", "w2"]) == set()
+    async with live.subscribe("w1"):
+        await assert_eventually(subscribed(["w1", "w2"], {"w1"}), message="w1 only")
+        if isinstance(live, RedisLiveState):
+            # Another replica's subscribers count too: Redis knows them all.
+            other = RedisLiveState(REDIS_URL, prefix=live_prefix)
+            try:
+                async with other.subscribe("w2"):
+                    await assert_eventually(subscribed(["w1", "w2", "w3"], {"w1", "w2"}),
+                                            message="the other replica's subscription counts")
+            finally:
+                await other.close()
+    await assert_eventually(subscribed(["w1", "w2"], set()), message="nobody after unsubscribing")
+
+
 async def test_publish_keeps_order(live):
     async with live.subscribe("ordered") as sub:
         for i in range(50):
@@ -111,3 +132,15 @@ async def test_many_presences_at_once(live):
     got = await live.get_presence([f"m{i}" for i in range(250)])
     assert len(got) == 250 and got["m7"].tasks_in_flight == 7
     assert len(await live.online_agents()) == 250
+
+
+async def test_presences_beyond_one_write_call_all_land_with_their_expiry(live):
+    from hostcheck.services.storage.livestate import PRESENCE_CHUNK
+
+    n = 2 * PRESENCE_CHUNK + 7  # the Redis store writes them in chunks of one script call each
+    await live.set_presences([presence(f"c{i}", tasks_in_flight=i, labels={"i": str(i)}) for i in range(n)],
+                             ttl_s=0.5)
+    got = await live.get_presence([f"c{i}" for i in range(n)])
+    assert len(got) == n and got[f"c{n - 1}"].tasks_in_flight == n - 1 and got["c1500"].labels == {"i": "1500"}
+    assert len(await live.online_agents()) == n
+    await assert_eventually(lambda: _online_ids(live, set()), timeout=5, message="every chunk's presences expired")

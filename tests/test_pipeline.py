@@ -6,6 +6,7 @@ import grpc
 import pytest
 
 from hostcheck.v1 import http_pb2, results_pb2, scheduler_pb2
+from tests.conftest import ADMIN
 from tests.helpers import assert_eventually
 
 
@@ -94,7 +95,7 @@ async def test_list_and_delete(system, tmp_path, tcp_target):
     assert not page2.next_page_token
 
     await assert_eventually(lambda: _status(system, ids[0]), message="first check done")
-    await system.checks.DeleteCheck(results_pb2.DeleteCheckRequest(check_id=ids[0]))
+    await system.checks.DeleteCheck(results_pb2.DeleteCheckRequest(check_id=ids[0]), metadata=ADMIN)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await system.checks.GetCheck(results_pb2.GetCheckRequest(check_id=ids[0]))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND

@@ -199,11 +199,21 @@ def source_files() -> list[Path]:
 CHECK_TYPES = [f.name for f in checks_pb2.ResultData.DESCRIPTOR.oneofs_by_name["result"].fields]
 
 
-# `http` is also the protocol's own name (URLs, Envoy's config, the metrics server): the word can't
-# tell the check type from the protocol, so only the other types are counted.
-@pytest.mark.parametrize("check_type", [t for t in CHECK_TYPES if t != "http"])
+# `http` and `tls` are also the protocols' own names (URLs, Envoy's config, the metrics server, the
+# agent's and services' TLS settings, https and STARTTLS in other probers): the word can't tell the
+# check type from the protocol, so only the other types are counted.
+# `tcp`, `udp` and `dns` are protocols too, which other types' options name (ping.protocol=tcp,
+# traceroute.protocol=udp, dns.protocol=tcp): for them the files counted are those that use the type's
+# own modules (its spec, prober, generated messages or UI module), not those that say the word.
+PROTOCOL_NAMED = ("tcp", "udp", "dns")
+
+
+@pytest.mark.parametrize("check_type", [t for t in CHECK_TYPES if t not in ("http", "tls")])
 def test_a_check_type_is_named_in_at_most_four_source_files(check_type):
     word = re.compile(rf"\b{check_type}\b")
+    if check_type in PROTOCOL_NAMED:
+        word = re.compile(rf"\b(checktypes|probers)[./]{check_type}\b|\bprobers import (\w+, )*{check_type}\b"
+                          rf"|\b{check_type}_pb2?\b|\b{check_type}\.proto\b|\bchecks/{check_type}\b")
     naming = sorted(str(p.relative_to(ROOT)) for p in source_files()
                     if word.search(p.read_text(errors="replace")))
     assert len(naming) <= 4, naming

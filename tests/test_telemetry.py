@@ -311,6 +311,24 @@ async def test_registry_counts_registrations(tmp_path):
         await registry.stop()
 
 
+async def test_scheduler_counts_heartbeats(tmp_path, live_prefix):
+    """The seed's agent_heartbeats_total (hostcheck_agent_heartbeats_total): one per heartbeat received."""
+    port = free_port()
+    system = System(f"sqlite:///{tmp_path / 'hostcheck.db'}", "memory://", live_prefix,
+                    scheduler_overrides={"metrics_port": port, "heartbeat_interval_s": 1.0})  # whole seconds
+    await system.start()
+    try:
+        assert value(await scrape(port), "hostcheck_agent_heartbeats_total") == 0
+        await system.start_agent(tmp_path, "a1")
+
+        async def counted():
+            assert value(await scrape(port), "hostcheck_agent_heartbeats_total") >= 3
+            return True
+        await assert_eventually(counted, timeout=10, message="3 heartbeats counted")
+    finally:
+        await system.stop()
+
+
 def test_metrics_are_off_by_default():
     from hostcheck.core.config import AgentConfig, ResultsConfig, SchedulerConfig, load
 

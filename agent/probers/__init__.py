@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 
-from hostcheck.agent.probers.base import ProbeError, Prober, ProbeRequest, ProbeResult
+from hostcheck.agent.probers.base import ProbeError, Prober, ProbeRequest, ProbeResult, ProbeSettings
 from hostcheck.core.checktypes import CHECK_TYPES
 
 
@@ -25,4 +26,31 @@ def _load() -> dict[str, Prober]:
 
 PROBERS: dict[str, Prober] = _load()
 
-__all__ = ["PROBERS", "ProbeError", "ProbeRequest", "ProbeResult", "Prober"]
+
+def warm_up(probers: dict[str, Prober] | None = None) -> None:
+    """Runs each prober module's `warm()` (if it has one) once, at agent start: what a prober would
+    otherwise load or build lazily inside its first check's timings (SSL contexts, the trust store,
+    the certificate parser; issue 14 found 77 ms of a first http check in no phase) is paid before any check."""
+    for prober in (PROBERS if probers is None else probers).values():
+        module = sys.modules.get(getattr(prober, "__module__", "") or "")
+        if module is None or not module.__name__.startswith(f"{__name__}."):
+            continue  # a prober from elsewhere (a test's fake) has no warm-up here
+        warm = getattr(module, "warm", None)
+        if callable(warm):
+            warm()
+
+
+def check_settings(settings: ProbeSettings, probers: dict[str, Prober] | None = None) -> None:
+    """Runs each prober module's `check_settings(settings)` (if it has one) at agent start: a malformed
+    operator setting (e.g. HOSTCHECK_DNS_RESOLVER) fails loudly then, not in every check that reads it."""
+    for prober in (PROBERS if probers is None else probers).values():
+        module = sys.modules.get(getattr(prober, "__module__", "") or "")
+        if module is None or not module.__name__.startswith(f"{__name__}."):
+            continue
+        check = getattr(module, "check_settings", None)
+        if callable(check):
+            check(settings)
+
+
+__all__ = ["PROBERS", "ProbeError", "ProbeRequest", "ProbeResult", "ProbeSettings", "Prober", "check_settings",
+           "warm_up"]

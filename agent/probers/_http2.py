@@ -16,7 +16,15 @@ from functools import partial
 import httpx
 
 from hostcheck.agent.probers.base import ProbeError, ms
-from hostcheck.agent.probers.http import BODY_CAP, USER_AGENT, Hop, _authority, _cause, _Exchange, _tls
+from hostcheck.agent.probers.http import (
+    Body,
+    Hop,
+    _authority,
+    _cause,
+    _Exchange,
+    _tls,
+    request_headers,
+)
 from hostcheck.core.targets import IPAddress
 from hostcheck.v1 import http_pb2
 
@@ -70,9 +78,9 @@ async def session(context) -> AsyncIterator[Hop]:
 
 async def _hop(client: httpx.AsyncClient, *, method: str, scheme: str, host: str, port: int, path: str,
                addr: IPAddress, options, context, deadline: float) -> _Exchange:
-    """One request to `addr`, its body read up to the cap (`context` is the client's already)."""
+    """One request to `addr`, its body read up to the limit (`context` is the client's already)."""
     ip_host = f"[{addr}]" if addr.version == 6 else str(addr)
-    headers = {"Host": _authority(host, port, scheme), "User-Agent": USER_AGENT, **dict(options.headers)}
+    headers = request_headers(_authority(host, port, scheme), options.headers)
     timeline = _Timeline()
     started = time.perf_counter()
     remaining = deadline - started
@@ -88,13 +96,10 @@ async def _hop(client: httpx.AsyncClient, *, method: str, scheme: str, host: str
             response = await client.send(request, stream=True)
             try:
                 headers_at = time.perf_counter()
-                body = bytearray()
-                truncated = False
+                body = Body(keep=bool(options.body_regexp))
                 if method != "HEAD":
                     async for chunk in response.aiter_bytes():
-                        body += chunk
-                        if len(body) > BODY_CAP:
-                            truncated = True
+                        if not body.add(chunk):
                             break
                 done = time.perf_counter()
                 tls = _tls(response.extensions.get("network_stream"))
@@ -104,7 +109,8 @@ async def _hop(client: httpx.AsyncClient, *, method: str, scheme: str, host: str
         raise ProbeError("timeout", f"{where}: timed out in {timeline.phase()} after {ms(time.perf_counter() - started)} ms",
                          http_pb2.HttpResult(address=str(addr), phase=timeline.phase())) from exc
     except httpx.TimeoutException as exc:
-        raise ProbeError("timeout", f"{where}: timed out in {timeline.phase()} ({type(exc).__name__})",
+        raise ProbeError("timeout", f"{where}: timed out in {timeline.phase()} after "
+                                    f"{ms(time.perf_counter() - started)} ms ({type(exc).__name__})",
                          http_pb2.HttpResult(address=str(addr), phase=timeline.phase())) from exc
     except httpx.HTTPError as exc:
         code, message = _failure(exc)
@@ -119,5 +125,5 @@ async def _hop(client: httpx.AsyncClient, *, method: str, scheme: str, host: str
         download_ms=ms(done - headers_at))
     return _Exchange(status_code=response.status_code, reason=response.reason_phrase,
                      http_version=response.http_version, headers=dict(response.headers), timings=timings,
-                     body=bytes(body[:BODY_CAP]), truncated=truncated, tls=tls,
+                     body=body, tls=tls,
                      charset=response.charset_encoding)

@@ -15,11 +15,12 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from google.protobuf.message import Message
 
+from hostcheck.core.config import AgentConfig
 from hostcheck.core.targets import IPAddress, Target, TargetGuard
 
 
@@ -61,6 +62,42 @@ class ProbeResult:
     error_code: str = ""
 
 
+class Progress(Protocol):
+    """Reports a step of a long probe (e.g. each reply, each hop), for live progress.
+
+    `message` says the step in words, `done` of `total` steps, `data` is the type's result
+    message as measured so far. Callable from any thread; the agent sends at most one every
+    500 ms per task (the latest wins), so a prober reports every step and never throttles.
+    """
+
+    def __call__(self, message: str, *, done: int = 0, total: int = 0, data: Message | None = None) -> None: ...
+
+
+def no_progress(message: str, *, done: int = 0, total: int = 0, data: Message | None = None) -> None:
+    """The default: progress goes nowhere (a probe run outside the agent's stream)."""
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """What the agent's operator set for probers (AgentConfig's dns_* settings), the same for every check.
+
+    A prober module checks the ones it reads in its `check_settings(settings)` (see __init__.py)."""
+
+    # Resolver of DNS checks that name none: ip or ip:port, or "system" for the agent's own
+    # (/etc/resolv.conf: in a Kubernetes pod, the cluster's DNS). Not the system's by default: that
+    # would let anyone enumerate cluster-internal names.
+    dns_resolver: str = "1.1.1.1"
+    # Allow DNS checks of private zones (cluster.local, internal, local, reverse zones of refused ranges).
+    dns_private_zones: bool = False
+    # Root servers a DNS trace starts from (ip or ip:port); empty: the IANA root servers.
+    dns_root_servers: tuple[str, ...] = ()
+
+    @classmethod
+    def from_config(cls, config: AgentConfig) -> ProbeSettings:
+        return cls(dns_resolver=config.dns_resolver, dns_private_zones=config.dns_private_zones,
+                   dns_root_servers=tuple(config.dns_root_servers))
+
+
 @dataclass(frozen=True)
 class ProbeRequest:
     target: Target
@@ -71,6 +108,9 @@ class ProbeRequest:
     # 4 or 6 to force a family for a host name; 0 for any.
     ip_version: int
     guard: TargetGuard
+    settings: ProbeSettings = field(default_factory=ProbeSettings)
+    # Where a long probe reports its steps (see Progress).
+    progress: Progress = field(default=no_progress, compare=False)
 
 
 class Prober(Protocol):

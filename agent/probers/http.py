@@ -1,4 +1,9 @@
-"""http: one request (redirects followed as a chain): status, headers, phase timings, TLS, a capped body.
+"""http: one request (redirects followed as a chain): status, headers, phase timings, TLS, the body.
+
+The whole body is read (up to MAX_BODY_BYTES, 10 MB, as blackbox_exporter's body_size_limit),
+so `body_size` is its true size and the download phase the whole transfer (as curl's
+time_total); the result keeps the first BODY_CAP (10 KiB) as a sample. `body_regexp` and
+`header_regexp` are matched with RE2 off the event loop, over the whole body.
 
 Each hop resolves its host itself (under the guard) and connects to that
 address, so the address used is known and a redirect to a private address is
@@ -19,10 +24,9 @@ context, which is also when OpenSSL's context machinery is first set up).
 from __future__ import annotations
 
 import asyncio
-import errno
-import hashlib
-import os
+import contextlib
 import re
+import socket
 import ssl
 import time
 import zlib
@@ -34,16 +38,21 @@ from urllib.parse import urljoin
 import h11
 
 from hostcheck import __version__
+from hostcheck.agent.probers._certs import tls_info, trust_default_roots
+from hostcheck.agent.probers._certs import warm as warm_certs
+from hostcheck.agent.probers._net import describe
 from hostcheck.agent.probers.base import ProbeError, ProbeRequest, ProbeResult, budget, ms, resolve
+from hostcheck.core.errors import InvalidArgument
+from hostcheck.core.regex import compile_pattern
 from hostcheck.core.targets import IPAddress, Target, TargetError, parse_target
 from hostcheck.v1 import http_pb2
 
+# The body's sample kept in the result.
 BODY_CAP = 10 * 1024
+# The most of a body read (decoded); a longer one is cut there (body_over_limit).
+MAX_BODY_BYTES = 10 * 1024 * 1024
 MAX_REDIRECTS = 10
 USER_AGENT = f"hostcheck-agent/{__version__}"
-
-_NAME_KEYS = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU", "countryName": "C",
-              "localityName": "L", "stateOrProvinceName": "ST", "emailAddress": "emailAddress"}
 
 # What every request carries unless the check's headers say otherwise: what httpx sent (it decoded
 # gzip and deflate bodies, so it offered them), but no keep-alive: the connection serves one request.
@@ -63,36 +72,12 @@ def ssl_context(http2: bool, verify: bool = True) -> ssl.SSLContext:
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # what create_default_context sets, less the roots
     if verify:
-        _trust_default_roots(context)
+        trust_default_roots(context)
     else:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     context.set_alpn_protocols(["http/1.1", "h2"] if http2 else ["http/1.1"])
     return context
-
-
-def _trust_default_roots(context: ssl.SSLContext) -> None:
-    """The system's roots, from the hashed certificate directory when there is one.
-
-    `load_default_certs` parses the whole CA bundle into memory (Debian's: ~140 roots, 2.4 MB of
-    an agent's RSS and 35 ms of CPU per context); OpenSSL reads a hashed directory
-    (/etc/ssl/certs, `c_rehash`) one root at a time, when a handshake needs it. A bundle named by
-    SSL_CERT_FILE (a private CA) is loaded as given, and so is the default bundle where no hashed
-    directory exists.
-    """
-    paths = ssl.get_default_verify_paths()
-    explicit_file = os.environ.get(paths.openssl_cafile_env)
-    if not explicit_file and paths.capath and any(name.endswith(".0") for name in _listdir(paths.capath)):
-        context.load_verify_locations(capath=paths.capath)
-    else:
-        context.load_default_certs()
-
-
-def _listdir(path: str) -> list[str]:
-    try:
-        return os.listdir(path)
-    except OSError:
-        return []
 
 
 def _url(target: Target, options) -> tuple[str, str, int, str]:
@@ -107,35 +92,10 @@ def _authority(host: str, port: int, scheme: str) -> str:
     return shown if port == {"http": 80, "https": 443}[scheme] else f"{shown}:{port}"
 
 
-def _name(rdns) -> str:
-    return ", ".join(f"{_NAME_KEYS.get(k, k)}={v}" for rdn in rdns for k, v in rdn)
-
-
 def _tls(stream) -> http_pb2.TlsInfo | None:
+    """The TLS session of a connection (asyncio transport or httpcore stream), its chain parsed."""
     ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
-    if ssl_object is None:
-        return None
-    cipher = ssl_object.cipher()
-    out = http_pb2.TlsInfo(version=ssl_object.version() or "", cipher=cipher[0] if cipher else "",
-                           alpn=ssl_object.selected_alpn_protocol() or "",
-                           verified=ssl_object.context.verify_mode == ssl.CERT_REQUIRED)
-    der = ssl_object.getpeercert(binary_form=True)
-    # Without verification the ssl module gives only the DER bytes: the fingerprint identifies it.
-    cert = ssl_object.getpeercert() if out.verified else None
-    if der and not cert:
-        out.certificate.sha256 = hashlib.sha256(der).hexdigest()
-    if cert:
-        not_after = ssl.cert_time_to_seconds(cert["notAfter"])
-        out.certificate.CopyFrom(http_pb2.Certificate(
-            subject=_name(cert.get("subject", ())),
-            issuer=_name(cert.get("issuer", ())),
-            sans=[f"{kind}:{value}" if kind != "DNS" else value for kind, value in cert.get("subjectAltName", ())],
-            serial=cert.get("serialNumber", ""),
-            not_before=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ssl.cert_time_to_seconds(cert["notBefore"]))),
-            not_after=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(not_after)),
-            days_left=int((not_after - time.time()) // 86400),
-            sha256=hashlib.sha256(der).hexdigest() if der else ""))
-    return out
+    return tls_info(ssl_object, now=time.time())
 
 
 def _text(body: bytes, charset: str | None) -> str:
@@ -174,19 +134,8 @@ class DecodingError(HttpError):
 
 
 def _cause(exc: BaseException) -> tuple[str, str] | None:
-    """(error_code, message) from the most specific cause in exc's chain, if one is known."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return "tls_error", f"certificate verify failed: {cause.verify_message}"
-        if isinstance(cause, ssl.SSLError):
-            return "tls_error", f"TLS: {cause.reason or cause}"
-        if isinstance(cause, ConnectionRefusedError) or getattr(cause, "errno", None) == errno.ECONNREFUSED:
-            return "refused", "connection refused"
-        if isinstance(cause, OSError) and cause.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-            return "unreachable", cause.strerror or str(cause)
-        cause = cause.__cause__ or cause.__context__
-    return None
+    """(error_code, message) from the most specific cause in exc's chain, if one is known (see _net)."""
+    return describe(exc)
 
 
 def _failure(exc: HttpError) -> tuple[str, str]:
@@ -227,11 +176,17 @@ class _Exchange:
     headers: dict[str, str]
     # Phases of the request; a phase that did not happen (no TLS on http) is unset.
     timings: http_pb2.HttpTimings
-    body: bytes
-    truncated: bool
+    # The decoded body as read (all of it up to MAX_BODY_BYTES, or its sample: see Body).
+    body: Body
     tls: http_pb2.TlsInfo | None
     # The Content-Type's charset, that the body is decoded with.
     charset: str | None
+    # The connection's TLS session when `tls` is still to be read from it: parsing a chain takes ~1 ms
+    # a certificate, which is no phase of the request, so the last hop's is parsed after its timings.
+    ssl_object: ssl.SSLObject | None = None
+
+    def tls_info(self) -> http_pb2.TlsInfo | None:
+        return self.tls if self.ssl_object is None else tls_info(self.ssl_object, now=time.time())
 
     @property
     def location(self) -> str | None:
@@ -239,7 +194,40 @@ class _Exchange:
         return self.headers.get("location") if self.status_code in _REDIRECT_CODES else None
 
 
-# A hop: one request to an address, its body read up to the cap (keyword arguments as _hop's).
+class Body:
+    """A response body as it is read: its size, its first BODY_CAP bytes, and all of it (up to
+    MAX_BODY_BYTES) only when a check matches it (`keep`), so an agent holds 10 KiB per check, not 10 MB."""
+
+    def __init__(self, *, keep: bool) -> None:
+        self.keep = keep
+        self.size = 0
+        # The body was longer than MAX_BODY_BYTES: reading stopped there.
+        self.over_limit = False
+        self._data = bytearray()
+
+    def add(self, data: bytes) -> bool:
+        """Counts and keeps `data`; False once MAX_BODY_BYTES are read (the rest is not read)."""
+        room = MAX_BODY_BYTES - self.size
+        if len(data) > room:
+            data, self.over_limit = data[:room], True
+        self.size += len(data)
+        limit = MAX_BODY_BYTES if self.keep else BODY_CAP
+        if len(self._data) < limit:
+            self._data += data[:limit - len(self._data)]
+        return not self.over_limit
+
+    @property
+    def sample(self) -> bytes:
+        return bytes(self._data[:BODY_CAP])
+
+    @property
+    def whole(self) -> bytes:
+        """All of it as read; only for a body kept whole."""
+        assert self.keep, "the body was not kept whole"
+        return bytes(self._data)
+
+
+# A hop: one request to an address, its body read up to MAX_BODY_BYTES (keyword arguments as _hop's).
 Hop = Callable[..., Awaitable[_Exchange]]
 
 
@@ -298,7 +286,9 @@ class _Zlib:
     def decode(self, data: bytes) -> bytes:
         retry_raw, self._retry_raw = self._retry_raw, False
         try:
-            return self._decompressor.decompress(data)
+            # At most one byte past the body limit per piece: a small gzip bomb cannot inflate to gigabytes
+            # in memory. The input left over (unconsumed_tail) is never needed: reading stops at the limit.
+            return self._decompressor.decompress(data, MAX_BODY_BYTES + 1)
         except zlib.error as exc:
             if retry_raw:
                 self._decompressor = zlib.decompressobj(-zlib.MAX_WBITS)
@@ -450,7 +440,7 @@ def _request(method: str, authority: str, path: str, options) -> tuple[bytes, li
     character in the path). h11 checks the rest when the request is sent.
     """
     body = options.body.encode() if options.body else None
-    given = {"Host": authority, "User-Agent": USER_AGENT, **dict(options.headers)}
+    given = request_headers(authority, options.headers)
     names = {name.lower() for name in given}
     headers = [(name, value) for name, value in _DEFAULT_HEADERS if name.lower() not in names]
     headers += given.items()
@@ -463,6 +453,16 @@ def _request(method: str, authority: str, path: str, options) -> tuple[bytes, li
     except UnicodeEncodeError as exc:
         raise ValueError(f"headers must be ASCII: {exc.object!r}") from exc
     return _request_target(path), encoded, body
+
+
+def request_headers(authority: str, extra) -> dict[str, str]:
+    """Host and User-Agent, each replaced by a check's header of the same name in any case (`host`
+    replaces Host: one Host header, as curl -H sends), then the check's other headers."""
+    given = {name.lower() for name in extra}
+    headers = {name: value for name, value in (("Host", authority), ("User-Agent", USER_AGENT))
+               if name.lower() not in given}
+    headers.update(extra)
+    return headers
 
 
 async def _next_event(conn: h11.Connection, stream: _Stream) -> object:
@@ -511,7 +511,7 @@ class _Progress:
 
 async def _exchange(stream: _Stream, progress: _Progress, *, method: str, scheme: str, host: str, port: int,
                     addr: IPAddress, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes | None,
-                    context: ssl.SSLContext | None) -> _Exchange:
+                    context: ssl.SSLContext | None, keep_body: bool) -> _Exchange:
     loop = asyncio.get_running_loop()
     tcp_started = time.perf_counter()
     try:
@@ -558,33 +558,27 @@ async def _exchange(stream: _Stream, progress: _Progress, *, method: str, scheme
     headers_at = time.perf_counter()
     progress.phase = "download"
     response_headers = _headers(list(event.headers.raw_items()))
-    received = bytearray()
-    truncated = False
+    received = Body(keep=keep_body)
     if method != "HEAD":
         decoder = _Decoder(response_headers.get("content-encoding"))
         while True:
             part = await _next_event(conn, stream)
-            if isinstance(part, h11.Data):
-                received += decoder.decode(bytes(part.data))
-            else:  # EndOfMessage, or PAUSED after a 101
-                received += decoder.flush()
-            if len(received) > BODY_CAP:
-                truncated = True
-                break
-            if not isinstance(part, h11.Data):
+            more = received.add(decoder.decode(bytes(part.data)) if isinstance(part, h11.Data)
+                                else decoder.flush())  # EndOfMessage, or PAUSED after a 101
+            if not more or not isinstance(part, h11.Data):
                 break
     done = time.perf_counter()
     timings = http_pb2.HttpTimings(tcp_ms=ms(tcp_done - tcp_started), tls_ms=tls_ms,
                                    first_byte_ms=ms(headers_at - sent), download_ms=ms(done - headers_at))
     return _Exchange(status_code=event.status_code, reason=event.reason.decode("ascii", errors="ignore"),
                      http_version="HTTP/" + event.http_version.decode("ascii", errors="ignore"), headers=response_headers,
-                     timings=timings, body=bytes(received[:BODY_CAP]), truncated=truncated,
-                     tls=_tls(stream.transport), charset=_charset(response_headers.get("content-type")))
+                     timings=timings, body=received, tls=None, charset=_charset(response_headers.get("content-type")),
+                     ssl_object=stream.transport.get_extra_info("ssl_object") if stream.transport else None)
 
 
 async def _hop(*, method: str, scheme: str, host: str, port: int, path: str, addr: IPAddress, options,
                context: ssl.SSLContext | None, deadline: float) -> _Exchange:
-    """One HTTP/1.1 request to `addr` on a connection of its own, its body read up to the cap."""
+    """One HTTP/1.1 request to `addr` on a connection of its own, its body read up to MAX_BODY_BYTES."""
     authority = _authority(host, port, scheme)
     where = f"{method} {scheme}://{authority}{path}"
     try:
@@ -597,7 +591,8 @@ async def _hop(*, method: str, scheme: str, host: str, port: int, path: str, add
     try:
         async with asyncio.timeout(max(deadline - started, 0.001)):
             return await _exchange(stream, progress, method=method, scheme=scheme, host=host, port=port,
-                                   addr=addr, target=target, headers=headers, body=body, context=context)
+                                   addr=addr, target=target, headers=headers, body=body, context=context,
+                                   keep_body=bool(options.body_regexp))
     except TimeoutError as exc:
         raise ProbeError("timeout", f"{where}: timed out in {progress.phase} after {ms(time.perf_counter() - started)} ms",
                          http_pb2.HttpResult(address=str(addr), phase=progress.phase)) from exc
@@ -677,22 +672,84 @@ async def _follow(request: ProbeRequest, hop: Hop) -> ProbeResult:
     else:
         raise ProbeError("too_many_redirects", f"more than {MAX_REDIRECTS} redirects",
                          http_pb2.HttpResult(redirects=chain))
-    text = _text(exchange.body, exchange.charset)
+    body = exchange.body
     data = http_pb2.HttpResult(
         url=url, address=str(addr), ip_version=addr.version, method=method, status_code=exchange.status_code,
         reason=exchange.reason, http_version=exchange.http_version, headers=exchange.headers,
-        body=text, body_size=len(exchange.body), body_truncated=exchange.truncated, redirects=chain,
-        timings=timings, total_ms=ms(time.perf_counter() - started), tls=exchange.tls)
+        body=_text(body.sample, exchange.charset), body_size=body.size,
+        body_truncated=body.size > BODY_CAP, body_over_limit=body.over_limit, redirects=chain,
+        timings=timings, total_ms=ms(time.perf_counter() - started))
+    tls = exchange.tls_info()
+    if tls is not None:
+        data.tls.CopyFrom(tls)
     expected = list(options.expected_status)
     if not (exchange.status_code in expected if expected else 200 <= exchange.status_code < 400):
         wanted = ", ".join(map(str, expected)) if expected else "200-399"
         return ProbeResult(False, data, f"status {exchange.status_code}, expected {wanted}", "unexpected_status")
-    if options.body_regexp:
+    versions = [_http_version(v) for v in options.valid_http_versions]
+    if versions and exchange.http_version not in versions:
+        return ProbeResult(False, data, f"{exchange.http_version}, expected {', '.join(versions)}",
+                           "unexpected_http_version")
+    if options.fail_if_ssl and tls is not None:
+        return ProbeResult(False, data, f"{url} was served over TLS (fail_if_ssl)", "unexpected_tls")
+    if options.fail_if_not_ssl and tls is None:
+        return ProbeResult(False, data, f"{url} was not served over TLS (fail_if_not_ssl)", "no_tls")
+    if options.body_regexp or options.header_regexp:
+        remaining = max(deadline - time.perf_counter(), 0.001)
         try:
-            matched = re.search(options.body_regexp, text)
-        except re.error as exc:
-            raise ProbeError("bad_options", f"body_regexp: {exc}", data) from exc
-        if not matched:
-            where = f"the first {BODY_CAP} bytes of the body" if exchange.truncated else "the body"
-            return ProbeResult(False, data, f"{where} does not match {options.body_regexp!r}", "body_mismatch")
+            async with asyncio.timeout(remaining):
+                # RE2 is linear in the input, but 10 MB still takes tens of ms: never on the event loop.
+                failure = await asyncio.get_running_loop().run_in_executor(
+                    None, _match, options, exchange.headers, body, exchange.charset)
+        except TimeoutError as exc:
+            raise ProbeError("timeout", f"matching the regular expressions timed out after {ms(remaining)} ms",
+                             data) from exc
+        except InvalidArgument as exc:
+            violation = exc.violations[0]
+            raise ProbeError("bad_options", f"{violation.field}: {violation.reason}", data) from exc
+        if failure:
+            return ProbeResult(False, data, *failure)
     return ProbeResult(True, data)
+
+
+def _http_version(name: str) -> str:
+    """A version as the result names it: HTTP/2.0 (blackbox's spelling) is HTTP/2."""
+    name = name.strip().upper()
+    return "HTTP/2" if name in ("HTTP/2.0", "HTTP/2") else name
+
+
+def _match(options, headers: dict[str, str], body: Body, charset: str | None) -> tuple[str, str] | None:
+    """The first failed regular expression as (message, code), or None (runs in a thread)."""
+    for i, rule in enumerate(options.header_regexp):
+        name = rule.header.lower()
+        pattern = compile_pattern(f"http.header_regexp[{i}].regexp", rule.regexp)
+        value = headers.get(name)
+        if value is None:
+            if rule.allow_missing:
+                continue
+            return f"no {rule.header} header (header_regexp)", "header_mismatch"
+        matched = pattern.search(value) is not None
+        if matched and rule.fail_if_matches:
+            return f"{rule.header}: {value[:200]!r} matches {rule.regexp!r}", "header_mismatch"
+        if not matched and not rule.fail_if_matches:
+            return f"{rule.header}: {value[:200]!r} does not match {rule.regexp!r}", "header_mismatch"
+    if options.body_regexp:
+        pattern = compile_pattern("http.body_regexp", options.body_regexp)
+        if pattern.search(_text(body.whole, charset)) is None:
+            where = f"the first {body.size} bytes of the body" if body.over_limit else "the body"
+            return f"{where} does not match {options.body_regexp!r}", "body_mismatch"
+    return None
+
+
+def warm() -> None:
+    """What an agent's first http check would otherwise pay inside its timings: the shared SSL contexts
+    (OpenSSL's context machinery and the trust store), the certificate parser, h11's request writer."""
+    for verify in (True, False):
+        ssl_context(False, verify)
+    warm_certs()
+    with contextlib.suppress(OSError):  # loads the resolver's libraries (NSS), ~5-10 ms the first time
+        socket.getaddrinfo("localhost", 80, type=socket.SOCK_STREAM)
+    conn = h11.Connection(h11.CLIENT)
+    conn.send(h11.Request(method=b"GET", target=b"/", headers=[(b"Host", b"warm")]))
+    _Decoder("gzip").decode(b"")
+    _text(b"", "utf-8")

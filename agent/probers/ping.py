@@ -1,5 +1,7 @@
 """ping: ICMP echo to one address; per-packet RTT and TTL, min/avg/max/stddev and loss.
 
+`protocol = tcp` times TCP connections instead (SYN to SYN-ACK): see _tcp_ping.py.
+
 icmplib opens the socket (an unprivileged datagram "ping socket" first, raw as a
 fallback) and sends the requests. Replies are read here instead of by
 `icmplib.async_ping` for two reasons: icmplib waits for each reply before
@@ -21,13 +23,24 @@ from icmplib import ICMPRequest, ICMPv4Socket, ICMPv6Socket, SocketPermissionErr
 from icmplib.exceptions import ICMPLibError
 from icmplib.utils import unique_identifier
 
-from hostcheck.agent.probers.base import ProbeError, ProbeRequest, ProbeResult, budget, resolve
+from hostcheck.agent.probers import _tcp_ping
+from hostcheck.agent.probers.base import (
+    ProbeError,
+    ProbeRequest,
+    ProbeResult,
+    Progress,
+    budget,
+    no_progress,
+    resolve,
+)
 from hostcheck.core.checktypes.ping import (
     DEFAULT_COUNT,
     DEFAULT_INTERVAL_MS,
     DEFAULT_SIZE,
+    DEFAULT_TCP_PORT,
     MAX_COUNT,
     MAX_SIZE,
+    PROTOCOLS,
 )
 from hostcheck.core.targets import IPAddress
 from hostcheck.v1 import ping_pb2
@@ -99,7 +112,7 @@ def _parse(packet: bytes, ancillary, *, version: int, raw: bool, ident: int) -> 
 
 
 def _receiver(sock: socket.socket, series: _Series, *, version: int, raw: bool, ident: list[int],
-              addr: IPAddress, count: int):
+              addr: IPAddress, count: int, progress: Progress = no_progress):
     def on_readable() -> None:
         while True:
             try:
@@ -123,6 +136,8 @@ def _receiver(sock: socket.socket, series: _Series, *, version: int, raw: bool, 
                 continue
             series.rtts[sequence] = received - series.sent[sequence]
             series.ttls[sequence] = ttl
+            progress(f"reply {len(series.rtts)} of {count} from {addr}: seq={sequence} "
+                     f"time={series.rtts[sequence] * 1000.0:.3f} ms", done=len(series.rtts), total=count)
             if len(series.rtts) == count:
                 series.all_received.set()
 
@@ -131,6 +146,13 @@ def _receiver(sock: socket.socket, series: _Series, *, version: int, raw: bool, 
 
 async def probe(request: ProbeRequest) -> ProbeResult:
     count, interval, size = _options(request)
+    protocol = (request.options.protocol or "icmp").lower()
+    if protocol == "tcp":
+        _tcp_ping.check_options(request)
+        port = request.options.port or request.target.port or DEFAULT_TCP_PORT
+        return await _tcp_ping.probe(request, count=count, interval=interval, port=port)
+    if protocol != "icmp":
+        raise ProbeError("bad_options", f"protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
     started = time.perf_counter()
     deadline = started + budget(request)
     addr = (await resolve(request))[0]
@@ -147,7 +169,7 @@ async def probe(request: ProbeRequest) -> ProbeResult:
         else:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
         loop.add_reader(sock.fileno(), _receiver(sock, series, version=addr.version, raw=raw, ident=ident,
-                                                 addr=addr, count=count))
+                                                 addr=addr, count=count, progress=request.progress))
         try:
             last_sent = started
             for sequence in range(count):
@@ -188,7 +210,7 @@ def _result(addr: IPAddress, series: _Series, *, raw: bool, size: int) -> ProbeR
     sent, received = len(series.sent), len(rtts)
     ttls = [t for t in series.ttls.values() if t is not None]
     data = ping_pb2.PingResult(
-        address=str(addr), ip_version=addr.version, size=size, socket="raw" if raw else "datagram",
+        address=str(addr), ip_version=addr.version, size=size, socket="raw" if raw else "datagram", protocol="icmp",
         packets_sent=sent, packets_received=received, packet_loss=round(1 - received / sent, 4) if sent else 1.0,
         duplicates=series.duplicates, rtts_ms=[round(r, 3) for r in rtts])
     if rtts:

@@ -1,4 +1,7 @@
-"""traceroute: ICMP echo with growing TTL; per hop the address, RTTs, loss and (if asked) the reverse name.
+"""traceroute: ICMP echo, UDP or TCP SYN probes with growing TTL; per hop the address, RTTs, loss and the name.
+
+udp and tcp probes (`protocol`, with `port`) go through _hops.py on the event loop; what
+follows is about icmp, the default.
 
 icmplib's sockets do the sending and parsing; the hop loop is ours because
 `icmplib.traceroute` leaves out silent hops, waits for each probe in turn (a
@@ -22,7 +25,17 @@ from icmplib import ICMPRequest, ICMPv4Socket, ICMPv6Socket, SocketPermissionErr
 from icmplib.exceptions import ICMPLibError, TimeoutExceeded
 from icmplib.utils import unique_identifier
 
-from hostcheck.agent.probers.base import ProbeError, ProbeRequest, ProbeResult, budget, resolve
+from hostcheck.agent.probers import _hops
+from hostcheck.agent.probers.base import (
+    ProbeError,
+    ProbeRequest,
+    ProbeResult,
+    Progress,
+    budget,
+    no_progress,
+    resolve,
+)
+from hostcheck.core.checktypes._paths import default_port
 from hostcheck.core.checktypes.traceroute import DEFAULT_MAX_HOPS, DEFAULT_PROBES, MAX_HOPS, MAX_PROBES
 from hostcheck.core.targets import IPAddress
 from hostcheck.v1 import traceroute_pb2
@@ -79,7 +92,7 @@ def _open(addr: IPAddress) -> ICMPv4Socket | ICMPv6Socket:
 
 
 def _trace(addr: IPAddress, *, max_hops: int, probes: int, hop_wait: float, deadline: float,
-           stop: threading.Event) -> _Trace:
+           stop: threading.Event, progress: Progress = no_progress) -> _Trace:
     """The blocking hop loop; returns by `deadline` (time.monotonic) or when `stop` is set."""
     version = addr.version
     ident = unique_identifier()
@@ -118,6 +131,10 @@ def _trace(addr: IPAddress, *, max_hops: int, probes: int, hop_wait: float, dead
                     hop.reached = True
                 elif reply.type == _UNREACHABLE[version]:
                     hop.unreachable = _UNREACHABLE_CODES[version].get(reply.code, f"unreachable (code {reply.code})")
+            progress(f"hop {ttl}: {hop.addresses[0] if hop.addresses else '*'}", done=ttl, total=max_hops,
+                     data=traceroute_pb2.TracerouteResult(address=str(addr), ip_version=version, max_hops=max_hops,
+                                                          probes_per_hop=probes, hop_count=len(trace.hops),
+                                                          hops=[_hop_data(h, probes, None) for h in trace.hops]))
             if hop.reached or hop.unreachable:
                 trace.reached = hop.reached
                 break
@@ -153,26 +170,35 @@ def _hop_data(hop: _Hop, probes: int, names: dict[str, str | None] | None) -> tr
 
 async def probe(request: ProbeRequest) -> ProbeResult:
     max_hops, probes = _options(request)
+    protocol = (request.options.protocol or "icmp").lower()
+    if protocol not in _hops.PROTOCOLS:
+        raise ProbeError("bad_options", f"protocol {protocol!r} is not one of {', '.join(_hops.PROTOCOLS)}")
+    # A port means nothing to echo requests (the CLI's --port sets it for every type that has one).
+    port = (request.options.port or default_port(protocol, request.target.port)) if protocol != "icmp" else 0
     started = time.monotonic()
     end = started + budget(request)
-    addr = (await resolve(request))[0]
+    addr = (await resolve(request, port=port or None))[0]
     # Names get a share of the time; the hop loop the rest.
     trace_end = end - (NAME_TIMEOUT if request.options.resolve_names else 0)
     hop_wait = min(MAX_HOP_WAIT, max(MIN_HOP_WAIT, (trace_end - time.monotonic()) / max_hops))
-    stop = threading.Event()
-    try:
-        trace = await asyncio.to_thread(_trace, addr, max_hops=max_hops, probes=probes, hop_wait=hop_wait,
-                                        deadline=trace_end, stop=stop)
-    finally:
-        # Cancelled: the thread cannot be, but it checks this between waits.
-        stop.set()
+    if protocol != "icmp":
+        trace = await _trace_sockets(addr, protocol, port, max_hops=max_hops, probes=probes, hop_wait=hop_wait,
+                                     deadline=trace_end, progress=request.progress)
+    else:
+        stop = threading.Event()
+        try:
+            trace = await asyncio.to_thread(_trace, addr, max_hops=max_hops, probes=probes, hop_wait=hop_wait,
+                                            deadline=trace_end, stop=stop, progress=request.progress)
+        finally:
+            # Cancelled: the thread cannot be, but it checks this between waits.
+            stop.set()
     names = None
     if request.options.resolve_names:
         names = await _names({a for h in trace.hops for a in h.addresses}, end)
     data = traceroute_pb2.TracerouteResult(
         address=str(addr), ip_version=addr.version, max_hops=max_hops, probes_per_hop=probes,
         destination_reached=trace.reached, complete=trace.complete, hop_count=len(trace.hops),
-        hops=[_hop_data(h, probes, names) for h in trace.hops])
+        hops=[_hop_data(h, probes, names) for h in trace.hops], protocol=protocol, port=port)
     if trace.reached:
         return ProbeResult(True, data)
     last = trace.hops[-1] if trace.hops else None
@@ -182,3 +208,38 @@ async def probe(request: ProbeRequest) -> ProbeResult:
         return ProbeResult(False, data, f"{addr} not reached within {request.timeout:g} s "
                                          f"({len(trace.hops)} hops traced)", "timeout")
     return ProbeResult(False, data, f"{addr} not reached within {max_hops} hops", "max_hops")
+
+
+async def _trace_sockets(addr: IPAddress, protocol: str, port: int, *, max_hops: int, probes: int, hop_wait: float,
+                         deadline: float, progress: Progress = no_progress) -> _Trace:
+    """The hop loop of udp and tcp probes (see _hops.py), on the event loop; returns by `deadline` (monotonic)."""
+    trace = _Trace()
+    with _hops.HopProber(addr, protocol, port) as prober:
+        for ttl in range(1, max_hops + 1):
+            if time.monotonic() + min(hop_wait, MIN_HOP_WAIT) > deadline:
+                trace.complete = False
+                break
+            hop = _Hop(ttl)
+            trace.hops.append(hop)
+            sent = [prober.send(ttl) for _ in range(probes)]
+            hop_deadline = time.perf_counter() + min(hop_wait, deadline - time.monotonic())
+            for key, future in sent:
+                reply = await _hops.first_reply(future, hop_deadline)
+                prober.forget(key)
+                if reply is None:
+                    continue
+                hop.rtts.append(reply.rtt * 1000.0)
+                hop.addresses.append(reply.address)
+                if reply.reached:
+                    hop.reached = True
+                elif reply.unreachable:
+                    hop.unreachable = reply.unreachable
+            progress(f"hop {ttl}: {hop.addresses[0] if hop.addresses else '*'}", done=ttl, total=max_hops,
+                     data=traceroute_pb2.TracerouteResult(
+                         address=str(addr), ip_version=addr.version, max_hops=max_hops, probes_per_hop=probes,
+                         hop_count=len(trace.hops), hops=[_hop_data(h, probes, None) for h in trace.hops],
+                         protocol=protocol, port=port))
+            if hop.reached or hop.unreachable:
+                trace.reached = hop.reached
+                break
+    return trace

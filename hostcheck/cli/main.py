@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
+import os
 import signal
 import sys
 
@@ -70,7 +72,11 @@ _service_command("scheduler", cfg.SchedulerConfig,
 
 
 @main.command()
-def agent() -> None:
+@click.option("--register-only", is_flag=True,
+              help="Register (unless the state file holds an identity already), write the state file and exit: "
+                   "run it with HOSTCHECK_REGISTRATION_TOKEN before the agent, which then needs no such token "
+                   "(the DaemonSet's init container does this).")
+def agent(register_only: bool) -> None:
     """Run an agent: register if needed, hold the stream, run checks."""
     from hostcheck.agent.client import Agent
     from hostcheck.agent.identity import IdentityError
@@ -80,6 +86,9 @@ def agent() -> None:
 
     async def run() -> None:
         worker = Agent(conf)
+        if register_only:
+            await worker.register()
+            return
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.stop()))
@@ -141,19 +150,33 @@ def gateway_render(output: str | None) -> None:
 @click.option("--port", default=8080, show_default=True, help="Public port: UI, REST, gRPC-Web and gRPC.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the public port binds.")
 @click.option("--data-dir", default=".hostcheck", show_default=True, type=click.Path(file_okay=False),
+              envvar="HOSTCHECK_DATA_DIR",
               help="Where the SQLite database and the local agent's state live.")
 @click.option("--allow-target", "allow_targets", multiple=True, metavar="CIDR",
-              help="Allow probing this range despite the target guard (repeatable), e.g. 127.0.0.0/8.")
-@click.option("--agents", default=1, show_default=True, help="Local agents to run.")
-def dev(port: int, host: str, data_dir: str, allow_targets: tuple[str, ...], agents: int) -> None:
-    """Run the whole system on one machine: services, a local agent, Envoy; SQLite, in-process live state."""
+              help="Allow probing this range despite the target guard (repeatable), e.g. 10.0.0.0/8. "
+                   "Default: loopback (127.0.0.0/8, ::1/128) while --host is a loopback address, else nothing.")
+@click.option("--agents", default=1, show_default=True, type=click.IntRange(0, 100),
+              help="Local agents to run, each at its own simulated place (Frankfurt, New York, Tokyo, ...).")
+@click.option("--metrics-port", default=0, type=click.IntRange(0, 65535), envvar="HOSTCHECK_METRICS_PORT",
+              help="Port of /metrics (the services' Prometheus metrics, on --host; HOSTCHECK_METRICS_PORT); "
+                   "default: a free port, shown in the banner.")
+def dev(port: int, host: str, data_dir: str, allow_targets: tuple[str, ...], agents: int, metrics_port: int) -> None:
+    """Run the whole system on one machine: services, local agents, Envoy; SQLite, in-process live state.
+
+    Every HOSTCHECK_* setting applies as it does to the production commands (`hostcheck config`), over
+    dev's defaults; the flags win. dev picks the services' internal addresses and ports itself.
+    """
     devserver = _part("hostcheck.cli.dev", "all")
 
-    logs.setup("INFO", "text", name="dev")
+    logs.setup(os.environ.get("HOSTCHECK_LOG_LEVEL", "INFO"), os.environ.get("HOSTCHECK_LOG_FORMAT", "text"),
+               name="dev")
+    # Library chatter (alembic's migration steps, httpx's requests) says nothing a dev user acts on.
+    for noisy in ("alembic", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     telemetry.setup_tracing("hostcheck-dev")  # off unless OTEL_* asks for an exporter
     try:
-        asyncio.run(devserver.main(port=port, host=host, data_dir=data_dir, allow_targets=allow_targets,
-                                   agents=agents))
+        asyncio.run(devserver.run(port=port, host=host, data_dir=data_dir, allow_targets=allow_targets,
+                                  agents=agents, metrics_port=metrics_port))
     except devserver.DevError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -165,30 +188,97 @@ def dev(port: int, host: str, data_dir: str, allow_targets: tuple[str, ...], age
 @click.option("--server", "-s", default="127.0.0.1:8080", show_default=True, envvar="HOSTCHECK_SERVER",
               help="API address (Envoy or the scheduler), host:port.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final check as JSON.")
-@click.option("--agents", "limit", type=int, default=0, help="At most this many agents (default 10).")
+@click.option("--limit", "--agents", "limit", type=int, default=0, help="At most this many agents (default 10).")
+@click.option("--from", "magic", multiple=True, metavar="PLACE",
+              help="Only agents in this place: a continent, country, region, city, ASN (AS3320), network or "
+                   "label value; A+B: both (repeatable: any of them).")
 @click.option("--region", "regions", multiple=True, help="Only agents in this region (repeatable).")
 @click.option("--country", "countries", multiple=True, help="Only agents in this country (repeatable).")
 @click.option("--agent-id", "agent_ids", multiple=True, help="Exactly these agents (repeatable).")
+@click.option("--same-as", default="", metavar="CHECK_ID", help="The agents of an earlier check.")
 @click.option("--port", type=int, default=0,
               help=f"Port for {'/'.join(t for t, spec in CHECK_TYPES.items() if spec.has_port_option)} checks.")
 @click.option("--timeout-ms", type=int, default=0, help="Per-task timeout; 0 uses each type's default.")
 @click.option("--option", "-o", "options", multiple=True, metavar="TYPE.FIELD=VALUE",
               help="A check type's option: a field of its options message (protos/hostcheck/v1/TYPE.proto); "
                    "a map takes KEY:VALUE, a list A,B (repeatable).")
-@click.option("--strict", is_flag=True, help="Exit 1 when any probe failed, even if the check completed.")
-def check(target: str, types: tuple[str, ...], server: str, as_json: bool, limit: int, regions, countries,
-          agent_ids, port: int, timeout_ms: int, options: tuple[str, ...], strict: bool) -> None:
+@click.option("--api-key", default="", envvar="HOSTCHECK_API_KEY", show_envvar=True,
+              help="Create the check with this API key (its quota; it owns the check); default: anonymous.")
+# Kept so that old scripts still run: any failed probe now exits 1 without it.
+@click.option("--strict", is_flag=True, hidden=True)
+def check(target: str, types: tuple[str, ...], server: str, as_json: bool, limit: int, magic, regions, countries,
+          agent_ids, same_as: str, port: int, timeout_ms: int, options: tuple[str, ...], api_key: str,
+          strict: bool) -> None:
     """Check TARGET from agents and show results as they arrive.
 
-    Exits 0 when the check completed, 2 when it failed or timed out, 3 on a request error.
+    \b
+    Exit codes:
+      0  every probe succeeded
+      1  some probes failed (or timed out), some succeeded
+      2  a usage error (a bad option)
+      3  the request was refused (the bad field is named)
+      4  no probe succeeded
     """
     checkcli = _part("hostcheck.cli.check", "cli")
 
     code = asyncio.run(checkcli.run(
         target=target, types=types, server=server, as_json=as_json, limit=limit, regions=regions,
-        countries=countries, agent_ids=agent_ids, port=port, timeout_ms=timeout_ms, options=options,
-        strict=strict))
+        countries=countries, agent_ids=agent_ids, port=port, timeout_ms=timeout_ms, options=options, magic=magic,
+        same_as=same_as, api_key=api_key))
     sys.exit(code)
+
+_server_option = click.option("--server", "-s", default="127.0.0.1:8080", show_default=True, envvar="HOSTCHECK_SERVER",
+                              help="API address (Envoy or the results service), host:port.")
+_admin_option = click.option("--admin-token", envvar="HOSTCHECK_ADMIN_TOKEN", default="", show_envvar=True,
+                             help="The admin token (HOSTCHECK_ADMIN_TOKEN; `hostcheck dev` keeps one in its data "
+                                  "dir, see its banner).")
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print the reply as JSON.")
+
+
+@main.group()
+def keys() -> None:
+    """API keys: each has its own quota and owns the checks it creates (needs the admin token)."""
+
+
+def _keys_run(call) -> None:
+    keyscli = _part("hostcheck.cli.keys", "cli")
+    try:
+        click.echo(asyncio.run(call(keyscli)))
+    except keyscli.KeysError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@keys.command("create")
+@click.argument("name")
+@click.option("--quota", "quota_per_hour", default=0, type=click.IntRange(0, 1_000_000),
+              help="Checks per hour; 0: the default (1000).")
+@_server_option
+@_admin_option
+@_json_option
+def keys_create(name: str, quota_per_hour: int, server: str, admin_token: str, as_json: bool) -> None:
+    """Make a key called NAME; the key is printed once."""
+    _keys_run(lambda k: k.create(server=server, admin_token=admin_token, name=name, quota_per_hour=quota_per_hour,
+                                 as_json=as_json))
+
+
+@keys.command("list")
+@_server_option
+@_admin_option
+@_json_option
+def keys_list(server: str, admin_token: str, as_json: bool) -> None:
+    """List every key (never the keys themselves)."""
+    _keys_run(lambda k: k.list_keys(server=server, admin_token=admin_token, as_json=as_json))
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@_server_option
+@_admin_option
+@_json_option
+def keys_revoke(key_id: str, server: str, admin_token: str, as_json: bool) -> None:
+    """Revoke the key KEY_ID: refused from now on, by every replica."""
+    _keys_run(lambda k: k.revoke(server=server, admin_token=admin_token, key_id=key_id, as_json=as_json))
+
 
 if __name__ == "__main__":
     main()

@@ -11,15 +11,18 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from hostcheck.core import limits
 from hostcheck.core.checktypes import CHECK_TYPES, CheckType
 from hostcheck.core.checktypes.base import validate_port
 from hostcheck.core.errors import FieldViolation, InvalidArgument
+from hostcheck.core.regex import compile_pattern
+from hostcheck.core.selectors import planned_agents, validate_selector
 from hostcheck.core.targets import Target, TargetError, TargetGuard, parse_target
 from hostcheck.v1 import checks_pb2, scheduler_pb2
 
-MAX_AGENTS = 1000
-DEFAULT_AGENTS = 10
-MAX_LABEL_LEN = 255
+# The limits of every field are in hostcheck.core.limits (one table).
+MAX_AGENTS = limits.MAX_AGENTS
+MAX_LABEL_LEN = limits.MAX_STRING
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,10 @@ class ValidCheck:
 def validate_create(request: scheduler_pb2.CreateCheckRequest, guard: TargetGuard) -> ValidCheck:
     """Validates a create request; raises InvalidArgument listing every bad field."""
     bad: list[FieldViolation] = []
+    # Sizes first: a field over its limit gets one violation and no field-by-field rules (a
+    # type's own rule on the same field, e.g. http.body's, is kept instead: see the end).
+    sizes: list[FieldViolation] = []
+    over = limits.check_sizes(request, sizes)
     target: Target | None = None
     try:
         target = parse_target(request.target)
@@ -50,7 +57,7 @@ def validate_create(request: scheduler_pb2.CreateCheckRequest, guard: TargetGuar
     types: list[str] = []
     if not request.checks:
         bad.append(FieldViolation("checks", f"at least one check type is required: {', '.join(CHECK_TYPES)}"))
-    for i, name in enumerate(request.checks):
+    for i, name in enumerate(request.checks if "checks" not in over else ()):
         normal = name.strip().lower()
         if normal not in CHECK_TYPES:
             bad.append(FieldViolation(f"checks[{i}]", f"unknown check type {name[:40]!r}; known: {', '.join(CHECK_TYPES)}"))
@@ -73,10 +80,12 @@ def validate_create(request: scheduler_pb2.CreateCheckRequest, guard: TargetGuar
     elif target is not None and target.ip is not None and request.ip_version not in (0, target.ip.version):
         bad.append(FieldViolation("ip_version", f"target is an IPv{target.ip.version} address"))
 
-    _validate_options(request, types, target, bad)
-    _validate_selector(request.agents, bad)
-    if bad:
-        raise InvalidArgument(bad)
+    _validate_options(request, types, target, guard, over, bad)
+    _validate_selector(request.agents, over, bad)
+    _validate_fan_out(request.agents, types, bad)
+    if sizes or bad:
+        named = {v.field for v in bad}
+        raise InvalidArgument([v for v in sizes if v.field not in named] + bad)
     assert target is not None
     normal = scheduler_pb2.CreateCheckRequest()
     normal.CopyFrom(request)
@@ -87,13 +96,36 @@ def validate_create(request: scheduler_pb2.CreateCheckRequest, guard: TargetGuar
 
 
 def _validate_options(request: scheduler_pb2.CreateCheckRequest, types: list[str], target: Target | None,
-                      bad: list[FieldViolation]) -> None:
+                      guard: TargetGuard, over: set[str], bad: list[FieldViolation]) -> None:
     """Each requested type's options, in the types' order: the rules all share, then the type's own."""
     for name, spec in CHECK_TYPES.items():
         if name in types:
             options = getattr(request, name)
             _validate_shared(spec, options, target, bad)
+            _compile_regexps(options, name, over, bad)
             spec.validate(options, target, bad)
+            for field, ip in spec.addresses(options):
+                reason = guard.refusal(ip)
+                if reason:
+                    bad.append(FieldViolation(field, reason))
+
+
+def _compile_regexps(message, path: str, over: set[str], bad: list[FieldViolation], name: str = "") -> None:
+    """Every regular expression option (`regexp` or `*_regexp`, at any depth) compiles with RE2 within its limits."""
+    name = name or path
+    for field, value in message.ListFields():
+        field_path, field_name = f"{path}.{field.name}", f"{name}.{field.name}"
+        if field_path in over:
+            continue
+        if field.message_type is not None and not field.message_type.GetOptions().map_entry:
+            items = value if field.is_repeated else [value]
+            for i, item in enumerate(items):
+                _compile_regexps(item, field_path, over, bad, f"{field_name}[{i}]" if field.is_repeated else field_name)
+        elif field.type == field.TYPE_STRING and not field.is_repeated and limits.is_regexp(field.name):
+            try:
+                compile_pattern(field_name, value)
+            except InvalidArgument as exc:
+                bad.extend(exc.violations)
 
 
 def _validate_shared(spec: CheckType, options, target: Target | None, bad: list[FieldViolation]) -> None:
@@ -104,16 +136,20 @@ def _validate_shared(spec: CheckType, options, target: Target | None, bad: list[
         bad.append(FieldViolation(f"{name}.port", f"{name} needs a port: target host:port or {name}.port"))
 
 
-def _validate_selector(sel: checks_pb2.AgentSelector, bad: list[FieldViolation]) -> None:
-    if sel.limit and not 1 <= sel.limit <= MAX_AGENTS:
-        bad.append(FieldViolation("agents.limit", f"must be 1-{MAX_AGENTS}"))
-    for i, agent_id in enumerate(sel.agent_ids):
-        if not is_uuid(agent_id):
-            bad.append(FieldViolation(f"agents.agent_ids[{i}]", "is not a UUID"))
-    for field in ("regions", "countries", "cities"):
-        for i, value in enumerate(getattr(sel, field)):
-            if not value or len(value) > MAX_LABEL_LEN:
-                bad.append(FieldViolation(f"agents.{field}[{i}]", f"must be 1-{MAX_LABEL_LEN} characters"))
+def _validate_selector(sel: checks_pb2.AgentSelector, over: set[str], bad: list[FieldViolation]) -> None:
+    validate_selector(sel, over, bad)
+
+
+def _validate_fan_out(sel: checks_pb2.AgentSelector, types: list[str], bad: list[FieldViolation]) -> None:
+    """Agents x check types within MAX_TASKS_PER_CHECK: that bounds one check's size (GET, watch)."""
+    if (not types or sel.limit > MAX_AGENTS or len(sel.agent_ids) > MAX_AGENTS
+            or sum(loc.limit for loc in sel.locations) > MAX_AGENTS):
+        return  # reported by validate_selector
+    agents = planned_agents(sel)
+    if agents * len(types) > limits.MAX_TASKS_PER_CHECK:
+        field = "agents.agent_ids" if sel.agent_ids else "agents.locations" if sel.locations else "agents.limit"
+        bad.append(FieldViolation(field, f"{agents} agents x {len(types)} check types is over "
+                                         f"{limits.MAX_TASKS_PER_CHECK} tasks per check; ask for fewer agents"))
 
 
 def is_uuid(value: str) -> bool:

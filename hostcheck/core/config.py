@@ -41,6 +41,10 @@ class CommonConfig:
     log_level: str = doc("Log level: DEBUG, INFO, WARNING, ERROR.", "INFO")
     log_format: str = doc("Log format: text or json (one object a line, with trace_id and span_id).", "text")
     metrics_port: int = doc("Port of the Prometheus /metrics endpoint (on the host of `listen`); 0: off.", 0)
+    trusted_hops: int = doc("Proxies in front of Envoy (cloud load balancer, ingress) that append to "
+                            "x-forwarded-for; the client IP (rate limits) is the entry this many places left "
+                            "of the one Envoy appended. 0: Envoy sees clients directly (or via PROXY protocol).",
+                            0)
 
 
 @dataclass(frozen=True)
@@ -57,17 +61,33 @@ class TLSServerConfig:
 @dataclass(frozen=True)
 class RegistryConfig(TLSServerConfig, CommonConfig):
     listen: str = doc("Address the registry's gRPC server binds.", "127.0.0.1:50051")
-    registration_token: str = doc("Master token agents present to register (x-registration-token). Required.", "")
-    results_addr: str = doc("Address of the results service (for agent stats).", "127.0.0.1:50053")
+    registration_token: str = doc("Master token agents present to register (x-registration-token); it does "
+                                  "nothing else. Required.", "")
+    registration_rate_limit: int = doc("Registration attempts per client IP per hour; 0 disables.", 100)
+    results_addr: str = doc("Address of the results service (for agent stats, and to verify the admin token).",
+                            "127.0.0.1:50053")
     migrate: bool = doc("Apply database migrations at start.", True)
 
 
 @dataclass(frozen=True)
 class ResultsConfig(CommonConfig):
     listen: str = doc("Address the results service's gRPC server binds.", "127.0.0.1:50053")
+    admin_token: str = doc("Admin token (authorization: Bearer ...): manages API keys, deletes any check, lists "
+                           "all checks, revokes and deletes agents. Only the results service holds it; the other "
+                           "services ask it. Empty: no admin.", "")
     task_grace_s: float = doc("Seconds past a task's deadline before it is marked timed out.", 5.0)
     sweep_interval_s: float = doc("Seconds between sweeps for overdue tasks.", 1.0)
     offline_after_s: float = doc("Pending tasks of an agent offline this long end as timed out.", 30.0)
+    retention_days: int = doc("Checks older than this many days are removed with their tasks and results (on "
+                              "Postgres a whole month at a time, once all of it is this old); 0 keeps "
+                              "everything.", 30)
+    retention_interval_s: float = doc("Seconds between retention sweeps (also run at start; on Postgres they "
+                                      "make the monthly partitions ahead, so they run even when nothing "
+                                      "expires).", 3600.0)
+    watchers_per_check: int = doc("WatchCheck streams of one check at once (on this replica); more get "
+                                  "RESOURCE_EXHAUSTED.", 500)
+    watchers_per_client_ip: int = doc("WatchCheck streams of one client IP at once (on this replica); more get "
+                                      "RESOURCE_EXHAUSTED.", 32)
     migrate: bool = doc("Apply database migrations at start.", True)
 
 
@@ -85,6 +105,9 @@ class SchedulerConfig(TLSServerConfig, CommonConfig):
     rate_limit: int = doc("Checks per client IP per window; 0 disables.", 100)
     rate_limit_window_s: int = doc("Rate-limit window in seconds.", 3600)
     dispatch_grace_s: float = doc("Seconds added to a task's timeout for dispatch and reporting.", 5.0)
+    agent_stream_max_age_s: float = doc("An agent stream older than this (less up to a fifth, at random) is asked "
+                                        "to reconnect, so agents spread over replicas added since (a rollout, a "
+                                        "scale-up); 0: streams never age.", 1800.0)
 
 
 @dataclass(frozen=True)
@@ -94,6 +117,10 @@ class AgentConfig:
                               "127.0.0.1:50052")
     registry_addr: str = doc("Address of the registry (only used to register).", "127.0.0.1:50051")
     registration_token: str = doc("Master registration token; used once when the agent has no token.", "")
+    registration_token_file: str = doc("File holding the registration token (a mounted Secret), read only when "
+                                       "the agent registers: at first start, and again when the registry no "
+                                       "longer knows its identity (e.g. a database restored from a backup). "
+                                       "Keeps the token out of the agent's environment.", "")
     tls: bool = doc("Connect to the scheduler and registry over TLS (system trust roots unless tls_ca_file).",
                     False)
     tls_ca_file: str = doc("PEM CA bundle to trust for the scheduler and registry; implies tls.", "")
@@ -109,10 +136,22 @@ class AgentConfig:
     country: str = doc("ISO 3166 alpha-2 country code.", "")
     city: str = doc("City.", "")
     asn: int = doc("Autonomous system number of the agent's network.", 0)
+    latitude: str = doc("Latitude in decimal degrees (-90..90), e.g. 50.11, for the UI's map; with longitude; "
+                        "empty: unknown.", "")
+    longitude: str = doc("Longitude in decimal degrees (-180..180), e.g. 8.68; with latitude; empty: unknown.", "")
     labels: tuple[str, ...] = doc("Labels as key=value, comma-separated.", default_factory=tuple)
     concurrency: int = doc("Tasks run at once.", 64)
     allow_targets: tuple[str, ...] = doc("CIDRs allowed despite the target guard (comma-separated).",
                                          default_factory=tuple)
+    dns_resolver: str = doc("Resolver (ip or ip:port) of DNS checks that name none; 'system': the agent's own "
+                            "(/etc/resolv.conf; in a pod, the cluster's DNS, which would let anyone enumerate "
+                            "cluster-internal names).", "1.1.1.1")
+    dns_private_zones: bool = doc("Allow DNS checks of private zones: *.cluster.local, *.internal, *.local, "
+                                  "*.localhost, *.home.arpa and reverse zones of ranges the target guard refuses.",
+                                  False)
+    dns_root_servers: tuple[str, ...] = doc("Root servers a DNS trace starts from (ip or ip:port, "
+                                            "comma-separated); empty: the 13 IANA root servers.",
+                                            default_factory=tuple)
     result_batch_size: int = doc("Results per batch sent up the stream.", 100)
     result_flush_ms: int = doc("Milliseconds a result may wait for its batch.", 20)
     drain_timeout_s: float = doc("On SIGTERM, seconds to finish in-flight tasks.", 30.0)
@@ -136,7 +175,7 @@ def read_pem(setting: str, path: str) -> bytes | None:
 
 ALL_CONFIGS = (RegistryConfig, ResultsConfig, SchedulerConfig, AgentConfig)
 # Read by other parts (dev runner, tests); not config fields.
-EXTRA_KNOWN = {"HOSTCHECK_DATA_DIR", "HOSTCHECK_SERVER"} | {
+EXTRA_KNOWN = {"HOSTCHECK_DATA_DIR", "HOSTCHECK_SERVER", "HOSTCHECK_API_KEY"} | {
     f"HOSTCHECK_GATEWAY_{name}" for name in ("LISTEN_ADDRESS", "LISTEN_PORT", "ADMIN_PORT", "SCHEDULER_ADDR",
                                              "RESULTS_ADDR", "REGISTRY_ADDR", "DESCRIPTOR")}
 

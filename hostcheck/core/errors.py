@@ -28,6 +28,11 @@ class HostcheckError(Exception):
         self.message = message
 
 
+# Violations spelled out in an InvalidArgument's message (all are in its details, up to
+# hostcheck.core.limits.MAX_VIOLATIONS).
+MESSAGE_VIOLATIONS = 5
+
+
 @dataclass(frozen=True)
 class FieldViolation:
     field: str
@@ -44,7 +49,11 @@ class InvalidArgument(HostcheckError):
         elif isinstance(violations, FieldViolation):
             violations = [violations]
         self.violations = list(violations)
-        super().__init__("; ".join(f"{v.field}: {v.reason}" for v in self.violations))
+        # The message travels in a header (grpc-message): the first few violations and a count.
+        shown = "; ".join(f"{v.field[:200]}: {v.reason[:500]}" for v in self.violations[:MESSAGE_VIOLATIONS])
+        if len(self.violations) > MESSAGE_VIOLATIONS:
+            shown += f"; and {len(self.violations) - MESSAGE_VIOLATIONS} more"
+        super().__init__(shown)
 
 
 class NotFound(HostcheckError):
@@ -65,6 +74,11 @@ class FailedPrecondition(HostcheckError):
 
 class Unavailable(HostcheckError):
     code = "UNAVAILABLE"
+
+
+# How the registry says an agent id is not in its database (UNAUTHENTICATED): unlike a revoked or
+# replaced agent, or a wrong token, such an agent may register again (hostcheck.agent.identity).
+UNKNOWN_AGENT = "unknown agent: register again"
 
 
 class ResourceExhausted(HostcheckError):

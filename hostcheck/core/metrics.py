@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -63,6 +64,9 @@ class SchedulerMetrics:
         self.agent_streams = Counter("hostcheck_agent_streams_opened",
                                      "Agent streams accepted by this replica (first connections and reconnects).",
                                      registry=r)
+        # The seed's agent_heartbeats_total, with the project's prefix.
+        self.heartbeats = Counter("hostcheck_agent_heartbeats", "Agent heartbeats received by this replica.",
+                                  registry=r)
         r.register(_Callbacks([
             ("gauge", "hostcheck_connected_agents", "Agents holding a stream to this replica.", connected_agents),
             ("gauge", "hostcheck_result_forwarder_queue",
@@ -80,6 +84,14 @@ class ResultsMetrics:
         self.check_latency = Histogram(
             "hostcheck_check_create_to_complete_seconds", "Time from creating a check to its last task ending, "
             "by the check's final status.", ["status"], buckets=CHECK_BUCKETS, registry=r)
+        self.quarantined = Counter(
+            "hostcheck_results_quarantined", "Results that could not be stored as sent, stored as failed results "
+            "with error code quarantined, by reason (text, size, started_at, duration_ms, data_type, storage).",
+            ["reason"], registry=r)
+        self.dead_letters = Counter(
+            "hostcheck_results_dead_letters", "Results tied to no task, acknowledged and dropped, by reason "
+            "(task_id or agent_id not a UUID, unknown_task, storage: refused even quarantined).",
+            ["reason"], registry=r)
 
     def finished(self, checks: Iterable[tuple[Any, Any, str]], tasks: Iterable[tuple[str, str, int]]) -> None:
         """checks: (created_at, completed_at, status); tasks: (check_type, status, count) of finished checks."""
@@ -217,6 +229,34 @@ async def serve_metrics(registry: CollectorRegistry, port: int, *, near: str = "
     metrics = MetricsServer(registry)
     if port:
         host = near.rsplit(":", 1)[0].strip("[]") if ":" in near else ""
-        metrics.server = await asyncio.start_server(metrics._handle, host or None, port)
-        log.info("metrics on %s:%d/metrics", host or "*", port)
+        if host in ("", "::"):
+            # asyncio makes every IPv6 socket IPv6-only, so `[::]` would answer on ::1 but refuse
+            # 127.0.0.1, and Prometheus on an IPv4 cluster would scrape nothing (issue 19).
+            metrics.server = await asyncio.start_server(metrics._handle, sock=_any_address_socket(port))
+        else:
+            metrics.server = await asyncio.start_server(metrics._handle, host, port)
+        log.info("metrics on %s:%d/metrics", host or "*", metrics.port)
     return metrics
+
+
+def _any_address_socket(port: int) -> socket.socket:
+    """A listening socket on every address of both families: one dual-stack IPv6 socket
+    (IPV6_V6ONLY off: IPv4 clients arrive as ::ffff:a.b.c.d), or IPv4 alone where the host
+    has no IPv6 (a pod with IPv6 disabled)."""
+    try:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    except OSError:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        address: tuple = ("0.0.0.0", port)
+    else:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        address = ("::", port)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, Uuid
+from sqlalchemy import Float, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hostcheck.services.storage.models import Base, JSONType, UTCDateTime, utcnow
@@ -22,6 +22,9 @@ class AgentRow(Base):
     country: Mapped[str] = mapped_column(String(2), default="")
     city: Mapped[str] = mapped_column(String(128), default="")
     asn: Mapped[int] = mapped_column(Integer, default=0)
+    # Decimal degrees for the UI's map (migration 0005); None when unknown.
+    latitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    longitude: Mapped[float | None] = mapped_column(Float, nullable=True)
     labels: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     capabilities: Mapped[list[str]] = mapped_column(JSONType, default=list)
     version: Mapped[str] = mapped_column(String(64), default="")

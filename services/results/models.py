@@ -3,6 +3,12 @@
 A task keeps its own snapshot of the agent it ran on (name and location, as the scheduler
 saw them when it planned the task): agent ids here are plain values, not keys into the
 registry's agents table, so results never read (or wait on) another service's table.
+
+On Postgres, check_tasks and check_results are partitioned by month of created_at (migration
+0006, for retention): their primary keys are (id, created_at), they have no foreign keys, and
+check_results.task_id is indexed but not UNIQUE there. These models describe the SQLite schema;
+the code does not rely on the difference (it deletes results, tasks and checks explicitly, and
+stores a task's result once by reading it under the check's lock).
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hostcheck.services.storage.models import Base, JSONType, UTCDateTime, utcnow
@@ -30,6 +36,9 @@ class CheckRow(Base):
         Index("idx_checks_status", "status"),
         Index("idx_checks_created_at", "created_at"),
         Index("idx_checks_target", "target"),
+        # Listing a caller's own checks (migration 0004): a key's, or an anonymous IP's last 24 hours.
+        Index("idx_checks_key_created", "created_by_key_id", "created_at"),
+        Index("idx_checks_ip_created", "client_ip", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -43,6 +52,8 @@ class CheckRow(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     deadline_at: Mapped[datetime] = mapped_column(UTCDateTime())
     client_ip: Mapped[str] = mapped_column(String(64), default="")
+    # The API key that created the check (migration 0004); None: anonymous (client_ip says from where).
+    created_by_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
 
     tasks: Mapped[list[TaskRow]] = relationship(back_populates="check", cascade="all, delete-orphan",
                                                 passive_deletes=True, order_by="TaskRow.created_at")
@@ -82,7 +93,7 @@ class TaskRow(Base):
 class ResultRow(Base):
     __tablename__ = "check_results"
     __table_args__ = (
-        # One result per task: a resent result never duplicates.
+        # One result per task: a resent result never duplicates (on Postgres kept by the store, see above).
         UniqueConstraint("task_id", name="uq_results_task_id"),
         Index("idx_results_check_id", "check_id"),
         Index("idx_results_agent_id", "agent_id"),
@@ -105,3 +116,16 @@ class ResultRow(Base):
     late: Mapped[bool] = mapped_column(Boolean, default=False)
 
     task: Mapped[TaskRow] = relationship(back_populates="result")
+
+
+class ApiKeyRow(Base):
+    """An API key the admin made (the seed's users): its quota, and the SHA-256 of the key, never the key."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(255))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    quota_per_hour: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

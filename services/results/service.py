@@ -8,6 +8,9 @@ import json
 import logging
 import time
 import uuid
+import weakref
+from collections import Counter, OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -17,14 +20,21 @@ from sqlalchemy import func, select
 from hostcheck.core import telemetry
 from hostcheck.core.checks import require_uuid
 from hostcheck.core.config import ResultsConfig
-from hostcheck.core.errors import InvalidArgument
+from hostcheck.core.errors import InvalidArgument, PermissionDenied, ResourceExhausted, Unauthenticated
+from hostcheck.core.limits import MAX_TASKS_PER_CHECK
 from hostcheck.core.metrics import MetricsServer, ResultsMetrics, serve_metrics
-from hostcheck.services.grpcserver import Server, start_server
+from hostcheck.services.auth import ANONYMOUS, KEY, Caller, Verify, caller_of
+from hostcheck.services.grpcserver import Server, client_ip, start_server
+from hostcheck.services.results.ingest import Rejected, judge
+from hostcheck.services.results.keys import CallerAuthServicer, KeysServicer, KeyStore, LocalVerifier
 from hostcheck.services.results.models import CheckRow, TaskRow
+from hostcheck.services.results.retention import Retention
 from hostcheck.services.results.store import (
     TERMINAL_CHECK,
+    TERMINAL_TASK,
     AgentSnapshot,
     Changes,
+    CheckOwner,
     IncomingResult,
     PlannedTask,
     ResultsStore,
@@ -33,18 +43,36 @@ from hostcheck.services.results.views import check_view, task_view
 from hostcheck.services.rpcerrors import grpc_errors
 from hostcheck.services.storage import db
 from hostcheck.services.storage.livestate import CANCELS_CHANNEL, LiveState, check_channel, create_live_state
-from hostcheck.v1 import checks_pb2, registry_pb2, results_pb2, results_pb2_grpc
+from hostcheck.v1 import (
+    checks_pb2,
+    keys_pb2,
+    keys_pb2_grpc,
+    registry_pb2,
+    results_pb2,
+    results_pb2_grpc,
+    scheduler_pb2,
+)
 
 log = logging.getLogger(__name__)
 
 # A watcher re-reads the check from storage when no event came for this long, so
 # an event lost in a Redis restart delays an update but never hides it.
 WATCH_RESYNC_S = 5.0
+# Watcher bounds (per results replica; docs/security.md). Events of a check waiting for one
+# watcher: past this the watcher is dropped (RESOURCE_EXHAUSTED); a client that stops reading
+# holds at most this many events, which are shared with every other watcher of the check (the
+# same bytes). Above the most one check publishes at once (a result and a start per task).
+WATCH_MAX_PENDING = 2 * MAX_TASKS_PER_CHECK + 64
+WATCHERS_PER_CHECK = 500
+WATCHERS_PER_CLIENT_IP = 32
 # Snapshot reads for watchers running at once (below the database pool's size).
 SNAPSHOT_READS = 8
 
 
 # JSON {"reason": str, "tasks": [[agent_id, task_id], ...]}: tasks whose agents should stop.
+
+# A progress message is cut to this many characters (agents send at most 256).
+PROGRESS_MESSAGE_LEN = 256
 
 # Live events published concurrently by one write.
 PUBLISH_AT_ONCE = 32
@@ -103,6 +131,10 @@ class Events:
                 event="done", check=check, check_status=check.status, tasks_done=check.tasks_done,
                 tasks_total=check.tasks_total))
 
+    async def publish_progress(self, check_id: uuid.UUID, progress: scheduler_pb2.TaskProgress) -> None:
+        await self._send(check_id, results_pb2.WatchCheckResponse(event="progress", progress=progress,
+                                                                  check_status="in_progress"))
+
     async def _send(self, check_id: uuid.UUID, event: results_pb2.WatchCheckResponse) -> None:
         try:
             await self.live.publish(check_channel(check_id), event.SerializeToString())
@@ -110,30 +142,139 @@ class Events:
             log.warning("cannot publish event of check %s: %s", check_id, exc)
 
 
+class Watcher:
+    """One WatchCheck stream, holding its slot under the caps until it ends."""
+
+    def __init__(self, check_id: uuid.UUID) -> None:
+        self.check_id = check_id
+        self.dropped = False
+
+    def drop(self) -> None:
+        """Called at the first event past WATCH_MAX_PENDING: the subscription has already freed
+        what waited and takes nothing more; the stream ends with RESOURCE_EXHAUSTED as soon as
+        its task runs. A task blocked in a send to a client that reads nothing stays blocked
+        holding that one message (grpcio cannot cancel a send from here), and its slot, until
+        the client reads or goes away (through Envoy: stream_idle_timeout)."""
+        if not self.dropped:
+            self.dropped = True
+            log.info("dropping a watcher of check %s: more than %d events waited for it",
+                     self.check_id, WATCH_MAX_PENDING)
+
+
+class Watchers:
+    """Counts watchers per check and per client IP; refuses past the caps with RESOURCE_EXHAUSTED."""
+
+    def __init__(self, per_check: int = WATCHERS_PER_CHECK, per_ip: int = WATCHERS_PER_CLIENT_IP) -> None:
+        self.per_check = per_check
+        self.per_ip = per_ip
+        self.by_check: Counter[uuid.UUID] = Counter()
+        self.by_ip: Counter[str] = Counter()
+
+    @contextlib.asynccontextmanager
+    async def admit(self, check_id: uuid.UUID, ip: str) -> AsyncIterator[Watcher]:
+        if self.by_check[check_id] >= self.per_check:
+            raise ResourceExhausted(f"check {check_id} has {self.per_check} watchers already", retry_after_s=10)
+        if self.by_ip[ip] >= self.per_ip:
+            raise ResourceExhausted(f"{ip} watches {self.per_ip} checks already", retry_after_s=10)
+        self.by_check[check_id] += 1
+        self.by_ip[ip] += 1
+        try:
+            yield Watcher(check_id)
+        finally:
+            self.by_check[check_id] -= 1
+            if self.by_check[check_id] <= 0:
+                del self.by_check[check_id]
+            self.by_ip[ip] -= 1
+            if self.by_ip[ip] <= 0:
+                del self.by_ip[ip]
+
+
+class WatchEvents:
+    """Watch events decoded and encoded once per process, however many watchers a check has.
+
+    Every subscriber of a channel gets the same bytes object (LiveState.subscribe): it is
+    decoded once here (the watcher reads its kind and task), and sent to each watcher as those
+    bytes (services/grpcserver.py sends bytes as they are). A snapshot is encoded once per
+    shared read. Before, each watcher decoded and re-encoded each event, and held its own copy.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._decoded: OrderedDict[int, tuple[bytes, results_pb2.WatchCheckResponse]] = OrderedDict()
+        self._raw_of: dict[int, bytes] = {}
+        self._views: OrderedDict[tuple[str, int], tuple[checks_pb2.Check, bytes]] = OrderedDict()
+
+    def decode(self, raw: bytes) -> results_pb2.WatchCheckResponse:
+        hit = self._decoded.get(id(raw))
+        if hit is not None and hit[0] is raw:
+            return hit[1]
+        event = results_pb2.WatchCheckResponse.FromString(raw)
+        self._decoded[id(raw)] = (raw, event)
+        self._raw_of[id(event)] = raw
+        while len(self._decoded) > self.size:
+            _, (_, old) = self._decoded.popitem(last=False)
+            self._raw_of.pop(id(old), None)
+        return event
+
+    def encoded(self, event: results_pb2.WatchCheckResponse) -> bytes | results_pb2.WatchCheckResponse:
+        """The bytes `event` was decoded from, or the event itself (made here, e.g. by a resync)."""
+        raw = self._raw_of.get(id(event))
+        if raw is not None and self._decoded.get(id(raw), (None, None))[1] is event:
+            return raw
+        return event
+
+    def encoded_view(self, kind: str, check: checks_pb2.Check) -> bytes:
+        """A snapshot or done event of a (shared) view, encoded once."""
+        hit = self._views.get((kind, id(check)))
+        if hit is not None and hit[0] is check:
+            return hit[1]
+        raw = results_pb2.WatchCheckResponse(event=kind, check=check, check_status=check.status,
+                                             tasks_done=check.tasks_done,
+                                             tasks_total=check.tasks_total).SerializeToString()
+        self._views[(kind, id(check))] = (check, raw)
+        while len(self._views) > 8:
+            self._views.popitem(last=False)
+        return raw
+
+
 class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
-    def __init__(self, store: ResultsStore, live: LiveState) -> None:
+    def __init__(self, store: ResultsStore, live: LiveState, verify: Verify, *,
+                 watchers: Watchers | None = None) -> None:
         self.store = store
         self.live = live
+        self.verify = verify
         self._reads: dict[uuid.UUID, tuple[float, asyncio.Future]] = {}  # reading now, since when
         self._next_reads: dict[uuid.UUID, asyncio.Future] = {}  # to start when the current one ends
         self._read_slots = asyncio.Semaphore(SNAPSHOT_READS)
+        # One view per read, shared by every watcher that shares the read (and encoded once, see WatchEvents).
+        self._views: weakref.WeakKeyDictionary[asyncio.Future, tuple[CheckRow, checks_pb2.Check]] = \
+            weakref.WeakKeyDictionary()
+        self.watchers = watchers or Watchers()
+        self.events = WatchEvents()
 
     @grpc_errors
     async def GetCheck(self, request, context):
         check_id = require_uuid("check_id", request.check_id)
         return results_pb2.GetCheckResponse(check=check_view(await self.store.get_check(check_id)))
 
+    async def ReadCheck(self, request, context):
+        """REST's GetCheck: the check itself, unwrapped (GetCheck turns errors into statuses)."""
+        return (await self.GetCheck(results_pb2.GetCheckRequest(check_id=request.check_id), context)).check
+
     @grpc_errors
     async def ListChecks(self, request, context):
+        caller = await caller_of(context, self.verify)
         rows, token = await self.store.list_checks(page_size=request.page_size, page_token=request.page_token,
-                                                   status=request.status, target=request.target)
+                                                   status=request.status, target=request.target,
+                                                   owner=listing_owner(caller, datetime.now(UTC)))
         return results_pb2.ListChecksResponse(
-            checks=[check_view(r, with_tasks=False, tasks_done=d, tasks_total=t) for r, d, t in rows],
+            checks=[check_view(r, with_tasks=False, counts=c) for r, c in rows],
             next_page_token=token)
 
     @grpc_errors
     async def DeleteCheck(self, request, context):
         check_id = require_uuid("check_id", request.check_id)
+        may_delete(await caller_of(context, self.verify), await self.store.check_owner(check_id))
         pending = await self.store.delete_check(check_id)
         deleted = results_pb2.WatchCheckResponse(event="deleted", check_status="deleted")
         await self.live.publish(check_channel(check_id), deleted.SerializeToString())
@@ -147,31 +288,41 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
     @grpc_errors
     async def WatchCheck(self, request, context):
         check_id = require_uuid("check_id", request.check_id)
-        async with self.live.subscribe(check_channel(check_id)) as sub:
+        async with self.watchers.admit(check_id, client_ip(context)) as watcher, \
+                self.live.subscribe(check_channel(check_id), max_pending=WATCH_MAX_PENDING) as sub:
+            # A client that stopped reading blocks this stream in a send while its events pile up:
+            # at the first event past WATCH_MAX_PENDING the stream is dropped (RESOURCE_EXHAUSTED)
+            # and its events are freed (it may watch again and get a fresh snapshot).
+            sub.on_overflow = watcher.drop
             subscribed = time.monotonic()
             check = await self._view(check_id, not_before=subscribed)
-            yield results_pb2.WatchCheckResponse(event="snapshot", check=check, check_status=check.status,
-                                                 tasks_done=check.tasks_done, tasks_total=check.tasks_total)
+            yield self.events.encoded_view("snapshot", check)
             if check.status in TERMINAL_CHECK:
-                yield results_pb2.WatchCheckResponse(event="done", check=check, check_status=check.status,
-                                                     tasks_done=check.tasks_done, tasks_total=check.tasks_total)
+                yield self.events.encoded_view("done", check)
                 return
             sent = {t.task_id: t.status for t in check.tasks}
             while True:
                 raw = await sub.get(timeout=WATCH_RESYNC_S)
+                if sub.overflowed:
+                    raise ResourceExhausted(f"watch of check {check_id} dropped: more than {WATCH_MAX_PENDING} "
+                                            f"events waited to be read; watch again", retry_after_s=1)
                 if raw is None:
                     events = await self._resync(check_id, sent)
                 else:
-                    event = results_pb2.WatchCheckResponse.FromString(raw)
-                    events = [event]
+                    events = [self.events.decode(raw)]
                 for event in events:
                     if event.event == "deleted":
+                        yield event
                         return
                     if event.event == "task":
-                        if sent.get(event.task.task_id) == event.task.status:
+                        before = sent.get(event.task.task_id)
+                        # A start published after its task's result (two replicas, two writes) is stale.
+                        if before == event.task.status or (event.task.status == "running" and before in TERMINAL_TASK):
                             continue
                         sent[event.task.task_id] = event.task.status
-                    yield event
+                    elif event.event == "progress" and sent.get(event.progress.task_id) in TERMINAL_TASK:
+                        continue  # forwarded apart from results, it may arrive after its task's result
+                    yield self.events.encoded(event)
                     if event.event == "done":
                         return
 
@@ -194,7 +345,12 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
             if read is None:
                 read = asyncio.ensure_future(self._read_after(check_id, current[1] if current else None))
                 self._next_reads[check_id] = read
-        return check_view(await asyncio.shield(read))
+        row = await asyncio.shield(read)
+        shared = self._views.get(read)
+        if shared is None or shared[0] is not row:
+            shared = (row, check_view(row))
+            self._views[read] = shared
+        return shared[1]
 
     async def _read_after(self, check_id: uuid.UUID, previous: asyncio.Future | None) -> CheckRow:
         if previous is not None:
@@ -220,6 +376,29 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
             events.append(results_pb2.WatchCheckResponse(event="done", check=check, check_status=check.status,
                                                          tasks_done=check.tasks_done, tasks_total=check.tasks_total))
         return events
+
+
+# How far back an anonymous caller's own checks are listed (by its client IP).
+ANONYMOUS_LIST_WINDOW = timedelta(hours=24)
+
+
+def listing_owner(caller: Caller, now: datetime) -> CheckOwner | None:
+    """Whose checks ListChecks shows: the admin every check, a key its own, anyone else its IP's last 24 h."""
+    if caller.is_admin:
+        return None
+    if caller.role == KEY:
+        return CheckOwner(key_id=uuid.UUID(caller.key_id))
+    return CheckOwner(client_ip=caller.ip, since=now - ANONYMOUS_LIST_WINDOW)
+
+
+def may_delete(caller: Caller, owner_key_id: uuid.UUID | None) -> None:
+    """The creating key or the admin token; an anonymous check only the admin token."""
+    if caller.is_admin:
+        return
+    if caller.role == ANONYMOUS:
+        raise Unauthenticated("deleting a check needs the API key that created it (authorization: Bearer <key>)")
+    if owner_key_id is None or str(owner_key_id) != caller.key_id:
+        raise PermissionDenied("only the API key that created this check (or the admin token) may delete it")
 
 
 def _dt(ts) -> datetime | None:
@@ -250,11 +429,17 @@ async def observe_finished(store: ResultsStore, metrics: ResultsMetrics | None, 
     metrics.finished(checks, tasks)
 
 
+# Writes whose live events may still be going out when RecordResults answers; one more waits.
+PUBLISH_BACKLOG = 8
+
+
 class ResultsIngestServicer(results_pb2_grpc.ResultsIngestServiceServicer):
     def __init__(self, store: ResultsStore, events: Events, metrics: ResultsMetrics | None = None) -> None:
         self.store = store
         self.events = events
         self.metrics = metrics
+        self._backlog = asyncio.Semaphore(PUBLISH_BACKLOG)
+        self._last_publish: asyncio.Task | None = None
 
     @grpc_errors
     async def OpenCheck(self, request, context):
@@ -274,29 +459,122 @@ class ResultsIngestServicer(results_pb2_grpc.ResultsIngestServiceServicer):
             row = await self.store.open_check(
                 check_id=check_id, target=request.request.target, check_types=list(request.request.checks),
                 request=json_format.MessageToDict(request.request, preserving_proto_field_name=True),
-                tasks=tasks, deadline=deadline, client_ip=request.client_ip)
+                tasks=tasks, deadline=deadline, client_ip=request.client_ip,
+                created_by_key_id=require_uuid("created_by_key_id", request.created_by_key_id)
+                if request.created_by_key_id else None)
         return results_pb2.OpenCheckResponse(check=check_view(row))
 
     @grpc_errors
     async def RecordResults(self, request, context):
-        incoming = []
+        """Judges each result on its own (services/results/ingest.py) and stores the batch: every item
+        is answered stored, quarantined, unknown or rejected, so the scheduler acknowledges them all."""
+        now = datetime.now(UTC)
+        incoming: list[IncomingResult] = []
+        rejected: list[Rejected] = []
         for i, item in enumerate(request.results):
-            r = item.result
-            incoming.append(IncomingResult(
-                agent_id=require_uuid(f"results[{i}].agent_id", item.agent_id),
-                task_id=require_uuid(f"results[{i}].result.task_id", r.task_id), success=r.success,
-                data=json_format.MessageToDict(r.data, preserving_proto_field_name=True), error=r.error[:4096],
-                error_code=r.error_code[:64],
-                duration_ms=r.duration_ms, started_at=_dt(r.started_at)))
+            verdict = judge(item, i, now)
+            if isinstance(verdict, Rejected):
+                rejected.append(verdict)
+            else:
+                incoming.append(verdict)
         # One store span per result, the child of the agent's run of its task (the batch mixes checks).
         with telemetry.spans("store", ((item.result.trace_context, {
-                "rpc.method": "RecordResults", "hostcheck.check_id": item.result.check_id,
-                "hostcheck.task_id": item.result.task_id, "hostcheck.batch": len(request.results)})
+                "rpc.method": "RecordResults", "hostcheck.check_id": item.result.check_id[:64],
+                "hostcheck.task_id": item.result.task_id[:64], "hostcheck.batch": len(request.results)})
                 for item in request.results), kind=telemetry.SpanKind.SERVER):
             changes = await self.store.record_results(incoming)
-        await observe_finished(self.store, self.metrics, changes)
+        self._report_unstored(rejected, changes)
+        await self._publish_after_reply(changes)
+        return results_pb2.RecordResultsResponse(
+            stored_task_ids=changes.stored, unknown_task_ids=changes.unknown,
+            quarantined_task_ids=changes.quarantined,
+            rejected_task_ids=[r.task_id for r in rejected] + [t for t, _ in changes.rejected])
+
+    async def _publish_after_reply(self, changes: Changes) -> None:
+        """Publishes a write's live events (and times its finished checks) after the reply goes out.
+
+        Publishing a batch's hundreds of task events took longer than storing them, and the
+        scheduler has two calls in flight: answering first lets the next batch be stored meanwhile
+        (issue 17). Writes publish one after another, in the order they were stored; at most
+        PUBLISH_BACKLOG wait, then the next call waits for room. An event lost to a crash meanwhile
+        is caught up by the watchers' resync from storage (WATCH_RESYNC_S).
+        """
+        await self._backlog.acquire()
+        previous = self._last_publish
+
+        async def publish() -> None:
+            try:
+                if previous is not None:
+                    with contextlib.suppress(BaseException):
+                        await previous
+                await observe_finished(self.store, self.metrics, changes)
+                await self.events.publish(changes)
+            except Exception as exc:  # noqa: BLE001 - watchers resync from storage
+                log.warning("cannot publish the events of a write: %s", exc)
+            finally:
+                self._backlog.release()
+
+        self._last_publish = asyncio.create_task(publish(), name="publish-results")
+
+    async def drain(self, timeout_s: float = 5.0) -> None:
+        """Waits (up to `timeout_s`) for the events of writes already answered to go out."""
+        if self._last_publish is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(self._last_publish), timeout_s)
+
+    def _report_unstored(self, rejected: list[Rejected], changes: Changes) -> None:
+        """Counts and logs what was quarantined or dead-lettered: one line per batch, a few examples.
+
+        Dead letters (results tied to no task) are kept as a metric and a log line, not in a
+        table: nobody owns them and nothing shows them, and a table would let anyone holding an
+        agent token fill the database with garbage.
+        """
+        if self.metrics is not None:
+            for kind in changes.quarantine_kinds:
+                self.metrics.quarantined.labels(kind).inc()
+            for r in rejected:
+                self.metrics.dead_letters.labels(r.kind).inc()
+            if changes.unknown:
+                self.metrics.dead_letters.labels("unknown_task").inc(len(changes.unknown))
+            if changes.rejected:
+                self.metrics.dead_letters.labels("storage").inc(len(changes.rejected))
+        if changes.quarantined:
+            log.warning("%d result(s) quarantined (stored as failed results saying why): %s", len(changes.quarantined),
+                        ", ".join(f"{t} ({k})" for t, k in zip(changes.quarantined[:5], changes.quarantine_kinds, strict=False)))
+        if rejected or changes.rejected:
+            examples = [f"{r.message} (agent {r.agent_id[:40]!r}, task {r.task_id[:40]!r})" for r in rejected[:3]]
+            examples += [f"task {t}: {why}" for t, why in changes.rejected[:3]]
+            log.warning("dead letters: %d result(s) acknowledged and dropped: %s",
+                        len(rejected) + len(changes.rejected), "; ".join(examples))
+        if changes.unknown:
+            log.info("%d result(s) of unknown tasks (check deleted, or not the sending agent's) dropped: %s",
+                     len(changes.unknown), ", ".join(changes.unknown[:5]))
+
+    @grpc_errors
+    async def RecordProgress(self, request, context):
+        """Starts mark their tasks running (a `task` event); steps become `progress` events of the check
+        the task belongs to, for open tasks of the agent that sent them only."""
+        started: dict[uuid.UUID, tuple[uuid.UUID, datetime]] = {}
+        steps: list[tuple[uuid.UUID, uuid.UUID, scheduler_pb2.TaskProgress]] = []
+        for i, item in enumerate(request.progress):
+            agent_id = require_uuid(f"progress[{i}].agent_id", item.agent_id)
+            task_id = require_uuid(f"progress[{i}].progress.task_id", item.progress.task_id)
+            if item.progress.started:
+                started[task_id] = (agent_id, _dt(item.progress.started_at) or datetime.now(UTC))
+            else:
+                steps.append((agent_id, task_id, item.progress))
+        changes = await self.store.mark_running(started)
         await self.events.publish(changes)
-        return results_pb2.RecordResultsResponse(stored_task_ids=changes.stored, unknown_task_ids=changes.unknown)
+        owners = await self.store.open_tasks([t for _, t, _ in steps])
+        for agent_id, task_id, progress in steps:
+            check_id, owner = owners.get(task_id, (None, None))
+            if check_id is None or owner != agent_id:
+                continue  # finished meanwhile, or not this agent's task
+            event = scheduler_pb2.TaskProgress()
+            event.CopyFrom(progress)
+            event.check_id, event.message = str(check_id), progress.message[:PROGRESS_MESSAGE_LEN]
+            await self.events.publish_progress(check_id, event)
+        return results_pb2.RecordProgressResponse()
 
     @grpc_errors
     async def GetAgentResultStats(self, request, context):
@@ -394,23 +672,30 @@ class ResultsService:
     """The running results service: server, storage, live state and sweeper."""
 
     def __init__(self, server: Server, engine, live: LiveState, sweeper_task: asyncio.Task, owns_live: bool,
-                 metrics_server: MetricsServer | None = None) -> None:
+                 metrics_server: MetricsServer | None = None, retention_task: asyncio.Task | None = None) -> None:
         self.server = server
         self.metrics_server = metrics_server
         self.engine = engine
         self.live = live
         self.sweeper_task = sweeper_task
+        self.retention_task = retention_task
         self.owns_live = owns_live
+        # Waits for the live events of stored results still going out (ResultsIngestServicer.drain).
+        self.drain_events: Callable[[], Awaitable[None]] | None = None
 
     @property
     def port(self) -> int:
         return self.server.port
 
     async def stop(self) -> None:
-        self.sweeper_task.cancel()
-        with contextlib.suppress(BaseException):
-            await self.sweeper_task
+        for background in (self.sweeper_task, self.retention_task):
+            if background is not None:
+                background.cancel()
+                with contextlib.suppress(BaseException):
+                    await background
         await self.server.stop()
+        if self.drain_events is not None:
+            await self.drain_events()
         if self.metrics_server is not None:
             await self.metrics_server.stop()
         await self.engine.dispose()
@@ -423,19 +708,37 @@ async def start(config: ResultsConfig, *, live: LiveState | None = None) -> Resu
         await asyncio.to_thread(db.migrate, config.database_url)
     engine = db.create_engine(config.database_url)
     store = ResultsStore(db.sessionmaker(engine))
+    verify = LocalVerifier(KeyStore(db.sessionmaker(engine)), config.admin_token)
+    if not config.admin_token:
+        log.warning("HOSTCHECK_ADMIN_TOKEN is not set: no admin (no API keys can be made, anonymous checks cannot "
+                    "be deleted, agents cannot be revoked)")
     owns_live = live is None
     live = live or create_live_state(config.live_state_url, config.live_state_prefix)
     events = Events(store, live)
+    retention = Retention(engine, store.sessions, live, days=config.retention_days,
+                          interval_s=config.retention_interval_s)
     metrics = ResultsMetrics()
     metrics.served = bool(config.metrics_port)
+    ingest = ResultsIngestServicer(store, events, metrics)
     server = await start_server(config.listen, [
-        (results_pb2_grpc.add_ResultsServiceServicer_to_server, ResultsServicer(store, live)),
-        (results_pb2_grpc.add_ResultsIngestServiceServicer_to_server, ResultsIngestServicer(store, events, metrics)),
+        (results_pb2_grpc.add_ResultsServiceServicer_to_server, ResultsServicer(
+            store, live, verify, watchers=Watchers(config.watchers_per_check, config.watchers_per_client_ip))),
+        (results_pb2_grpc.add_ResultsIngestServiceServicer_to_server, ingest),
+        (keys_pb2_grpc.add_KeysServiceServicer_to_server, KeysServicer(verify.store, verify)),
+        (keys_pb2_grpc.add_CallerAuthServiceServicer_to_server, CallerAuthServicer(verify)),
     ], [results_pb2.DESCRIPTOR.services_by_name["ResultsService"].full_name,
-        results_pb2.DESCRIPTOR.services_by_name["ResultsIngestService"].full_name])
+        results_pb2.DESCRIPTOR.services_by_name["ResultsIngestService"].full_name,
+        keys_pb2.DESCRIPTOR.services_by_name["KeysService"].full_name,
+        keys_pb2.DESCRIPTOR.services_by_name["CallerAuthService"].full_name], trusted_hops=config.trusted_hops,
+        serving=config.migrate)
+    if not config.migrate:  # someone else migrates (an init container): not ready before they did
+        await server.serve_when(lambda: db.schema_at_head(engine), "the database schema is at head")
     sweeper = DeadlineSweeper(store, live, events, grace_s=config.task_grace_s, interval_s=config.sweep_interval_s,
                               offline_after_s=config.offline_after_s, metrics=metrics)
     task = asyncio.create_task(sweeper.run(), name="deadline-sweeper")
+    retention_task = asyncio.create_task(retention.run(), name="retention")
     metrics_server = await serve_metrics(metrics.registry, config.metrics_port, near=config.listen)
-    return ResultsService(server, engine, live, task, owns_live, metrics_server)
+    service = ResultsService(server, engine, live, task, owns_live, metrics_server, retention_task)
+    service.drain_events = ingest.drain
+    return service
 

@@ -12,18 +12,21 @@
 from __future__ import annotations
 
 import base64
+import logging
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
+import sqlalchemy.exc
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from hostcheck.core.errors import InvalidArgument, NotFound
+from hostcheck.core.storable import MAX_ERROR_CHARS, escape
 from hostcheck.services.results.models import (
     AGENT_NAME_LEN,
     CITY_LEN,
@@ -34,10 +37,17 @@ from hostcheck.services.results.models import (
     ResultRow,
     TaskRow,
 )
+from hostcheck.services.storage.db import is_outage
 from hostcheck.services.storage.models import utcnow
 from hostcheck.v1 import checks_pb2
 
+log = logging.getLogger(__name__)
+
 TERMINAL_TASK = ("completed", "failed", "timed_out")
+# The error code of a result stored in place of one that could not be stored as sent.
+QUARANTINED = "quarantined"
+# Not finished: pending (sent to its agent), running (its agent started it).
+OPEN_TASK = ("pending", "running")
 TERMINAL_CHECK = ("completed", "failed")
 CHECK_STATUSES = ("pending", "in_progress", "completed", "failed")
 
@@ -86,6 +96,46 @@ class IncomingResult:
     error_code: str
     duration_ms: float
     started_at: datetime | None
+    # The check type the agent says it ran ("": not said).
+    check_type: str = ""
+    # Why this stands in for a result that could not be stored as sent (a metric label); "": it is the result.
+    quarantine: str = ""
+
+    def quarantined(self, kind: str, message: str) -> IncomingResult:
+        """The failed result stored in place of this one: error code QUARANTINED, `message` saying why."""
+        return IncomingResult(agent_id=self.agent_id, task_id=self.task_id, success=False, data={},
+                              error=f"result quarantined: {escape(message)}"[:MAX_ERROR_CHARS],
+                              error_code=QUARANTINED, duration_ms=self.duration_ms, started_at=self.started_at,
+                              quarantine=kind)
+
+
+@dataclass
+class _Write:
+    """One result to store and its task's update (none when the task had ended: a late result)."""
+
+    task: TaskSnapshot
+    incoming: IncomingResult
+    late: bool
+
+    def result_row(self, now: datetime) -> dict:
+        task, incoming = self.task, self.incoming
+        task.result = ResultSnapshot(
+            task_id=task.id, check_id=task.check_id, agent_id=task.agent_id, check_type=task.check_type,
+            success=incoming.success, data=incoming.data, error=incoming.error or None,
+            error_code=incoming.error_code, duration_ms=incoming.duration_ms,
+            started_at=incoming.started_at, created_at=now, late=self.late)
+        return {"id": uuid.uuid4(), **vars(task.result)}
+
+    def task_update(self, now: datetime) -> dict | None:
+        if self.late:
+            return None
+        task, incoming = self.task, self.incoming
+        task.status = "completed" if incoming.success else "failed"
+        task.started_at = incoming.started_at
+        task.completed_at = now
+        task.reason = "" if incoming.success else (incoming.error_code or "failed")
+        return {"t_id": task.id, "t_status": task.status, "t_started_at": task.started_at,
+                "t_completed_at": now, "t_reason": task.reason}
 
 
 @dataclass
@@ -142,6 +192,16 @@ class CheckSnapshot:
     deadline_at: datetime
     client_ip: str
     tasks: list[TaskSnapshot]
+    created_by_key_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class CheckOwner:
+    """Whose checks a listing shows: a key's (key_id), or an anonymous client's from `since` on."""
+
+    key_id: uuid.UUID | None = None
+    client_ip: str = ""
+    since: datetime | None = None
 
 
 @dataclass
@@ -164,9 +224,34 @@ class Changes:
 
     stored: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
+    # Stored as quarantined failed results, and why (IncomingResult.quarantine, one per id).
+    quarantined: list[str] = field(default_factory=list)
+    quarantine_kinds: list[str] = field(default_factory=list)
+    # (task id, why): refused by the database even as a quarantined result; nothing stored.
+    rejected: list[tuple[str, str]] = field(default_factory=list)
     tasks: dict[uuid.UUID, list[uuid.UUID]] = field(default_factory=lambda: defaultdict(list))
     finished_checks: set[uuid.UUID] = field(default_factory=set)
     checks: dict[uuid.UUID, CheckState] = field(default_factory=dict)
+
+
+_TASKS = cast(Table, TaskRow.__table__)
+_UPDATE_TASK = update(_TASKS).where(_TASKS.c.id == bindparam("t_id")).values(
+    status=bindparam("t_status"), started_at=bindparam("t_started_at"), completed_at=bindparam("t_completed_at"),
+    reason=bindparam("t_reason"))
+
+
+_UPDATE_TASKS_PG = text(
+    "UPDATE check_tasks SET status = v.status, started_at = v.started_at, completed_at = v.completed_at, "
+    "reason = v.reason FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS varchar[]), "
+    "CAST(:started AS timestamptz[]), CAST(:completed AS timestamptz[]), CAST(:reasons AS text[])) "
+    "AS v(id, status, started_at, completed_at, reason) WHERE check_tasks.id = v.id")
+
+
+def _db_error(exc: sqlalchemy.exc.DBAPIError) -> str:
+    """The database's error in one short line (its first: later lines may quote the refused value)."""
+    orig = exc.orig if exc.orig is not None else exc
+    first = (str(orig).strip().splitlines() or [""])[0]
+    return escape(f"{type(orig).__name__}: {first}")[:200]
 
 
 def _lock(stmt, session: AsyncSession, *, skip_locked: bool = False):
@@ -180,7 +265,8 @@ class ResultsStore:
         self.sessions = sessions
 
     async def open_check(self, *, check_id: uuid.UUID, target: str, check_types: list[str], request: dict,
-                         tasks: list[PlannedTask], deadline: datetime, client_ip: str) -> CheckSnapshot:
+                         tasks: list[PlannedTask], deadline: datetime, client_ip: str,
+                         created_by_key_id: uuid.UUID | None = None) -> CheckSnapshot:
         """Stores a check and its pending tasks; returns them as written.
 
         Plain inserts, no ORM objects: a check may have a thousand tasks.
@@ -192,11 +278,11 @@ class ResultsStore:
             check = CheckSnapshot(id=check_id, target=target, check_types=check_types, request=request,
                                   status="in_progress" if tasks else "failed", created_at=now,
                                   completed_at=None if tasks else now, deadline_at=deadline, client_ip=client_ip,
-                                  tasks=[t.pending(check_id, now) for t in tasks])
+                                  tasks=[t.pending(check_id, now) for t in tasks], created_by_key_id=created_by_key_id)
             await session.execute(insert(cast(Table, CheckRow.__table__)), [{
                 "id": check.id, "target": target, "check_types": check_types, "request": request,
                 "status": check.status, "created_at": now, "completed_at": check.completed_at,
-                "deadline_at": deadline, "client_ip": client_ip}])
+                "deadline_at": deadline, "client_ip": client_ip, "created_by_key_id": created_by_key_id}])
             if tasks:
                 await session.execute(insert(cast(Table, TaskRow.__table__)), [{
                     "id": t.id, "check_id": check_id, "agent_id": t.agent_id, "agent_name": t.agent_name,
@@ -214,8 +300,9 @@ class ResultsStore:
             raise NotFound(f"check {check_id} not found")
         return row
 
-    async def list_checks(self, *, page_size: int, page_token: str, status: str, target: str
-                          ) -> tuple[list[tuple[CheckRow, int, int]], str]:
+    async def list_checks(self, *, page_size: int, page_token: str, status: str, target: str,
+                          owner: CheckOwner | None = None) -> tuple[list[tuple[CheckRow, dict[str, int]]], str]:
+        """Newest first; `owner` narrows to one caller's checks (None: every check, for the admin)."""
         if page_size == 0:
             page_size = 50
         if not 1 <= page_size <= 200:
@@ -225,6 +312,11 @@ class ResultsStore:
         if len(target) > 255:
             raise InvalidArgument(field="target", reason="must be at most 255 characters")
         stmt = select(CheckRow)
+        if owner is not None and owner.key_id is not None:
+            stmt = stmt.where(CheckRow.created_by_key_id == owner.key_id)
+        elif owner is not None:
+            stmt = stmt.where(CheckRow.created_by_key_id.is_(None), CheckRow.client_ip == owner.client_ip,
+                              CheckRow.created_at >= owner.since)
         if status:
             stmt = stmt.where(CheckRow.status == status)
         if target:
@@ -238,14 +330,22 @@ class ResultsStore:
             rows = list((await session.scalars(stmt)).all())
             more = len(rows) > page_size
             rows = rows[:page_size]
-            counts: dict[uuid.UUID, tuple[int, int]] = {}
+            counts: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
             if rows:
-                q = (select(TaskRow.check_id, func.count(), func.count().filter(TaskRow.status != "pending"))
-                     .where(TaskRow.check_id.in_([r.id for r in rows])).group_by(TaskRow.check_id))
-                for check_id, total, finished in (await session.execute(q)).all():
-                    counts[check_id] = (finished, total)
+                q = (select(TaskRow.check_id, TaskRow.status, func.count())
+                     .where(TaskRow.check_id.in_([r.id for r in rows])).group_by(TaskRow.check_id, TaskRow.status))
+                for check_id, task_status, n in (await session.execute(q)).all():
+                    counts[check_id][task_status] = n
         token = _encode_token(rows[-1]) if more else ""
-        return [(r, *counts.get(r.id, (0, 0))) for r in rows], token
+        return [(r, counts.get(r.id, {})) for r in rows], token
+
+    async def check_owner(self, check_id: uuid.UUID) -> uuid.UUID | None:
+        """The key that created the check (None: anonymous); NotFound when there is no such check."""
+        async with self.sessions() as session:
+            found = (await session.execute(select(CheckRow.created_by_key_id).where(CheckRow.id == check_id))).first()
+        if found is None:
+            raise NotFound(f"check {check_id} not found")
+        return found[0]
 
     async def delete_check(self, check_id: uuid.UUID) -> list[tuple[uuid.UUID, uuid.UUID]]:
         """Deletes a check with its tasks and results; returns the (agent, task) pairs still pending."""
@@ -254,18 +354,36 @@ class ResultsStore:
             if check is None:
                 raise NotFound(f"check {check_id} not found")
             pending = (await session.execute(select(TaskRow.agent_id, TaskRow.id).where(
-                TaskRow.check_id == check_id, TaskRow.status == "pending"))).all()
+                TaskRow.check_id == check_id, TaskRow.status.in_(OPEN_TASK)))).all()
             await session.execute(delete(ResultRow).where(ResultRow.check_id == check_id))
             await session.execute(delete(TaskRow).where(TaskRow.check_id == check_id))
             await session.execute(delete(CheckRow).where(CheckRow.id == check_id))
         return [(a, t) for a, t in pending]
 
     async def record_results(self, results: list[IncomingResult]) -> Changes:
-        changes = Changes()
+        """Stores a batch of results in one transaction, each on its own merit; idempotent by task id.
+
+        A result of another check type than its task's is stored quarantined (a failed result
+        saying why). The batch goes in bulk; if the database refuses it (a value it cannot hold
+        that the service's checks missed), the batch is stored again with each result in its own
+        savepoint, and a result refused on its own is stored quarantined instead; one whose
+        quarantine is refused too is dead-lettered (`changes.rejected`). An outage is raised.
+        """
         if not results:
-            return changes
+            return Changes()
         # The last word for a task id within one batch wins; resends carry the same content.
         by_task = {r.task_id: r for r in results}
+        try:
+            return await self._record(by_task, isolate=False)
+        except sqlalchemy.exc.DBAPIError as exc:
+            if is_outage(exc):
+                raise
+            log.warning("a batch of %d results was refused as a whole (%s); storing each on its own",
+                        len(by_task), _db_error(exc))
+        return await self._record(by_task, isolate=True)
+
+    async def _record(self, by_task: dict[uuid.UUID, IncomingResult], *, isolate: bool) -> Changes:
+        changes = Changes()
         async with self.sessions() as session, session.begin():
             # The checks of these tasks, locked in id order (one statement: this is every result's path).
             statuses: dict[uuid.UUID, str] = dict((await session.execute(_lock(
@@ -287,43 +405,81 @@ class ResultsStore:
                     snapshot = TaskSnapshot(*r[:15])
                     found[r[0]] = (snapshot, r[15] is not None)
             now = utcnow()
-            new_results: list[dict] = []
-            task_updates: list[dict] = []
+            writes: list[_Write] = []
             for task_id, incoming in by_task.items():
                 task, has_result = found.get(task_id, (None, False))
                 if task is None or task.agent_id != incoming.agent_id:
                     # Deleted check, or a task that is not this agent's: nothing to store.
                     changes.unknown.append(str(task_id))
                     continue
-                changes.stored.append(str(task_id))
                 if has_result:
+                    changes.stored.append(str(task_id))  # a resend: stored before
                     continue
-                late = task.status in TERMINAL_TASK
-                task.result = ResultSnapshot(
-                    task_id=task_id, check_id=task.check_id, agent_id=task.agent_id, check_type=task.check_type,
-                    success=incoming.success, data=incoming.data, error=incoming.error or None,
-                    error_code=incoming.error_code, duration_ms=incoming.duration_ms,
-                    started_at=incoming.started_at, created_at=now, late=late)
-                new_results.append({"id": uuid.uuid4(), **vars(task.result)})
-                if not late:
-                    task.status = "completed" if incoming.success else "failed"
-                    task.started_at = incoming.started_at
-                    task.completed_at = now
-                    task.reason = "" if incoming.success else (incoming.error_code or "failed")
-                    task_updates.append({"t_id": task_id, "t_status": task.status, "t_started_at": task.started_at,
-                                         "t_completed_at": now, "t_reason": task.reason})
-                changes.tasks[task.check_id].append(task_id)
-            if new_results:
-                await session.execute(insert(cast(Table, ResultRow.__table__)), new_results)
-            if task_updates:
-                tasks_table = cast(Table, TaskRow.__table__)
-                await session.execute(
-                    update(tasks_table).where(tasks_table.c.id == bindparam("t_id")).values(
-                        status=bindparam("t_status"), started_at=bindparam("t_started_at"),
-                        completed_at=bindparam("t_completed_at"), reason=bindparam("t_reason")), task_updates)
+                sent_type = next(iter(incoming.data), None)
+                if not incoming.quarantine and (sent_type not in (None, task.check_type)
+                                                or incoming.check_type not in ("", task.check_type)):
+                    incoming = incoming.quarantined(
+                        "data_type", f"a {sent_type or incoming.check_type} result for a {task.check_type} task")
+                writes.append(_Write(task, incoming, task.status in TERMINAL_TASK))
+            if isolate:
+                writes = await self._write_each(session, writes, now, changes)
+            else:
+                await self._write(session, writes, now)
+            for w in writes:
+                (changes.quarantined if w.incoming.quarantine else changes.stored).append(str(w.task.id))
+                if w.incoming.quarantine:
+                    changes.quarantine_kinds.append(w.incoming.quarantine)
+                changes.tasks[w.task.check_id].append(w.task.id)
             await self._finish_checks(session, list(changes.tasks), now, changes, statuses,
                                       {task_id: task for task_id, (task, _) in found.items()})
         return changes
+
+    async def _write(self, session: AsyncSession, writes: list[_Write], now: datetime) -> None:
+        """The results and their tasks' updates, each in one statement (the batch's fast path)."""
+        new_results = [w.result_row(now) for w in writes]
+        task_updates = [u for u in (w.task_update(now) for w in writes) if u is not None]
+        if new_results:
+            await session.execute(insert(cast(Table, ResultRow.__table__)), new_results)
+        if not task_updates:
+            return
+        if session.get_bind().dialect.name == "postgresql":
+            # One statement over arrays: executemany sent one UPDATE per task (~0.1 ms each, a batch
+            # has hundreds), and a VALUES list of hundreds of rows costs as much to compile.
+            await session.execute(_UPDATE_TASKS_PG, {
+                "ids": [u["t_id"] for u in task_updates], "statuses": [u["t_status"] for u in task_updates],
+                "started": [u["t_started_at"] for u in task_updates],
+                "completed": [u["t_completed_at"] for u in task_updates],
+                "reasons": [u["t_reason"] for u in task_updates]})
+        else:
+            await session.execute(_UPDATE_TASK, task_updates)
+
+    async def _write_each(self, session: AsyncSession, writes: list[_Write], now: datetime,
+                          changes: Changes) -> list[_Write]:
+        """Each write in its own savepoint; a refused one quarantined, then dead-lettered. Returns those written."""
+        written: list[_Write] = []
+        for w in writes:
+            refused = await self._try_write(session, w, now)
+            if not refused:
+                written.append(w)
+                continue
+            stand_in = _Write(w.task, w.incoming.quarantined("storage", f"the database refused it ({refused})"), w.late)
+            refused = await self._try_write(session, stand_in, now)
+            if refused:
+                changes.rejected.append((str(w.task.id), f"the database refused its quarantine too ({refused})"))
+            else:
+                written.append(stand_in)
+        return written
+
+    async def _try_write(self, session: AsyncSession, write: _Write, now: datetime) -> str:
+        """Writes one result in a savepoint; returns why the database refused it ("": written)."""
+        try:
+            async with session.begin_nested():
+                await self._write(session, [write], now)
+        except sqlalchemy.exc.DBAPIError as exc:
+            if is_outage(exc):
+                raise
+            return _db_error(exc)
+        return ""
 
     async def _finish_checks(self, session: AsyncSession, check_ids: list[uuid.UUID], now: datetime,
                              changes: Changes, statuses: dict[uuid.UUID, str],
@@ -343,11 +499,11 @@ class ResultsStore:
         for check_id in check_ids:
             counts = by_check.get(check_id, {})
             state = CheckState(status=statuses.get(check_id, "in_progress"),
-                               tasks_done=sum(n for s, n in counts.items() if s != "pending"),
+                               tasks_done=sum(n for s, n in counts.items() if s not in OPEN_TASK),
                                tasks_total=sum(counts.values()),
                                tasks={t: tasks[t] for t in changes.tasks[check_id] if t in tasks})
             changes.checks[check_id] = state
-            if counts.get("pending"):
+            if counts.get("pending") or counts.get("running"):
                 continue
             status = "completed" if counts.get("completed") or counts.get("failed") else "failed"
             result = await session.execute(
@@ -357,11 +513,64 @@ class ResultsStore:
                 changes.finished_checks.add(check_id)
                 state.status = status
 
+    async def mark_running(self, started: dict[uuid.UUID, tuple[uuid.UUID, datetime]]) -> Changes:
+        """Marks pending tasks running: task id -> (the agent that says it started it, when).
+
+        A task of another agent, or one already running or finished (its result came first), is
+        left as it is: the update is conditional, so it never undoes a result stored meanwhile.
+        """
+        changes = Changes()
+        if not started:
+            return changes
+        async with self.sessions() as session, session.begin():
+            # The checks' locks first, in id order, as every other write takes them: no deadlock.
+            await session.execute(_lock(select(CheckRow.id).where(CheckRow.id.in_(
+                select(TaskRow.check_id).where(TaskRow.id.in_(started)))).order_by(CheckRow.id), session))
+            tasks_table = cast(Table, TaskRow.__table__)
+            marked: list[uuid.UUID] = []
+            for task_id, (agent_id, at) in started.items():
+                result = await session.execute(
+                    update(tasks_table).where(tasks_table.c.id == task_id, tasks_table.c.agent_id == agent_id,
+                                              tasks_table.c.status == "pending")
+                    .values(status="running", started_at=at))
+                if cast(CursorResult, result).rowcount:
+                    marked.append(task_id)
+            if not marked:
+                return changes
+            tasks = (await session.scalars(select(TaskRow).where(TaskRow.id.in_(marked))
+                                           .execution_options(populate_existing=True))).unique().all()
+            by_id = {t.id: t for t in tasks}
+            for task in tasks:
+                changes.tasks[task.check_id].append(task.id)
+            check_ids = list(changes.tasks)
+            statuses = (await session.execute(
+                select(CheckRow.id, CheckRow.status).where(CheckRow.id.in_(check_ids)))).all()
+            counts: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
+            for check_id, task_status, n in (await session.execute(
+                    select(TaskRow.check_id, TaskRow.status, func.count()).where(TaskRow.check_id.in_(check_ids))
+                    .group_by(TaskRow.check_id, TaskRow.status))).all():
+                counts[check_id][task_status] = n
+            for check_id, check_status in statuses:
+                c = counts[check_id]
+                changes.checks[check_id] = CheckState(
+                    status=check_status, tasks_done=sum(n for s, n in c.items() if s not in OPEN_TASK),
+                    tasks_total=sum(c.values()), tasks={t: by_id[t] for t in changes.tasks[check_id]})
+        return changes
+
+    async def open_tasks(self, task_ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID]]:
+        """Task id -> (its check, its agent) of these tasks that are still pending or running."""
+        if not task_ids:
+            return {}
+        async with self.sessions() as session:
+            rows = (await session.execute(select(TaskRow.id, TaskRow.check_id, TaskRow.agent_id).where(
+                TaskRow.id.in_(task_ids), TaskRow.status.in_(OPEN_TASK)))).all()
+        return {t: (c, a) for t, c, a in rows}
+
     async def overdue_tasks(self, now: datetime, limit: int = 1000) -> list[tuple[uuid.UUID, uuid.UUID]]:
         """(task id, agent id) of pending tasks past their deadline."""
         async with self.sessions() as session:
             rows = (await session.execute(
-                select(TaskRow.id, TaskRow.agent_id).where(TaskRow.status == "pending", TaskRow.deadline_at < now)
+                select(TaskRow.id, TaskRow.agent_id).where(TaskRow.status.in_(OPEN_TASK), TaskRow.deadline_at < now)
                 .order_by(TaskRow.deadline_at).limit(limit))).all()
         return [(t, a) for t, a in rows]
 
@@ -369,12 +578,12 @@ class ResultsStore:
         """Agents that have pending tasks."""
         async with self.sessions() as session:
             return list((await session.scalars(
-                select(TaskRow.agent_id).where(TaskRow.status == "pending").distinct())).all())
+                select(TaskRow.agent_id).where(TaskRow.status.in_(OPEN_TASK)).distinct())).all())
 
     async def pending_tasks_of(self, agent_ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, uuid.UUID]]:
         async with self.sessions() as session:
             rows = (await session.execute(select(TaskRow.id, TaskRow.agent_id).where(
-                TaskRow.status == "pending", TaskRow.agent_id.in_(agent_ids)))).all()
+                TaskRow.status.in_(OPEN_TASK), TaskRow.agent_id.in_(agent_ids)))).all()
         return [(t, a) for t, a in rows]
 
     async def time_out(self, reasons: dict[uuid.UUID, str], now: datetime) -> Changes:
@@ -384,7 +593,7 @@ class ResultsStore:
             return changes
         async with self.sessions() as session, session.begin():
             check_ids = sorted(set((await session.scalars(
-                select(TaskRow.check_id).where(TaskRow.id.in_(reasons), TaskRow.status == "pending"))).all()))
+                select(TaskRow.check_id).where(TaskRow.id.in_(reasons), TaskRow.status.in_(OPEN_TASK)))).all()))
             if not check_ids:
                 return changes
             # Another replica sweeping the same checks holds their locks: leave those to it.
@@ -392,7 +601,7 @@ class ResultsStore:
                 select(CheckRow.id, CheckRow.status).where(CheckRow.id.in_(check_ids)).order_by(CheckRow.id),
                 session, skip_locked=True))).all())
             tasks = (await session.scalars(select(TaskRow).where(
-                TaskRow.id.in_(reasons), TaskRow.status == "pending", TaskRow.check_id.in_(statuses))
+                TaskRow.id.in_(reasons), TaskRow.status.in_(OPEN_TASK), TaskRow.check_id.in_(statuses))
                 .execution_options(populate_existing=True))).unique().all()
             for task in tasks:
                 task.status = "timed_out"
@@ -409,7 +618,7 @@ class ResultsStore:
         async with self.sessions() as session:
             rows = (await session.execute(
                 select(TaskRow.agent_id, func.max(TaskRow.agent_name))
-                .where(TaskRow.agent_id.in_(agent_ids), TaskRow.status == "pending", TaskRow.agent_name != "")
+                .where(TaskRow.agent_id.in_(agent_ids), TaskRow.status.in_(OPEN_TASK), TaskRow.agent_name != "")
                 .group_by(TaskRow.agent_id))).all()
         return dict(rows)
 

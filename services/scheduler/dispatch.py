@@ -30,7 +30,7 @@ class Dispatcher:
         try:
             opened = await self.results.OpenCheck(results_pb2.OpenCheckRequest(
                 check_id=plan.check_id, request=plan.request, tasks=plan.tasks, deadline=ts(plan.deadline),
-                client_ip=plan.client_ip), timeout=15, metadata=telemetry.grpc_metadata())
+                client_ip=plan.client_ip, created_by_key_id=plan.created_by_key_id), timeout=15, metadata=telemetry.grpc_metadata())
         except grpc.aio.AioRpcError as exc:
             raise Unavailable(f"cannot store the check: results service {exc.code().name}: {exc.details()}") from None
         await self.push(plan.by_agent)

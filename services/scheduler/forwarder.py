@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -18,6 +19,21 @@ log = logging.getLogger(__name__)
 
 # Live-state updates sent at once after a stored batch (one per agent).
 FORGET_AT_ONCE = 32
+# Errors after which the same call may succeed later: the results service or its database is
+# down, busy or slow. Retried while they last, with backoff.
+TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                       grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.ABORTED})
+# A single result refused with any other error (a bug, not an outage) is tried this often, then dropped.
+PERMANENT_TRIES = 3
+BACKOFF_BASE_S = 0.1
+BACKOFF_MAX_S = 5.0
+
+
+def backoff_s(attempt: int) -> float:
+    """Seconds before retry `attempt` (1, 2, ...): doubling up to BACKOFF_MAX_S, the upper half jittered,
+    so replicas retrying after one outage do not all call at once."""
+    ceiling = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (attempt - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 @dataclass
@@ -31,7 +47,9 @@ class ResultForwarder:
     """Batches results from every stream into RecordResults calls; retries until stored.
 
     An agent keeps a result until acknowledged, so an ack goes out only after
-    the results service stored it (or said the task is unknown, e.g. deleted).
+    the results service answered for it: stored, stored quarantined, or tied to no
+    task (unknown, e.g. deleted, or rejected). The service judges each result on
+    its own, so one bad result never fails the batch it came in.
 
     A result goes at once when a call slot is free; while `max_in_flight` calls
     are out, results gather in the queue, so batches grow with load instead of
@@ -39,9 +57,11 @@ class ResultForwarder:
     """
 
     def __init__(self, results: results_pb2_grpc.ResultsIngestServiceStub, live: LiveState, *,
-                 max_batch: int = 500, max_in_flight: int = 2) -> None:
+                 max_batch: int = 500, max_in_flight: int = 2, call_timeout_s: float = 30.0) -> None:
         self.results = results
         self.live = live
+        self.call_timeout_s = call_timeout_s
+        self.dropped = 0  # results the results service kept refusing (see _record)
         self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self.max_batch = max_batch
         self._slots = asyncio.Semaphore(max_in_flight)
@@ -84,23 +104,7 @@ class ResultForwarder:
 
     async def _store(self, batch: list[_Pending]) -> dict[str, list[str]]:
         """Stores the batch and acks it to the agents; returns the task ids done, by agent."""
-        request = results_pb2.RecordResultsRequest(results=[
-            results_pb2.AgentResult(agent_id=p.agent_id, result=p.result) for p in batch])
-        delay = 0.1
-        while True:
-            try:
-                reply = await self.results.RecordResults(request, timeout=30)
-                break
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                    log.error("results refused a batch of %d: %s", len(batch), exc.details())
-                    reply = results_pb2.RecordResultsResponse(
-                        unknown_task_ids=[p.result.task_id for p in batch])
-                    break
-                log.warning("results service unavailable (%s); holding %d result(s)", exc.code().name, len(batch))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        done = set(reply.stored_task_ids) | set(reply.unknown_task_ids)
+        done = await self._record(batch)
         acks: dict[int, tuple[AgentSession, list[str]]] = {}
         by_agent: dict[str, list[str]] = {}
         for p in batch:
@@ -111,3 +115,89 @@ class ResultForwarder:
         for session, task_ids in acks.values():
             session.send(scheduler_pb2.ConnectResponse(ack=scheduler_pb2.ResultAck(task_ids=task_ids)))
         return by_agent
+
+    async def _record(self, batch: list[_Pending]) -> set[str]:
+        """The task ids the results service answered for (stored, quarantined, unknown, rejected): to ack.
+
+        A transient error is retried with backoff and jitter while it lasts (the agents hold these
+        results too; dropping them would lose them). A batch that timed out is halved first, in
+        case it is too big to store in time. Any other error belongs to the batch: it is halved
+        until the result that causes it is alone, and that one, refused PERMANENT_TRIES times, is
+        logged and acknowledged (dropped), so no result is retried forever and none holds up others.
+        """
+        attempt = 0
+        while True:
+            request = results_pb2.RecordResultsRequest(results=[
+                results_pb2.AgentResult(agent_id=p.agent_id, result=p.result) for p in batch])
+            try:
+                reply = await self.results.RecordResults(request, timeout=self.call_timeout_s)
+            except grpc.aio.AioRpcError as exc:
+                code = exc.code()
+                attempt += 1
+                if len(batch) > 1 and (code not in TRANSIENT or code == grpc.StatusCode.DEADLINE_EXCEEDED):
+                    log.warning("results service: %s for a batch of %d result(s); splitting it", code.name, len(batch))
+                    half = len(batch) // 2
+                    return await self._record(batch[:half]) | await self._record(batch[half:])
+                if code not in TRANSIENT and attempt >= PERMANENT_TRIES:
+                    p = batch[0]
+                    self.dropped += 1
+                    log.error("results service refused the result of task %.64r from agent %s %d times (%s: %.200s); "
+                              "acknowledged and dropped", p.result.task_id, p.agent_id, attempt, code.name,
+                              exc.details())
+                    return {p.result.task_id}
+                if attempt == 1 or attempt % 10 == 0:
+                    log.warning("results service %s (%s: %.200s); holding %d result(s), retry %d",
+                                "unavailable" if code in TRANSIENT else "refused a result", code.name,
+                                exc.details(), len(batch), attempt)
+                await asyncio.sleep(backoff_s(attempt))
+                continue
+            return (set(reply.stored_task_ids) | set(reply.unknown_task_ids) | set(reply.quarantined_task_ids)
+                    | set(reply.rejected_task_ids))
+
+
+# A task's progress is forwarded at most this often (agents send at most every 0.5 s; a little
+# slack for jitter on the way), so one agent cannot flood the watchers of a check.
+PROGRESS_MIN_INTERVAL_S = 0.4
+# Progress waiting to be forwarded beyond this is dropped (the results service is slow or down).
+PROGRESS_QUEUE_LIMIT = 10_000
+
+
+class ProgressForwarder:
+    """Forwards running tasks' progress to the results service in batches, best effort.
+
+    Progress is not kept by the agent and needs no ack: a lost one is superseded by the next,
+    and by the result. Starts are always forwarded (they mark the task running); other
+    progress of a task at most every PROGRESS_MIN_INTERVAL_S.
+    """
+
+    def __init__(self, results: results_pb2_grpc.ResultsIngestServiceStub, *, max_batch: int = 500) -> None:
+        self.results = results
+        self.max_batch = max_batch
+        self._queue: list[results_pb2.AgentProgress] = []
+        self._wakeup = asyncio.Event()
+        self._last: dict[str, float] = {}  # task id -> when its last progress was forwarded
+
+    def submit(self, agent_id: str, progress: Iterable[scheduler_pb2.TaskProgress]) -> None:
+        now = asyncio.get_running_loop().time()
+        for p in progress:
+            if not p.started and now - self._last.get(p.task_id, -1e9) < PROGRESS_MIN_INTERVAL_S:
+                continue
+            if len(self._queue) >= PROGRESS_QUEUE_LIMIT:
+                return
+            if not p.started:  # a start is no step: the first step may follow it at once
+                self._last[p.task_id] = now
+            self._queue.append(results_pb2.AgentProgress(agent_id=agent_id, progress=p))
+        if len(self._last) > 2 * PROGRESS_QUEUE_LIMIT:
+            self._last = {t: at for t, at in self._last.items() if now - at < PROGRESS_MIN_INTERVAL_S}
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
+                try:
+                    await self.results.RecordProgress(results_pb2.RecordProgressRequest(progress=batch), timeout=10)
+                except grpc.aio.AioRpcError as exc:
+                    log.warning("progress of %d task(s) not forwarded: %s", len(batch), exc.code().name)

@@ -7,14 +7,16 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from hostcheck.core import limits
 from hostcheck.core.checks import ValidCheck, task_options, validate_create
-from hostcheck.core.errors import FailedPrecondition, ResourceExhausted
+from hostcheck.core.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from hostcheck.core.targets import TargetGuard
 from hostcheck.core.timestamps import ts
+from hostcheck.services.auth import KEY, Caller
 from hostcheck.services.scheduler.selection import pick_agents
 from hostcheck.services.storage.livestate import LiveState, Presence
 from hostcheck.v1 import results_pb2, scheduler_pb2
@@ -50,20 +52,37 @@ class OnlineAgents:
         return agents
 
 
+# An API key's quota is per hour.
+KEY_QUOTA_WINDOW_S = 3600
+
+
 class RateLimit:
-    """Checks per client IP per window, counted in live state so every replica shares the count."""
+    """Checks per caller per window, counted in live state so every replica shares the count.
+
+    Anonymous callers: `limit` per client IP per `window_s` (0: no limit). An API key: its
+    own quota per hour, whatever its IP. The admin: no limit.
+    """
 
     def __init__(self, live: LiveState, *, limit: int, window_s: int) -> None:
         self.live = live
         self.limit = limit
         self.window_s = window_s
 
-    async def hit(self, client_ip: str) -> None:
-        """Counts one check of `client_ip`; raises ResourceExhausted (with when to retry) past the limit."""
-        allowed, retry = await self.live.hit_rate_limit(f"checks:{client_ip}", self.limit, self.window_s)
+    async def hit(self, caller: Caller) -> None:
+        """Counts one check of `caller`; raises ResourceExhausted (with when to retry) past its limit."""
+        if caller.is_admin:
+            return
+        if caller.role == KEY:
+            key, limit, window, who = (f"checks:key:{caller.key_id}", caller.quota_per_hour, KEY_QUOTA_WINDOW_S,
+                                       f"API key {caller.key_id}")
+        elif self.limit:
+            key, limit, window, who = f"checks:{caller.ip}", self.limit, self.window_s, caller.ip
+        else:
+            return
+        allowed, retry = await self.live.hit_rate_limit(key, limit, window)
         if not allowed:
-            raise ResourceExhausted(f"rate limit of {self.limit} checks per {self.window_s} s for {client_ip} "
-                                    "reached", retry_after_s=retry)
+            raise ResourceExhausted(f"rate limit of {limit} checks per {window} s for {who} reached",
+                                    retry_after_s=retry)
 
 
 @dataclass
@@ -88,6 +107,8 @@ class Plan:
     deadline: datetime
     # What each agent is sent, by agent id.
     by_agent: dict[str, AgentTasks]
+    # The API key that created the check; "" when anonymous or the admin (see Planner.plan).
+    created_by_key_id: str = ""
 
 
 def plan_tasks(valid: ValidCheck, picked: Sequence[tuple[Presence, Sequence[str]]], *, client_ip: str,
@@ -118,24 +139,42 @@ def plan_tasks(valid: ValidCheck, picked: Sequence[tuple[Presence, Sequence[str]
                 by_agent=by_agent)
 
 
+# The agent ids of an earlier check (AgentSelector.same_as); raises NotFound for an unknown check.
+CheckAgents = Callable[[str], Awaitable[Sequence[str]]]
+
+
+async def _no_check_agents(check_id: str) -> Sequence[str]:
+    raise FailedPrecondition("this scheduler cannot look up earlier checks (agents.same_as)")
+
+
 class Planner:
     """Turns a CreateCheck request into a Plan, or says why not."""
 
-    def __init__(self, online: OnlineAgents, *, guard: TargetGuard, rate_limit: RateLimit | None,
-                 dispatch_grace_s: float) -> None:
+    def __init__(self, online: OnlineAgents, *, guard: TargetGuard, rate_limit: RateLimit,
+                 dispatch_grace_s: float, check_agents: CheckAgents = _no_check_agents) -> None:
         self.online = online
         self.guard = guard
         self.rate_limit = rate_limit
         self.grace = timedelta(seconds=dispatch_grace_s)
+        self.check_agents = check_agents
 
-    async def plan(self, request: scheduler_pb2.CreateCheckRequest, client_ip: str) -> Plan:
-        # A request refused as invalid does not count against the client's rate limit.
+    async def plan(self, request: scheduler_pb2.CreateCheckRequest, caller: Caller) -> Plan:
+        # A request refused (invalid, or no agent matches) does not count against the caller's quota.
         valid = validate_create(request, self.guard)
-        if self.rate_limit is not None:
-            await self.rate_limit.hit(client_ip)
+        sel = valid.request.agents
+        same_as = set(await self.check_agents(sel.same_as)) if sel.same_as else None
         try:
-            picked = pick_agents(await self.online.get(), valid.request.agents, valid.check_types)
+            picked = pick_agents(await self.online.get(), sel, valid.check_types, same_as=same_as)
         except FailedPrecondition:
             # The snapshot may predate an agent that just connected: decide on a fresh one.
-            picked = pick_agents(await self.online.get(fresh=True), valid.request.agents, valid.check_types)
-        return plan_tasks(valid, picked, client_ip=client_ip, now=datetime.now(UTC), grace=self.grace)
+            picked = pick_agents(await self.online.get(fresh=True), sel, valid.check_types, same_as=same_as)
+        tasks = sum(len(types) for _, types in picked)
+        if tasks > limits.MAX_TASKS_PER_CHECK:  # only same_as without a limit can get here
+            raise InvalidArgument(field="agents.limit", reason=f"{len(picked)} agents x {len(valid.check_types)} "
+                                  f"check types is over {limits.MAX_TASKS_PER_CHECK} tasks per check; "
+                                  "ask for fewer agents")
+        await self.rate_limit.hit(caller)
+        plan = plan_tasks(valid, picked, client_ip=caller.ip, now=datetime.now(UTC), grace=self.grace)
+        # The admin's checks are anonymous-owned (deletable by the admin only); a key owns its own.
+        plan.created_by_key_id = caller.key_id
+        return plan

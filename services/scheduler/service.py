@@ -22,32 +22,50 @@ import grpc
 
 from hostcheck.core import telemetry
 from hostcheck.core.config import SchedulerConfig
+from hostcheck.core.errors import NotFound, Unavailable
 from hostcheck.core.metrics import MetricsServer, SchedulerMetrics, serve_metrics
 from hostcheck.core.rpc import channel
 from hostcheck.core.targets import TargetGuard
-from hostcheck.services.grpcserver import PUBLIC_SERVICES, Server, client_ip, start_server
+from hostcheck.services.auth import RemoteVerifier, Verify, caller_of
+from hostcheck.services.grpcserver import PUBLIC_SERVICES, Server, start_server
+from hostcheck.services.restbody import refuse_unknown_fields
 from hostcheck.services.rpcerrors import grpc_errors, translate
 from hostcheck.services.scheduler.dispatch import Dispatcher
-from hostcheck.services.scheduler.forwarder import ResultForwarder
-from hostcheck.services.scheduler.planning import OnlineAgents, Planner, RateLimit
+from hostcheck.services.scheduler.forwarder import ProgressForwarder, ResultForwarder
+from hostcheck.services.scheduler.planning import CheckAgents, OnlineAgents, Planner, RateLimit
 from hostcheck.services.scheduler.routing import Router
 from hostcheck.services.scheduler.sessions import AgentSessions, authenticate
 from hostcheck.services.storage.livestate import LiveState, create_live_state
-from hostcheck.v1 import registry_pb2_grpc, results_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
+from hostcheck.v1 import registry_pb2_grpc, results_pb2, results_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 
 
 class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
-    def __init__(self, planner: Planner, dispatcher: Dispatcher) -> None:
+    def __init__(self, planner: Planner, dispatcher: Dispatcher, verify: Verify) -> None:
         self.planner = planner
         self.dispatcher = dispatcher
+        self.verify = verify
 
     @grpc_errors
     async def CreateCheck(self, request, context):
+        refuse_unknown_fields(scheduler_pb2.CreateCheckRequest, context.invocation_metadata())
         with telemetry.span("create", parent=telemetry.metadata_of(context), kind=telemetry.SpanKind.SERVER) as span:
-            plan = await self.planner.plan(request, client_ip(context))
+            plan = await self.planner.plan(request, await caller_of(context, self.verify))
             span.set_attribute("hostcheck.check_id", plan.check_id)
             opened = await self.dispatcher.dispatch(plan)
         return scheduler_pb2.CreateCheckResponse(check_id=opened.check.check_id, check=opened.check)
+
+
+def check_agents_of(results: results_pb2_grpc.ResultsServiceStub) -> CheckAgents:
+    """The agents of an earlier check (AgentSelector.same_as), from the results service."""
+    async def agents(check_id: str) -> list[str]:
+        try:
+            reply = await results.GetCheck(results_pb2.GetCheckRequest(check_id=check_id), timeout=10)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise NotFound(f"check {check_id} (agents.same_as) not found") from None
+            raise Unavailable(f"results service unavailable: {exc.code().name}") from None
+        return list(dict.fromkeys(t.agent_id for t in reply.check.tasks))
+    return agents
 
 
 class AgentStreamServicer(scheduler_pb2_grpc.AgentStreamServiceServicer):
@@ -119,32 +137,37 @@ async def start(config: SchedulerConfig, *, live: LiveState | None = None) -> Sc
     results = results_pb2_grpc.ResultsIngestServiceStub(results_channel)
 
     forwarder = ResultForwarder(results, live)
+    progress = ProgressForwarder(results)
     metrics = SchedulerMetrics(connected_agents=lambda: len(sessions),
                                          forwarder_queue=lambda: forwarder.queue.qsize())
     sessions = AgentSessions(live, scheduler_id=scheduler_id, on_results=forwarder.submit,
-                             on_open=metrics.agent_streams.inc, heartbeat_interval_s=config.heartbeat_interval_s,
-                             offline_after_s=config.offline_after_s)
+                             on_open=metrics.agent_streams.inc, on_heartbeat=metrics.heartbeats.inc,
+                             heartbeat_interval_s=config.heartbeat_interval_s,
+                             offline_after_s=config.offline_after_s, on_progress=progress.submit,
+                             max_age_s=config.agent_stream_max_age_s)
     router = Router(live, sessions)
-    rate_limit = RateLimit(live, limit=config.rate_limit, window_s=config.rate_limit_window_s) \
-        if config.rate_limit else None
+    rate_limit = RateLimit(live, limit=config.rate_limit, window_s=config.rate_limit_window_s)
     planner = Planner(OnlineAgents(live), guard=TargetGuard.from_cidrs(config.allow_targets), rate_limit=rate_limit,
-                      dispatch_grace_s=config.dispatch_grace_s)
+                      dispatch_grace_s=config.dispatch_grace_s,
+                      check_agents=check_agents_of(results_pb2_grpc.ResultsServiceStub(results_channel)))
     dispatcher = Dispatcher(results, live, router, metrics)
 
     subscribed = asyncio.Event()
     background = [asyncio.create_task(forwarder.run(), name="result-forwarder"),
+                  asyncio.create_task(progress.run(), name="progress-forwarder"),
                   asyncio.create_task(sessions.write_presences(), name="presence-writer"),
                   asyncio.create_task(router.run(subscribed), name="scheduler-routing")]
     # Routed tasks, cancels and revocations published from now on reach this replica.
     await subscribed.wait()
     metrics_server = await serve_metrics(metrics.registry, config.metrics_port, near=config.listen)
     server = await start_server(config.listen, [
-        (scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server, SchedulerServicer(planner, dispatcher)),
+        (scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server,
+         SchedulerServicer(planner, dispatcher, RemoteVerifier(results_channel))),
         (scheduler_pb2_grpc.add_AgentStreamServiceServicer_to_server,
          AgentStreamServicer(registry_pb2_grpc.AgentAuthServiceStub(registry_channel), sessions)),
     ], [scheduler_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name,
         scheduler_pb2.DESCRIPTOR.services_by_name["AgentStreamService"].full_name], reflect=PUBLIC_SERVICES,
-        tls=config)
+        tls=config, trusted_hops=config.trusted_hops)
     return SchedulerService(server=server, sessions=sessions, forwarder=forwarder, metrics_server=metrics_server,
                             background=background, channels=[registry_channel, results_channel], live=live,
                             owns_live=owns_live)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 HELLO_TIMEOUT_S = 10.0
 # Heartbeats are written to live state together, at most this long after they arrive.
 PRESENCE_BATCH_S = 0.2
+# Streams reaching their max age are spread over the last fifth of it, so the agents of one
+# replica do not all reconnect in the same second.
+AGE_JITTER = 0.2
 
 
 @dataclass(eq=False)
@@ -38,6 +42,7 @@ class AgentSession:
     hello: scheduler_pb2.AgentHello | None = None
     tasks_in_flight: int = 0
     closed: bool = False
+    _static_presence: dict | None = field(default=None, repr=False)
 
     def send(self, message: scheduler_pb2.ConnectResponse) -> None:
         if not self.closed:
@@ -49,12 +54,17 @@ class AgentSession:
             self.outbox.put_nowait(None)
 
     def presence(self, scheduler_id: str) -> Presence:
-        agent, hello = self.agent, self.hello
-        return Presence(agent_id=self.agent_id, scheduler_id=scheduler_id, last_heartbeat=time.time(),
-                        tasks_in_flight=self.tasks_in_flight, version=hello.version if hello else "",
-                        capabilities=list(hello.capabilities) if hello else list(agent.capabilities),
-                        name=agent.name, location=agent.location, region=agent.region, country=agent.country,
-                        city=agent.city, labels=dict(agent.labels))
+        # What a heartbeat changes is its time and tasks_in_flight: the rest is copied out of the
+        # protobuf messages once per stream, not once per heartbeat (issue 17: heartbeat CPU).
+        static = self._static_presence
+        if static is None or static["scheduler_id"] != scheduler_id:
+            agent, hello = self.agent, self.hello
+            static = self._static_presence = dict(
+                agent_id=self.agent_id, scheduler_id=scheduler_id, version=hello.version if hello else "",
+                capabilities=list(hello.capabilities) if hello else list(agent.capabilities),
+                name=agent.name, location=agent.location, region=agent.region, country=agent.country,
+                city=agent.city, labels=dict(agent.labels), asn=agent.asn)
+        return Presence(last_heartbeat=time.time(), tasks_in_flight=self.tasks_in_flight, **static)
 
 
 async def authenticate(auth: registry_pb2_grpc.AgentAuthServiceStub,
@@ -77,6 +87,8 @@ async def authenticate(auth: registry_pb2_grpc.AgentAuthServiceStub,
 
 # Takes the results an agent sent (the forwarder stores them and acks them on the session).
 ResultsSink = Callable[[str, Sequence[scheduler_pb2.TaskResult], AgentSession], None]
+# Takes the progress of an agent's running tasks (forwarded to the results service, never acked).
+ProgressSink = Callable[[str, Sequence[scheduler_pb2.TaskProgress]], None]
 
 
 class AgentSessions:
@@ -84,12 +96,17 @@ class AgentSessions:
 
     def __init__(self, live: LiveState, *, scheduler_id: str, on_results: ResultsSink,
                  heartbeat_interval_s: float, offline_after_s: float,
-                 on_open: Callable[[], object] = lambda: None, hello_timeout_s: float = HELLO_TIMEOUT_S,
-                 presence_batch_s: float = PRESENCE_BATCH_S) -> None:
+                 on_open: Callable[[], object] = lambda: None, on_heartbeat: Callable[[], object] = lambda: None,
+                 hello_timeout_s: float = HELLO_TIMEOUT_S,
+                 presence_batch_s: float = PRESENCE_BATCH_S,
+                 on_progress: ProgressSink = lambda agent_id, progress: None,
+                 max_age_s: float = 0.0, age_jitter: float = AGE_JITTER) -> None:
         self.live = live
         self.scheduler_id = scheduler_id
         self.on_results = on_results
+        self.on_progress = on_progress
         self.on_open = on_open
+        self.on_heartbeat = on_heartbeat
         self.heartbeat_interval_s = heartbeat_interval_s
         self.offline_after_s = offline_after_s
         self.hello_timeout_s = hello_timeout_s
@@ -99,6 +116,11 @@ class AgentSessions:
         self._empty.set()
         self._stale_presence: dict[str, AgentSession] = {}
         self._presence_due = asyncio.Event()
+        # A stream older than this (less up to age_jitter of it, drawn per stream) is asked to
+        # reconnect, so that agents spread over replicas started after they connected; 0: never.
+        self.max_age_s = max_age_s
+        self.age_jitter = age_jitter
+        self.draining = False
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -131,7 +153,8 @@ class AgentSessions:
             session.close()
 
     def drain(self, reason: str) -> None:
-        """Asks every agent here to reconnect elsewhere."""
+        """Asks every agent here to reconnect elsewhere, and refuses new streams from now on."""
+        self.draining = True
         for session in list(self._sessions.values()):
             session.send(scheduler_pb2.ConnectResponse(drain=scheduler_pb2.Drain(reason=reason)))
 
@@ -141,6 +164,9 @@ class AgentSessions:
     async def serve(self, agent: agents_pb2.Agent, stream: AsyncIterator[scheduler_pb2.ConnectRequest],
                     write: Callable[[scheduler_pb2.ConnectResponse], Awaitable[object]]) -> None:
         """Holds an authenticated agent's stream until either side ends it."""
+        if self.draining:
+            # The Service may still route a new connection here while the endpoint removal spreads.
+            raise Unavailable("this scheduler replica is shutting down: reconnect to another")
         session = AgentSession(agent_id=agent.agent_id, agent=agent)
         session.hello = await self._hello(stream)
         old = self._sessions.get(session.agent_id)
@@ -156,6 +182,11 @@ class AgentSessions:
             scheduler_id=self.scheduler_id, agent_id=session.agent_id,
             heartbeat_interval_s=int(self.heartbeat_interval_s))))
         reader = asyncio.create_task(self._read(session, stream))
+        ageing = None
+        if self.max_age_s > 0:
+            age = self.max_age_s * (1 - random.uniform(0, self.age_jitter))
+            ageing = asyncio.get_running_loop().call_later(age, session.send, scheduler_pb2.ConnectResponse(
+                drain=scheduler_pb2.Drain(reason=f"stream older than {age:.0f} s: reconnect to rebalance")))
         try:
             while True:
                 message = await session.outbox.get()
@@ -163,6 +194,8 @@ class AgentSessions:
                     break
                 await write(message)
         finally:
+            if ageing is not None:
+                ageing.cancel()
             session.closed = True
             reader.cancel()
             with contextlib.suppress(BaseException):
@@ -191,8 +224,11 @@ class AgentSessions:
                 if kind == "heartbeat":
                     session.tasks_in_flight = message.heartbeat.tasks_in_flight
                     self._heartbeat(session)
+                    self.on_heartbeat()
                 elif kind == "results":
                     self.on_results(session.agent_id, message.results.results, session)
+                elif kind == "progress":
+                    self.on_progress(session.agent_id, message.progress.progress)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the stream broke; the agent reconnects

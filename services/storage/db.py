@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from pathlib import Path
 
@@ -69,6 +70,22 @@ def is_outage(exc: BaseException) -> bool:
                         redis.exceptions.BusyLoadingError)):
         return True
     return False
+
+
+@functools.cache
+def _migration_heads() -> frozenset[str]:
+    from alembic.script import ScriptDirectory
+
+    return frozenset(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads())
+
+
+async def schema_at_head(engine: AsyncEngine) -> bool:
+    """Whether the database's schema is at the newest migration (what `hostcheck migrate` makes it)."""
+    from alembic.runtime.migration import MigrationContext
+
+    async with engine.connect() as conn:
+        current = await conn.run_sync(lambda sync: set(MigrationContext.configure(sync).get_current_heads()))
+    return current == _migration_heads()
 
 
 def migrate(url: str) -> None:

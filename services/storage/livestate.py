@@ -14,11 +14,14 @@ import json
 import time
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, fields
 from typing import cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 # Pub/sub channels: every publisher and subscriber names them from here.
 # results -> schedulers: {"tasks": {agent_id: [task_id, ...]}, "reason": ...}: cancel these on the agents.
@@ -55,6 +58,7 @@ class Presence:
     country: str = ""
     city: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    asn: int = 0
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Presence:
@@ -70,9 +74,14 @@ _PRESENCE_FIELDS = frozenset(f.name for f in fields(Presence))
 class Subscription:
     """Messages of one channel, delivered to one local consumer."""
 
-    def __init__(self, channel: str) -> None:
+    def __init__(self, channel: str, max_pending: int = 10_000) -> None:
         self.channel = channel
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=10_000)
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=max_pending)
+        # A message arrived while `max_pending` were waiting, and was dropped.
+        self.overflowed = False
+        # Called once, at the first dropped message; when set, the consumer is dropped: what waited
+        # is freed and nothing more is delivered (a watcher that stopped reading).
+        self.on_overflow: Callable[[], object] | None = None
 
     async def get(self, timeout: float | None = None) -> bytes | None:
         try:
@@ -89,13 +98,25 @@ class _Fanout:
 
     def deliver(self, channel: str, payload: bytes) -> None:
         for sub in list(self.subs.get(channel, ())):
+            if sub.overflowed and sub.on_overflow is not None:
+                continue  # dropped: gets nothing more
             try:
                 sub.queue.put_nowait(payload)
             except asyncio.QueueFull:
-                pass  # a consumer this far behind re-reads state from storage
+                # A consumer this far behind re-reads state from storage, or is dropped (on_overflow):
+                # then what waited for it is freed at once, whenever its task gets to end.
+                if not sub.overflowed and sub.on_overflow is not None:
+                    while not sub.queue.empty():
+                        sub.queue.get_nowait()
+                    sub.queue.put_nowait(b"")  # wakes a consumer waiting in get(): it sees `overflowed`
+                    sub.on_overflow()
+                sub.overflowed = True
 
 
 class LiveState(ABC):
+    # What stores it ("redis", "memory"), as GET /health names it.
+    kind: str = ""
+
     def __init__(self) -> None:
         self._fanout = _Fanout()
 
@@ -130,6 +151,11 @@ class LiveState(ABC):
     async def publish(self, channel: str, payload: bytes) -> None: ...
 
     @abstractmethod
+    async def subscribed(self, channels: list[str]) -> set[str]:
+        """Those of `channels` that someone (in any process sharing this live state) subscribes to now:
+        publishing to the others reaches nobody (retention removes thousands of checks at once)."""
+
+    @abstractmethod
     async def _subscribe_remote(self, channel: str) -> None: ...
 
     @abstractmethod
@@ -146,8 +172,10 @@ class LiveState(ABC):
         pass
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
-        sub = Subscription(channel)
+    async def subscribe(self, channel: str, *, max_pending: int = 10_000) -> AsyncIterator[Subscription]:
+        """Messages of `channel` from now on; at most `max_pending` wait (later ones are dropped, see
+        Subscription.overflowed). Every subscriber of a channel gets the same bytes object."""
+        sub = Subscription(channel, max_pending)
         first = not self._fanout.subs.get(channel)
         self._fanout.subs[channel].add(sub)
         try:
@@ -164,6 +192,8 @@ class LiveState(ABC):
 
 class MemoryLiveState(LiveState):
     """In-process live state for the embedded default (one process, no Redis)."""
+
+    kind = "memory"
 
     def __init__(self, clock=time.time) -> None:
         super().__init__()
@@ -217,6 +247,9 @@ class MemoryLiveState(LiveState):
     async def publish(self, channel: str, payload: bytes) -> None:
         self._fanout.deliver(channel, payload)
 
+    async def subscribed(self, channels: list[str]) -> set[str]:
+        return {c for c in channels if self._fanout.subs.get(c)}
+
     async def _subscribe_remote(self, channel: str) -> None:
         pass
 
@@ -246,6 +279,18 @@ end
 return 0
 """
 
+# KEYS: n presence keys, then the index (sorted set); ARGV: ttl in ms, index score, n values, n agent ids.
+_SET_PRESENCES = """
+local n = #KEYS - 1
+for i = 1, n do
+  redis.call('SET', KEYS[i], ARGV[2 + i], 'PX', ARGV[1])
+  redis.call('ZADD', KEYS[n + 1], ARGV[2], ARGV[2 + n + i])
+end
+return n
+"""
+# Presences written by one script call (a call blocks Redis while it runs: ~1 ms per 1,000).
+PRESENCE_CHUNK = 1000
+
 _RATE_LIMIT = """
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
@@ -258,12 +303,18 @@ return {n, ttl}
 class RedisLiveState(LiveState):
     """Live state in Redis, shared by every replica. Keys are prefixed so tests can share a server."""
 
+    kind = "redis"
+
     def __init__(self, url: str, *, prefix: str = "hc:") -> None:
         super().__init__()
         # A blocking pool: under a burst (thousands of agents connecting) callers wait for a free
         # connection instead of failing with MaxConnectionsError as the default pool does.
         pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=64, timeout=10, socket_connect_timeout=3, socket_timeout=5, health_check_interval=10)
+            url, max_connections=64, timeout=10, socket_connect_timeout=3, socket_timeout=5, health_check_interval=10,
+            # A pooled connection that died with a Redis restart fails on its next use: retry such a
+            # command once or twice on a fresh connection (connection errors only: a timeout may have
+            # run the command, and the rate-limit script must not count twice).
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2), retry_on_error=[RedisConnectionError])
         self._pool = pool
         self.redis = aioredis.Redis(connection_pool=pool)
         self.prefix = prefix
@@ -272,6 +323,7 @@ class RedisLiveState(LiveState):
         self._subscribed = asyncio.Event()  # the reader sleeps on it while no channel is subscribed
         self._clear = self.redis.register_script(_CLEAR_IF_HOLDER)
         self._rate = self.redis.register_script(_RATE_LIMIT)
+        self._set_presences = self.redis.register_script(_SET_PRESENCES)
 
     def _k(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -284,11 +336,15 @@ class RedisLiveState(LiveState):
         # The key's own expiry is the truth; the sorted set only indexes who may be online, so its
         # score outlives the key a little (never the other way round: online_agents reads the keys).
         expires = time.time() + ttl_s + 1.0
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for presence in presences:
-                pipe.set(self._k("agent", presence.agent_id), json.dumps(asdict(presence)), px=int(ttl_s * 1000))
-            pipe.zadd(self._k("agents"), {p.agent_id: expires for p in presences})
-            await pipe.execute()
+        # One script call per chunk, not a pipeline of a SET per agent: the client packs one command
+        # and parses one reply (a pipeline's per-reply parsing was most of a heartbeat's CPU, issue 17).
+        # vars(), not asdict(): asdict deep-copies every field before encoding.
+        for start in range(0, len(presences), PRESENCE_CHUNK):
+            chunk = presences[start:start + PRESENCE_CHUNK]
+            await self._set_presences(
+                keys=[*(self._k("agent", p.agent_id) for p in chunk), self._k("agents")],
+                args=[int(ttl_s * 1000), expires, *(json.dumps(vars(p)) for p in chunk),
+                      *(p.agent_id for p in chunk)])
 
     async def clear_presence(self, agent_id: str, scheduler_id: str) -> bool:
         return bool(await self._clear(keys=[self._k("agent", agent_id), self._k("agents")],
@@ -331,6 +387,13 @@ class RedisLiveState(LiveState):
 
     async def publish(self, channel: str, payload: bytes) -> None:
         await self.redis.publish(self._k("ch", channel), payload)
+
+    async def subscribed(self, channels: list[str]) -> set[str]:
+        if not channels:
+            return set()
+        # One PUBSUB NUMSUB for them all: counts subscribers on every connection to this Redis.
+        counts = await self.redis.pubsub_numsub(*(self._k("ch", c) for c in channels))
+        return {c for c, (_, n) in zip(channels, counts, strict=True) if n}
 
     async def _subscribe_remote(self, channel: str) -> None:
         await self._pubsub.subscribe(self._k("ch", channel))

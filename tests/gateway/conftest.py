@@ -1,6 +1,7 @@
 """A real Envoy (the repo's envoy.yaml, rendered) in front of the services.
 
-`gateway`: one per session, in front of the services in this process on SQLite + memory
+`gateway`: one for the tests of this folder (package scope: stopped when they are done, not left
+running under every later test), in front of the services in this process on SQLite + memory
 (the embedded default) with one agent; the production path (separate processes, Postgres,
 Redis) has its own test in test_production.py.
 """
@@ -78,7 +79,7 @@ async def start_gateway_for(upstreams: envoy.Upstreams, workdir: Path) -> Gatewa
     return gw
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def gateway_system(tmp_path_factory):
     """The services in this process (SQLite + memory) with one online agent."""
     workdir = tmp_path_factory.mktemp("gateway-system")
@@ -91,7 +92,7 @@ async def gateway_system(tmp_path_factory):
         await system.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def gateway(gateway_system, tmp_path_factory):
     gw = await start_gateway(gateway_system, tmp_path_factory.mktemp("envoy"))
     try:

@@ -16,7 +16,8 @@ async def test_unary(rest):
     assert reply.status == 0, reply.message
     (payload,) = reply.messages
     health = registry_pb2.GetHealthResponse.FromString(payload)
-    assert (health.status, health.database, health.redis, health.active_agents) == ("ok", "ok", "ok", 1)
+    assert (health.status, health.database, health.live_state, health.active_agents) == ("ok", "ok", "ok", 1)
+    assert (health.live_state_kind, health.redis) == ("memory", "not used (live state in memory)")
 
 
 async def test_unary_error_carries_status_details(rest):

@@ -52,6 +52,7 @@ async def test_services_as_processes_behind_envoy(tmp_path, live_prefix, tcp_tar
                 async def agent_online():
                     health = (await rest.get("/health")).json()
                     assert health["database"] == "ok" and health["redis"] == "ok", health
+                    assert (health["live_state"], health["live_state_kind"]) == ("ok", "redis"), health
                     return health["active_agents"] == 1 and health["status"] == "ok"
                 await assert_eventually(agent_online, timeout=20, message="agent online in /health")
 

@@ -13,7 +13,7 @@ import pytest
 
 from hostcheck.agent.probers import dns as dns_prober
 from hostcheck.agent.probers import http as http_prober
-from hostcheck.agent.probers.base import ProbeError, ProbeRequest, ProbeResult
+from hostcheck.agent.probers.base import ProbeError, ProbeRequest, ProbeResult, ProbeSettings
 from hostcheck.core.checktypes import CHECK_TYPES
 from hostcheck.core.targets import TargetGuard, parse_target
 from hostcheck.v1 import dns_pb2
@@ -24,9 +24,9 @@ LOOPBACK = ("127.0.0.0/8", "::1/128")
 
 
 def probe_request(target: str, options, *, timeout: float = 2.0, ip_version: int = 0,
-                  allow: Iterable[str] = LOOPBACK) -> ProbeRequest:
+                  allow: Iterable[str] = LOOPBACK, settings: ProbeSettings | None = None) -> ProbeRequest:
     return ProbeRequest(target=parse_target(target), options=options, timeout=timeout, ip_version=ip_version,
-                        guard=TargetGuard.from_cidrs(allow))
+                        guard=TargetGuard.from_cidrs(allow), settings=settings or ProbeSettings())
 
 
 async def run(prober, request: ProbeRequest) -> ProbeResult:

@@ -37,6 +37,8 @@ LAB_RECORDS = (
     f"--host-record=target.lab.test,{TARGET_V4},{TARGET_V6}",
     f"--host-record=router.lab.test,{ROUTER_V4},{ROUTER_V6}",
     "--host-record=rebind.lab.test,127.0.0.1",
+    # A cluster-internal name, as CoreDNS would answer it in a pod.
+    "--host-record=kubernetes.default.svc.cluster.local,10.96.0.1",
 )
 
 
@@ -95,6 +97,8 @@ class NetLab:
         self.ns(r, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
         # Every probe gets its TTL-exceeded answer, however many tests run in a row.
         self.ns(r, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0", check=False)
+        # And every udp probe its port unreachable from the target (the default allows ~1/s after a burst of 6).
+        self.ns(t, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0", check=False)
         self.ns(c, "sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647")
         self.ns(r, "iptables", "-A", "FORWARD", "-d", LOSSY, "-p", "icmp", "--icmp-type", "echo-request",
                 "-m", "statistic", "--mode", "random", "--probability", "0.5", "-j", "DROP")
@@ -130,11 +134,16 @@ class NetLab:
             shutil.rmtree(self.etc)
 
     async def probe(self, check_type: str, target: str, options: dict | None = None, *, timeout: float = 3.0,
-                    ip_version: int = 0, allow=ALLOW, user: str | None = None, ns: str | None = None) -> dict:
-        """Runs one check in the client namespace (or `ns`), optionally as `user`; returns the result as JSON."""
+                    ip_version: int = 0, allow=ALLOW, user: str | None = None, ns: str | None = None,
+                    dns_resolver: str | None = None, dns_private_zones: bool = False) -> dict:
+        """Runs one check in the client namespace (or `ns`), optionally as `user`; returns the result as JSON.
+
+        `dns_resolver` is the agent's default resolver for dns checks ("system": the namespace's dnsmasq)."""
         command = [sys.executable, "-m", "tests.probers.run_probe", check_type, target,
                    "--options", json.dumps(options or {}), "--timeout", str(timeout),
-                   "--ip-version", str(ip_version), *(f"--allow={cidr}" for cidr in allow)]
+                   "--ip-version", str(ip_version), *(f"--allow={cidr}" for cidr in allow),
+                   *(["--dns-resolver", dns_resolver] if dns_resolver else []),
+                   *(["--dns-private-zones"] if dns_private_zones else [])]
         if user is not None:
             command = ["setpriv", f"--reuid={user}", f"--regid={user_group(user)}", "--clear-groups", *command]
         proc = await asyncio.create_subprocess_exec(

@@ -252,6 +252,31 @@ def _soa_rdata() -> str:
             + "".join(f"{n:08x}" for n in (2026112801, 3600, 600, 86400, 300)))
 
 
+# Records dnsmasq has no option for, given in zone-file form and served as raw rdata (--dns-rr).
+RAW_RECORDS = (
+    ("t.test", "DNSKEY", "257 3 13 mdsswUyr3DPW132mOi8V9xESWE8jTo0dxCjjnopKl+GqJxpVXckHAeF+KkxLbxILfDLUT0rAK9iUzy1L53eKGQ=="),
+    ("t.test", "DS", "12345 13 2 3E3C1A4C2F8E2F1E0B6D4F7E9A8B7C6D5E4F3A2B1C0D9E8F7A6B5C4D3E2F1A0B"),
+    ("t.test", "HTTPS", '1 . alpn="h2,h3" port=443'),
+    ("_svc.t.test", "SVCB", "1 svc.t.test. port=8443"),
+    ("_443._tcp.t.test", "TLSA", "3 1 1 0C72AC70B745AC19998811B131D662C9AC69DBDBE7CB23E5B514B56664C5D3D6"),
+    ("www.t.test", "SSHFP", "4 2 123456789ABCDEF67890123456789ABCDEF67890123456789ABCDEF123456789"),
+    ("t.test", "NAPTR", '100 10 "S" "SIP+D2U" "" _sip._udp.t.test.'),
+)
+
+
+def _raw_records() -> list[str]:
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
+
+    out = []
+    for name, kind, text in RAW_RECORDS:
+        rdtype = dns.rdatatype.from_text(kind)
+        wire = dns.rdata.from_text(dns.rdataclass.IN, rdtype, text).to_wire()
+        out.append(f"--dns-rr={name},{int(rdtype)},{wire.hex()}")
+    return out
+
+
 def dnsmasq_args(*, listen: str = "127.0.0.1", port: int = 53, extra: tuple[str, ...] = ()) -> list[str]:
     """dnsmasq in the foreground serving the zone t.test with every record type we query; other names NXDOMAIN."""
     return [
@@ -263,10 +288,13 @@ def dnsmasq_args(*, listen: str = "127.0.0.1", port: int = 53, extra: tuple[str,
         "--cname=alias.t.test,www.t.test",
         "--mx-host=t.test,mail.t.test,10",
         "--txt-record=t.test,v=spf1 -all",
+        "--txt-record=multi.t.test,part one,part two",
+        "--host-record=office.t.test,10.1.2.3",
         "--srv-host=_http._tcp.t.test,www.t.test,80,1,5",
         "--caa-record=t.test,0,issue,ca.t.test",
         "--ptr-record=20.0.0.127.in-addr.arpa,ptr.t.test",
         f"--dns-rr=t.test,2,{_wire_name('ns1.t.test')}",
         f"--dns-rr=t.test,6,{_soa_rdata()}",
+        *_raw_records(),
         *extra,
     ]

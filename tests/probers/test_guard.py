@@ -6,12 +6,13 @@ import pytest
 
 from hostcheck.agent.probers import PROBERS
 from hostcheck.core.targets import BLOCKED_NETWORKS
-from hostcheck.v1 import dns_pb2, http_pb2, ping_pb2, tcp_pb2, traceroute_pb2, udp_pb2
+from hostcheck.v1 import dns_pb2, http_pb2, mtr_pb2, ping_pb2, tcp_pb2, tls_pb2, traceroute_pb2, udp_pb2
 from tests.probers.conftest import probe_request, run
 
 OPTIONS = {"http": http_pb2.HttpOptions(), "tcp": tcp_pb2.TcpOptions(port=80),
            "ping": ping_pb2.PingOptions(count=1), "udp": udp_pb2.UdpOptions(port=53),
-           "traceroute": traceroute_pb2.TracerouteOptions(max_hops=1)}
+           "traceroute": traceroute_pb2.TracerouteOptions(max_hops=1), "tls": tls_pb2.TlsOptions(port=443),
+           "mtr": mtr_pb2.MtrOptions(count=1, max_hops=1)}
 
 
 def _sample(net) -> str:

@@ -17,7 +17,7 @@ import pytest
 from hostcheck.agent.probers import http
 from hostcheck.agent.probers.http import BODY_CAP
 from hostcheck.v1 import http_pb2
-from tests.helpers import ROOT, free_port
+from tests.helpers import ROOT, free_port, within
 from tests.probers.conftest import probe_request, run
 from tests.probers.servers import BIG_BODY
 
@@ -63,7 +63,10 @@ async def test_https_http11_reports_tls_and_certificate(trust_test_ca, https_ser
     assert cert.serial == "1234ABCD"
     assert cert.days_left in (19, 20)
     assert cert.not_after.endswith("Z")
+    assert (cert.key_type, cert.key_bits, cert.signature_algorithm, cert.is_ca) == ("EC", 256, "ecdsa-with-SHA256",
+                                                                                     False)
     assert tls.verified is True and len(cert.sha256) == 64
+    assert list(tls.chain) == [cert]  # the server sends its leaf alone
     assert data.timings.tls_ms > 0
 
 
@@ -76,11 +79,11 @@ async def test_https_http2(trust_test_ca, https_server):
     assert result.data.timings.first_byte_ms > 0
 
 
-async def test_http2_large_body_is_capped(trust_test_ca, https_server):
+async def test_http2_large_body_is_read_whole_and_sampled(trust_test_ca, https_server):
     result = await run(http.probe, probe_request(f"https://[::1]:{https_server.port}/big", opts(http2=True)))
     assert result.success, result
     assert result.data.http_version == "HTTP/2"
-    assert result.data.body_truncated is True
+    assert result.data.body_truncated is True and result.data.body_size == len(BIG_BODY)
     assert result.data.body == BIG_BODY[:BODY_CAP].decode()
 
 
@@ -99,6 +102,10 @@ async def test_insecure_tls_inspects_an_untrusted_certificate(trust_test_ca, rog
     tls = result.data.tls
     assert tls.verified is False
     assert len(tls.certificate.sha256) == 64
+    # Parsed all the same: the fields the option exists to inspect.
+    cert = tls.certificate
+    assert (cert.subject, cert.issuer) == ("O=Hostcheck Tests, CN=www.t.test", "CN=Hostcheck Test rogue-ca")
+    assert "www.t.test" in cert.sans and cert.days_left in (19, 20) and cert.not_after.endswith("Z")
 
 
 async def test_https_to_a_plain_http_server_times_out_in_the_tls_phase(trust_test_ca, http_server):
@@ -158,11 +165,11 @@ async def test_redirect_loop_stops(http_server):
     assert len(result.data.redirects) == http.MAX_REDIRECTS + 1
 
 
-async def test_body_is_capped_with_a_flag(http_server):
+async def test_body_is_read_whole_and_sampled_with_a_flag(http_server):
     result = await run(http.probe, probe_request(f"http://127.0.0.1:{http_server.port}/big", opts()))
     assert result.success
-    assert result.data.body_truncated is True
-    assert result.data.body_size == BODY_CAP and len(result.data.body) == BODY_CAP
+    assert result.data.body_truncated is True and result.data.body_over_limit is False
+    assert result.data.body_size == len(BIG_BODY) and len(result.data.body) == BODY_CAP
 
 
 @pytest.mark.parametrize(("code", "expected", "success", "error_code"), [
@@ -210,7 +217,7 @@ async def test_slow_or_hung_server_times_out_in_time(http_server, path):
     assert (result.success, result.error_code) == (False, "timeout"), result
     assert result.data.phase == "first_byte"
     # The prober's own deadline fired (it names the phase), a little before the check's timeout.
-    assert time.perf_counter() - started < 0.6
+    assert time.perf_counter() - started < within(0.5)
 
 
 async def test_hung_http2_server_times_out(trust_test_ca, https_server):
@@ -329,10 +336,10 @@ async def test_response_without_length_is_read_until_the_server_closes(raw_serve
     assert result.data.body == "read until the server closes"
 
 
-async def test_reset_mid_body_is_a_read_error_with_a_message(raw_server):
+async def test_reset_mid_body_is_a_connection_reset_with_a_message(raw_server):
     result = await raw(raw_server, "/reset-mid-body")
-    assert (result.success, result.error_code, result.data.phase) == (False, "http_error", "download"), result
-    assert result.error.endswith("ReadError: Connection reset by peer"), result.error
+    assert (result.success, result.error_code, result.data.phase) == (False, "connection_reset", "download"), result
+    assert result.error.endswith(": connection reset by the peer"), result.error
     assert result.data.address == "127.0.0.1" and result.data.url.endswith("/reset-mid-body")
 
 
@@ -341,7 +348,7 @@ async def test_hung_mid_body_times_out_in_download(raw_server):
     result = await raw(raw_server, "/hang-mid-body", timeout=0.5)
     assert (result.success, result.error_code, result.data.phase) == (False, "timeout", "download"), result
     assert "timed out in download" in result.error
-    assert time.perf_counter() - started < 0.6
+    assert time.perf_counter() - started < within(0.5)
 
 
 async def test_server_closing_without_a_response_is_a_protocol_error(raw_server):
@@ -420,10 +427,10 @@ async def test_tls_peer_closing_in_the_handshake_is_a_tls_error(trust_test_ca, r
     assert result.error.endswith("TLS: UNEXPECTED_EOF_WHILE_READING")
 
 
-async def test_tls_peer_resetting_in_the_handshake_is_a_connect_error(trust_test_ca, raw_server):
+async def test_tls_peer_resetting_in_the_handshake_is_a_connection_reset(trust_test_ca, raw_server):
     result = await run(http.probe, probe_request(f"https://127.0.0.1:{raw_server[2]}/", opts()))
-    assert (result.success, result.error_code, result.data.phase) == (False, "connect_error", "tls"), result
-    assert result.error.endswith("Connection reset by peer")
+    assert (result.success, result.error_code, result.data.phase) == (False, "connection_reset", "tls"), result
+    assert result.error.endswith("connection reset by the peer")
 
 
 _LEAN_AGENT = """

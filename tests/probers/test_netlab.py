@@ -137,15 +137,33 @@ async def test_tcp_refused_and_timed_out_across_the_router(lab):
 
 @pytest.mark.parametrize(("record_type", "value"), [("A", TARGET_V4), ("AAAA", TARGET_V6)])
 async def test_dns_with_the_agents_own_resolver(lab, record_type, value):
-    result = await lab.probe("dns", "target.lab.test", {"record_type": record_type})
+    result = await lab.probe("dns", "target.lab.test", {"record_type": record_type}, dns_resolver="system")
     assert result["success"], result
     assert result["data"]["dns"]["resolver"] == "127.0.0.1"
     assert [a["value"] for a in result["data"]["dns"]["answers"]] == [value]
 
 
 async def test_nxdomain_with_the_agents_own_resolver(lab):
-    result = await lab.probe("dns", "missing.lab.test")
+    result = await lab.probe("dns", "missing.lab.test", dns_resolver="system")
     assert (result["success"], result["error_code"], result["data"]["dns"]["rcode"]) == (False, "nxdomain", "NXDOMAIN")
+
+
+@pytest.mark.parametrize("protocol", ["udp", "tcp"])
+async def test_a_cluster_internal_name_cannot_be_resolved(lab, protocol):
+    # The namespace's resolver answers kubernetes.default.svc.cluster.local, as CoreDNS does in a pod. Even with
+    # the agent told to use it ("system"), a check of that name is refused before any query...
+    options = {"record_type": "A", "protocol": protocol}
+    refused = await lab.probe("dns", "kubernetes.default.svc.cluster.local", options, dns_resolver="system")
+    assert (refused["success"], refused["error_code"]) == (False, "target_refused"), refused
+    assert "private zone cluster.local" in refused["error"]
+    # ... and so is its reverse zone (10.0.0.0/8 is refused by the guard).
+    reverse = await lab.probe("dns", "10.96.0.1", {"protocol": protocol}, dns_resolver="system")
+    assert (reverse["success"], reverse["error_code"]) == (False, "target_refused"), reverse
+    # Only an operator's HOSTCHECK_DNS_PRIVATE_ZONES=true lets it through: the refusal is what stopped it.
+    allowed = await lab.probe("dns", "kubernetes.default.svc.cluster.local", options, dns_resolver="system",
+                              dns_private_zones=True)
+    assert allowed["success"], allowed
+    assert [a["value"] for a in allowed["data"]["dns"]["answers"]] == ["10.96.0.1"]
 
 
 async def test_ping_falls_back_to_a_raw_socket(lab):

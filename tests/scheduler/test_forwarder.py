@@ -1,5 +1,5 @@
 """The result forwarder: batches into RecordResults, retries while the results service is down,
-acks only what is stored, and keeps at most two calls out."""
+acks only what the service answered for, isolates what it refuses, and keeps at most two calls out."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import contextlib
 import grpc
 import pytest
 
-from hostcheck.services.scheduler.forwarder import ResultForwarder
+from hostcheck.services.scheduler.forwarder import PERMANENT_TRIES, ResultForwarder
 from hostcheck.services.scheduler.sessions import AgentSession
 from hostcheck.v1 import results_pb2, scheduler_pb2
 from tests.helpers import assert_eventually
@@ -97,12 +97,24 @@ async def test_results_are_held_and_retried_while_the_results_service_is_down(fo
     assert ingest.calls == [["t1"], ["t1"], ["t1"]]
 
 
-async def test_a_refused_batch_is_acked_so_the_agent_stops_resending_it(forwarder, ingest):
+async def test_a_result_refused_again_and_again_is_acked_so_the_agent_stops_resending_it(forwarder, ingest):
     s = session()
-    ingest.failures = [rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "results[0].agent_id: is not a UUID")]
+    ingest.failures = [rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "results[0].agent_id: is not a UUID")
+                       for _ in range(PERMANENT_TRIES)]
     forwarder.submit(s.agent_id, results("t1"), s)
     assert await acked(s) == ["t1"]
-    assert ingest.calls == [["t1"]], "not retried"
+    assert ingest.calls == [["t1"]] * PERMANENT_TRIES, "tried a few times, not forever"
+    assert forwarder.dropped == 1
+
+
+async def test_a_refused_batch_is_split_and_the_rest_stored(forwarder, ingest):
+    """A batch refused as a whole no longer acks (and loses) the good results in it."""
+    s = session()
+    ingest.failures = [rpc_error(grpc.StatusCode.INTERNAL, "internal error")]
+    forwarder.submit(s.agent_id, results("t1", "t2", "t3", "t4"), s)
+    assert await acked(s) == ["t1", "t2", "t3", "t4"]
+    assert ingest.calls == [["t1", "t2", "t3", "t4"], ["t1", "t2"], ["t3", "t4"]]
+    assert forwarder.dropped == 0
 
 
 async def test_only_stored_or_unknown_results_are_acked(forwarder, ingest):

@@ -46,12 +46,13 @@ def built_ui() -> Path:
 
 
 @pytest.fixture(scope="module")
-async def dev(built_ui, tmp_path_factory) -> DevSystem:
+async def dev(built_ui, tmp_path_factory, request) -> DevSystem:
     work = tmp_path_factory.mktemp("ui-dev")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTCHECK_")}
+    agents = getattr(request.module, "DEV_AGENTS", AGENTS)  # a test module may ask for more
     proc = Proc(hostcheck_cmd("dev", "--port", str(port), "--data-dir", str(work / "data"),
-                              "--allow-target", "127.0.0.0/8", "--agents", str(AGENTS)),
+                              "--allow-target", "127.0.0.0/8", "--agents", str(agents)),
                 env=env, log_path=work / "dev.log")
 
     def running() -> bool:

@@ -7,7 +7,8 @@ import uuid
 
 from playwright.async_api import Locator, Page, expect
 
-from tests.helpers import HttpTarget
+from hostcheck.cli.dev import demo_agent
+from tests.helpers import HttpTarget, free_port
 from tests.ui.conftest import AGENTS, save_screenshot
 
 LATENCY = re.compile(r"^\d+(\.\d+)? (ms|s)$")
@@ -33,6 +34,8 @@ async def _expect_all_done(page: Page) -> None:
         await expect(rows.nth(i).get_by_test_id("latency")).to_have_text(LATENCY)
         await expect(rows.nth(i).get_by_text("ok", exact=True)).to_be_visible()
     await expect(page.get_by_test_id("progress")).to_have_text(f"{AGENTS}/{AGENTS} tasks done")
+    await expect(page.get_by_test_id("outcome")).to_have_text(f"{AGENTS} of {AGENTS} probes succeeded")
+    await expect(page.get_by_test_id("outcome")).to_have_attribute("data-outcome", "success")
     await expect(page.get_by_test_id("latency-chart").locator("li")).to_have_count(AGENTS)
 
 
@@ -56,7 +59,7 @@ async def test_submit_a_check_and_watch_every_agent_report(dev, page, context):
     assert await page.evaluate("window.__sameDocument") is True
     assert "WatchCheck" in results_calls and "GetCheck" not in results_calls, results_calls
     seen = await _rows(page)
-    assert [name for name, _ in seen] == [f"local-{i}" for i in range(AGENTS)]
+    assert [name for name, _ in seen] == [demo_agent(i)["HOSTCHECK_NAME"] for i in range(AGENTS)]
 
     # Details on demand: the tcp prober's measurements.
     await page.get_by_role("button", name="Details").first.click()
@@ -75,6 +78,28 @@ async def test_submit_a_check_and_watch_every_agent_report(dev, page, context):
     row = again.locator(f'tr[data-check-id="{check_id}"]')
     await expect(row).to_contain_text("completed")
     await expect(row).to_contain_text(f"{AGENTS}/{AGENTS}")
+    await expect(row).to_have_attribute("data-outcome", "success")
+
+
+async def test_a_check_whose_probes_all_failed_is_not_green(dev, page):
+    """A closed port: the check is `completed` (every agent reported), but 0 of its probes
+    succeeded, and its badge says so in red, on its page and in the dashboard's list."""
+    closed = free_port()  # nothing listens there
+    await page.goto(dev.url + "/")
+    await page.get_by_label("Target").fill(f"127.0.0.1:{closed}")
+    await page.get_by_role("checkbox", name="http").uncheck()
+    await page.get_by_role("checkbox", name="tcp").check()
+    await page.get_by_role("button", name="Run check").click()
+    await expect(page).to_have_url(RESULTS_URL)
+    await expect(page.locator('[data-testid="task-row"][data-status="failed"]')).to_have_count(AGENTS)
+    await expect(page.get_by_test_id("outcome")).to_have_text(f"0 of {AGENTS} probes succeeded ({AGENTS} failed)")
+    await expect(page.get_by_test_id("outcome")).to_have_attribute("data-outcome", "failed")
+    check_id = page.url.rsplit("/", 1)[-1]
+    await page.get_by_role("link", name="Dashboard").click()
+    row = page.locator(f'tr[data-check-id="{check_id}"]')
+    await expect(row).to_have_attribute("data-outcome", "failed")
+    await expect(row.locator("[data-status]")).to_have_attribute("data-status", "failed")
+    await expect(row).to_contain_text(f"0 of {AGENTS} succeeded")
 
 
 async def test_rows_fill_in_live_as_agents_answer(dev, page):
@@ -84,8 +109,9 @@ async def test_rows_fill_in_live_as_agents_answer(dev, page):
         await page.get_by_label("Target").fill(f"http://127.0.0.1:{target.port}/slow/2500")
         await page.get_by_role("button", name="Run check").click()
         await expect(page).to_have_url(RESULTS_URL)
-        # First the snapshot: every agent's row, still waiting ...
-        await expect(page.locator('[data-testid="task-row"][data-status="pending"]')).to_have_count(AGENTS)
+        # First every agent's row, running (the slow target answers after 2.5 s) ...
+        await expect(page.locator('[data-testid="task-row"][data-status="running"]')).to_have_count(AGENTS)
+        await expect(page.get_by_test_id("outcome")).to_have_text(f"0 of {AGENTS} probes succeeded ({AGENTS} running)")
         await expect(page.get_by_test_id("watch-phase")).to_have_text("live")
         # ... then each fills in from the stream, and the check finishes.
         await _expect_all_done(page)
@@ -181,7 +207,7 @@ async def test_agents_page_lists_running_agents(dev, page):
     await expect(page.locator('[data-testid="agent-row"][data-status="online"]')).to_have_count(AGENTS)
     await expect(page.get_by_test_id("agents-title")).to_have_text(f"Agents ({AGENTS} online of {AGENTS})")
     for i in range(AGENTS):
-        await expect(rows.filter(has_text=f"local-{i}")).to_contain_text("this machine")
+        await expect(rows.filter(has_text=demo_agent(i)["HOSTCHECK_NAME"])).to_contain_text("simulated=true")
     await expect(rows.first).to_contain_text(re.compile(r"\d+ s ago"))
     print(f"screenshot: {await save_screenshot(page, 'agents')}")
 
@@ -199,3 +225,46 @@ async def test_phone_width_keeps_the_form_usable(dev, page):
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways at phone width ({width} px)"
     await expect(page.get_by_role("button", name="Run check")).to_be_visible()
+
+
+async def test_from_field_chooses_agents_by_place(dev, page):
+    """The form's "From" (AgentSelector.magic): "North America" picks the New York agent only (agent 1 of 2);
+    an unknown continent is shown at its field."""
+    await page.goto(dev.url + "/")
+    await page.get_by_label("Target").fill(f"127.0.0.1:{dev.port}")
+    await page.get_by_role("checkbox", name="http").uncheck()
+    await page.get_by_role("checkbox", name="tcp").check()
+    continents = page.get_by_label("Continents")
+    await continents.fill("Atlantis")
+    await page.get_by_role("button", name="Run check").click()
+    await expect(continents).to_have_attribute("aria-invalid", "true")
+    await expect(continents).to_have_accessible_description(re.compile("unknown continent 'ATLANTIS'"))
+
+    await continents.fill("")
+    await page.get_by_label("From").fill("North America")
+    await page.get_by_role("button", name="Run check").click()
+    await expect(page).to_have_url(RESULTS_URL)
+    await expect(page.get_by_test_id("outcome")).to_have_text("1 of 1 probe succeeded")
+    assert await _rows(page) == [(demo_agent(1)["HOSTCHECK_NAME"], "completed")]
+
+
+async def test_a_running_ping_shows_its_replies_live(dev, page):
+    await page.goto(dev.url + "/")
+    await page.get_by_label("Target").fill("127.0.0.1")
+    await page.get_by_role("checkbox", name="http").uncheck()
+    await page.get_by_role("checkbox", name="ping").check()
+    await page.locator('[data-field="ping.count"]').fill("10")  # one a second: ~9 s running
+    await page.get_by_role("button", name="Run check").click()
+    await expect(page).to_have_url(RESULTS_URL)
+    running = page.locator('[data-testid="task-row"][data-status="running"]')
+    await expect(running).to_have_count(AGENTS)
+    task_ids = [await running.nth(i).get_attribute("data-task-id") for i in range(AGENTS)]
+    # While it runs, each row says which reply came last (rows by task id: a row that finishes
+    # leaves the `running` set, so positions among running rows move).
+    for task_id in task_ids:
+        row = page.locator(f'[data-testid="task-row"][data-task-id="{task_id}"]')
+        await expect(row).to_contain_text(re.compile(r"reply \d+ of 10 from 127\.0\.0\.1.*\(\d+/10\)"),
+                                          timeout=8000)
+    await expect(page.locator('[data-testid="task-row"][data-status="completed"]')).to_have_count(AGENTS,
+                                                                                                 timeout=20000)
+    await expect(page.get_by_test_id("outcome")).to_have_text(f"{AGENTS} of {AGENTS} probes succeeded")

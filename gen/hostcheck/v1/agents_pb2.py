@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19hostcheck/v1/agents.proto\x12\x0chostcheck.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x03\n\x05\x41gent\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08location\x18\x03 \x01(\t\x12\x0e\n\x06region\x18\x04 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x05 \x01(\t\x12\x0c\n\x04\x63ity\x18\x06 \x01(\t\x12\x0b\n\x03\x61sn\x18\x07 \x01(\r\x12/\n\x06labels\x18\x08 \x03(\x0b\x32\x1f.hostcheck.v1.Agent.LabelsEntry\x12\x14\n\x0c\x63\x61pabilities\x18\t \x03(\t\x12\x0f\n\x07version\x18\n \x01(\t\x12\x0e\n\x06status\x18\x0b \x01(\t\x12\x32\n\x0elast_heartbeat\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0ftasks_in_flight\x18\r \x01(\r\x12\x31\n\rregistered_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19hostcheck/v1/agents.proto\x12\x0chostcheck.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\x03\n\x05\x41gent\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08location\x18\x03 \x01(\t\x12\x0e\n\x06region\x18\x04 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x05 \x01(\t\x12\x0c\n\x04\x63ity\x18\x06 \x01(\t\x12\x0b\n\x03\x61sn\x18\x07 \x01(\r\x12/\n\x06labels\x18\x08 \x03(\x0b\x32\x1f.hostcheck.v1.Agent.LabelsEntry\x12\x14\n\x0c\x63\x61pabilities\x18\t \x03(\t\x12\x0f\n\x07version\x18\n \x01(\t\x12\x0e\n\x06status\x18\x0b \x01(\t\x12\x32\n\x0elast_heartbeat\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0ftasks_in_flight\x18\r \x01(\r\x12\x31\n\rregistered_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\x08latitude\x18\x0f \x01(\x01H\x00\x88\x01\x01\x12\x16\n\tlongitude\x18\x10 \x01(\x01H\x01\x88\x01\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0b\n\t_latitudeB\x0c\n\n_longitudeb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,7 +35,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AGENT_LABELSENTRY']._loaded_options = None
   _globals['_AGENT_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_AGENT']._serialized_start=77
-  _globals['_AGENT']._serialized_end=473
-  _globals['_AGENT_LABELSENTRY']._serialized_start=428
-  _globals['_AGENT_LABELSENTRY']._serialized_end=473
+  _globals['_AGENT']._serialized_end=547
+  _globals['_AGENT_LABELSENTRY']._serialized_start=475
+  _globals['_AGENT_LABELSENTRY']._serialized_end=520
 # @@protoc_insertion_point(module_scope)

@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Agent(_message.Message):
-    __slots__ = ("agent_id", "name", "location", "region", "country", "city", "asn", "labels", "capabilities", "version", "status", "last_heartbeat", "tasks_in_flight", "registered_at")
+    __slots__ = ("agent_id", "name", "location", "region", "country", "city", "asn", "labels", "capabilities", "version", "status", "last_heartbeat", "tasks_in_flight", "registered_at", "latitude", "longitude")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,8 @@ class Agent(_message.Message):
     LAST_HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     TASKS_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     REGISTERED_AT_FIELD_NUMBER: _ClassVar[int]
+    LATITUDE_FIELD_NUMBER: _ClassVar[int]
+    LONGITUDE_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     name: str
     location: str
@@ -46,4 +48,6 @@ class Agent(_message.Message):
     last_heartbeat: _timestamp_pb2.Timestamp
     tasks_in_flight: int
     registered_at: _timestamp_pb2.Timestamp
-    def __init__(self, agent_id: _Optional[str] = ..., name: _Optional[str] = ..., location: _Optional[str] = ..., region: _Optional[str] = ..., country: _Optional[str] = ..., city: _Optional[str] = ..., asn: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., capabilities: _Optional[_Iterable[str]] = ..., version: _Optional[str] = ..., status: _Optional[str] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tasks_in_flight: _Optional[int] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    latitude: float
+    longitude: float
+    def __init__(self, agent_id: _Optional[str] = ..., name: _Optional[str] = ..., location: _Optional[str] = ..., region: _Optional[str] = ..., country: _Optional[str] = ..., city: _Optional[str] = ..., asn: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., capabilities: _Optional[_Iterable[str]] = ..., version: _Optional[str] = ..., status: _Optional[str] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tasks_in_flight: _Optional[int] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., latitude: _Optional[float] = ..., longitude: _Optional[float] = ...) -> None: ...

@@ -7,15 +7,21 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class DnsOptions(_message.Message):
-    __slots__ = ("record_type", "resolver")
+    __slots__ = ("record_type", "resolver", "protocol", "trace", "tls_server_name")
     RECORD_TYPE_FIELD_NUMBER: _ClassVar[int]
     RESOLVER_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    TRACE_FIELD_NUMBER: _ClassVar[int]
+    TLS_SERVER_NAME_FIELD_NUMBER: _ClassVar[int]
     record_type: str
     resolver: str
-    def __init__(self, record_type: _Optional[str] = ..., resolver: _Optional[str] = ...) -> None: ...
+    protocol: str
+    trace: bool
+    tls_server_name: str
+    def __init__(self, record_type: _Optional[str] = ..., resolver: _Optional[str] = ..., protocol: _Optional[str] = ..., trace: _Optional[bool] = ..., tls_server_name: _Optional[str] = ...) -> None: ...
 
 class DnsResult(_message.Message):
-    __slots__ = ("query", "record_type", "resolver", "rcode", "query_ms", "answers", "authority")
+    __slots__ = ("query", "record_type", "resolver", "rcode", "query_ms", "answers", "authority", "protocol", "trace")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     RECORD_TYPE_FIELD_NUMBER: _ClassVar[int]
     RESOLVER_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +29,8 @@ class DnsResult(_message.Message):
     QUERY_MS_FIELD_NUMBER: _ClassVar[int]
     ANSWERS_FIELD_NUMBER: _ClassVar[int]
     AUTHORITY_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    TRACE_FIELD_NUMBER: _ClassVar[int]
     query: str
     record_type: str
     resolver: str
@@ -30,7 +38,29 @@ class DnsResult(_message.Message):
     query_ms: float
     answers: _containers.RepeatedCompositeFieldContainer[DnsRecord]
     authority: _containers.RepeatedCompositeFieldContainer[DnsRecord]
-    def __init__(self, query: _Optional[str] = ..., record_type: _Optional[str] = ..., resolver: _Optional[str] = ..., rcode: _Optional[str] = ..., query_ms: _Optional[float] = ..., answers: _Optional[_Iterable[_Union[DnsRecord, _Mapping]]] = ..., authority: _Optional[_Iterable[_Union[DnsRecord, _Mapping]]] = ...) -> None: ...
+    protocol: str
+    trace: _containers.RepeatedCompositeFieldContainer[DnsTraceStep]
+    def __init__(self, query: _Optional[str] = ..., record_type: _Optional[str] = ..., resolver: _Optional[str] = ..., rcode: _Optional[str] = ..., query_ms: _Optional[float] = ..., answers: _Optional[_Iterable[_Union[DnsRecord, _Mapping]]] = ..., authority: _Optional[_Iterable[_Union[DnsRecord, _Mapping]]] = ..., protocol: _Optional[str] = ..., trace: _Optional[_Iterable[_Union[DnsTraceStep, _Mapping]]] = ...) -> None: ...
+
+class DnsTraceStep(_message.Message):
+    __slots__ = ("zone", "server", "server_name", "rcode", "query_ms", "answers", "referral", "error")
+    ZONE_FIELD_NUMBER: _ClassVar[int]
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    SERVER_NAME_FIELD_NUMBER: _ClassVar[int]
+    RCODE_FIELD_NUMBER: _ClassVar[int]
+    QUERY_MS_FIELD_NUMBER: _ClassVar[int]
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    REFERRAL_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    zone: str
+    server: str
+    server_name: str
+    rcode: str
+    query_ms: float
+    answers: _containers.RepeatedCompositeFieldContainer[DnsRecord]
+    referral: _containers.RepeatedCompositeFieldContainer[DnsRecord]
+    error: str
+    def __init__(self, zone: _Optional[str] = ..., server: _Optional[str] = ..., server_name: _Optional[str] = ..., rcode: _Optional[str] = ..., query_ms: _Optional[float] = ..., answers: _Optional[_Iterable[_Union[DnsRecord, _Mapping]]] = ..., referral: _Optional[_Iterable[_Union[DnsRecord, _Mapping]]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class DnsRecord(_message.Message):
     __slots__ = ("name", "type", "ttl", "value", "priority", "exchange", "weight", "port", "target", "mname", "rname", "serial", "refresh", "retry", "expire", "minimum", "flags", "tag", "caa_value")

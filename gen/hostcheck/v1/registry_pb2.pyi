@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RegisterAgentRequest(_message.Message):
-    __slots__ = ("name", "location", "region", "country", "city", "asn", "labels", "capabilities", "version")
+    __slots__ = ("name", "location", "region", "country", "city", "asn", "labels", "capabilities", "version", "latitude", "longitude")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,8 @@ class RegisterAgentRequest(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    LATITUDE_FIELD_NUMBER: _ClassVar[int]
+    LONGITUDE_FIELD_NUMBER: _ClassVar[int]
     name: str
     location: str
     region: str
@@ -35,7 +37,9 @@ class RegisterAgentRequest(_message.Message):
     labels: _containers.ScalarMap[str, str]
     capabilities: _containers.RepeatedScalarFieldContainer[str]
     version: str
-    def __init__(self, name: _Optional[str] = ..., location: _Optional[str] = ..., region: _Optional[str] = ..., country: _Optional[str] = ..., city: _Optional[str] = ..., asn: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., capabilities: _Optional[_Iterable[str]] = ..., version: _Optional[str] = ...) -> None: ...
+    latitude: float
+    longitude: float
+    def __init__(self, name: _Optional[str] = ..., location: _Optional[str] = ..., region: _Optional[str] = ..., country: _Optional[str] = ..., city: _Optional[str] = ..., asn: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., capabilities: _Optional[_Iterable[str]] = ..., version: _Optional[str] = ..., latitude: _Optional[float] = ..., longitude: _Optional[float] = ...) -> None: ...
 
 class RegisterAgentResponse(_message.Message):
     __slots__ = ("agent_id", "api_token")
@@ -77,6 +81,12 @@ class GetAgentResponse(_message.Message):
     agent: _agents_pb2.Agent
     def __init__(self, agent: _Optional[_Union[_agents_pb2.Agent, _Mapping]] = ...) -> None: ...
 
+class ReadAgentRequest(_message.Message):
+    __slots__ = ("agent_id",)
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    def __init__(self, agent_id: _Optional[str] = ...) -> None: ...
+
 class GetAgentStatsRequest(_message.Message):
     __slots__ = ("agent_id",)
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -116,16 +126,20 @@ class GetHealthRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetHealthResponse(_message.Message):
-    __slots__ = ("status", "database", "redis", "active_agents")
+    __slots__ = ("status", "database", "redis", "active_agents", "live_state", "live_state_kind")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     DATABASE_FIELD_NUMBER: _ClassVar[int]
     REDIS_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_AGENTS_FIELD_NUMBER: _ClassVar[int]
+    LIVE_STATE_FIELD_NUMBER: _ClassVar[int]
+    LIVE_STATE_KIND_FIELD_NUMBER: _ClassVar[int]
     status: str
     database: str
     redis: str
     active_agents: int
-    def __init__(self, status: _Optional[str] = ..., database: _Optional[str] = ..., redis: _Optional[str] = ..., active_agents: _Optional[int] = ...) -> None: ...
+    live_state: str
+    live_state_kind: str
+    def __init__(self, status: _Optional[str] = ..., database: _Optional[str] = ..., redis: _Optional[str] = ..., active_agents: _Optional[int] = ..., live_state: _Optional[str] = ..., live_state_kind: _Optional[str] = ...) -> None: ...
 
 class RevokeAgentRequest(_message.Message):
     __slots__ = ("agent_id",)
@@ -138,6 +152,18 @@ class RevokeAgentResponse(_message.Message):
     AGENT_FIELD_NUMBER: _ClassVar[int]
     agent: _agents_pb2.Agent
     def __init__(self, agent: _Optional[_Union[_agents_pb2.Agent, _Mapping]] = ...) -> None: ...
+
+class DeleteAgentRequest(_message.Message):
+    __slots__ = ("agent_id",)
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    def __init__(self, agent_id: _Optional[str] = ...) -> None: ...
+
+class DeleteAgentResponse(_message.Message):
+    __slots__ = ("agent_id",)
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    def __init__(self, agent_id: _Optional[str] = ...) -> None: ...
 
 class VerifyAgentTokenRequest(_message.Message):
     __slots__ = ("agent_id", "api_token")

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from hostcheck.v1 import agents_pb2 as hostcheck_dot_v1_dot_agents__pb2
 from hostcheck.v1 import registry_pb2 as hostcheck_dot_v1_dot_registry__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -50,6 +51,11 @@ class RegistryServiceStub:
                 request_serializer=hostcheck_dot_v1_dot_registry__pb2.GetAgentRequest.SerializeToString,
                 response_deserializer=hostcheck_dot_v1_dot_registry__pb2.GetAgentResponse.FromString,
                 _registered_method=True)
+        self.ReadAgent = channel.unary_unary(
+                '/hostcheck.v1.RegistryService/ReadAgent',
+                request_serializer=hostcheck_dot_v1_dot_registry__pb2.ReadAgentRequest.SerializeToString,
+                response_deserializer=hostcheck_dot_v1_dot_agents__pb2.Agent.FromString,
+                _registered_method=True)
         self.GetAgentStats = channel.unary_unary(
                 '/hostcheck.v1.RegistryService/GetAgentStats',
                 request_serializer=hostcheck_dot_v1_dot_registry__pb2.GetAgentStatsRequest.SerializeToString,
@@ -59,6 +65,11 @@ class RegistryServiceStub:
                 '/hostcheck.v1.RegistryService/RevokeAgent',
                 request_serializer=hostcheck_dot_v1_dot_registry__pb2.RevokeAgentRequest.SerializeToString,
                 response_deserializer=hostcheck_dot_v1_dot_registry__pb2.RevokeAgentResponse.FromString,
+                _registered_method=True)
+        self.DeleteAgent = channel.unary_unary(
+                '/hostcheck.v1.RegistryService/DeleteAgent',
+                request_serializer=hostcheck_dot_v1_dot_registry__pb2.DeleteAgentRequest.SerializeToString,
+                response_deserializer=hostcheck_dot_v1_dot_registry__pb2.DeleteAgentResponse.FromString,
                 _registered_method=True)
         self.GetHealth = channel.unary_unary(
                 '/hostcheck.v1.RegistryService/GetHealth',
@@ -73,8 +84,9 @@ class RegistryServiceServicer:
 
     def RegisterAgent(self, request, context):
         """Registers a new agent. Needs the master registration token in the
-        `x-registration-token` metadata (HTTP header). The api token in the
-        response is shown once; only its hash is stored.
+        `x-registration-token` metadata (HTTP header); that token does nothing
+        else, and registrations are rate-limited per client IP. The api token in
+        the response is shown once; only its hash is stored.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -89,6 +101,16 @@ class RegistryServiceServicer:
 
     def GetAgent(self, request, context):
         """One agent with its live status.
+        REST's GET /api/agents/{agent_id} is ReadAgent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadAgent(self, request, context):
+        """The agent itself, as the seed's REST API answers it (see ResultsService.ReadCheck for why
+        REST has a method of its own).
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -102,8 +124,17 @@ class RegistryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RevokeAgent(self, request, context):
-        """Revokes an agent: its token stops working and its stream is closed at once.
-        Needs the master registration token in `x-registration-token`.
+        """Revokes an agent: its token stops working and its stream is closed at once;
+        the record stays (listed as revoked). Needs the admin token
+        (`authorization: Bearer <admin token>`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAgent(self, request, context):
+        """Revokes an agent and deletes its record; its past results stay readable
+        (each task keeps a snapshot of where it ran). Needs the admin token.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -137,6 +168,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     request_deserializer=hostcheck_dot_v1_dot_registry__pb2.GetAgentRequest.FromString,
                     response_serializer=hostcheck_dot_v1_dot_registry__pb2.GetAgentResponse.SerializeToString,
             ),
+            'ReadAgent': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadAgent,
+                    request_deserializer=hostcheck_dot_v1_dot_registry__pb2.ReadAgentRequest.FromString,
+                    response_serializer=hostcheck_dot_v1_dot_agents__pb2.Agent.SerializeToString,
+            ),
             'GetAgentStats': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAgentStats,
                     request_deserializer=hostcheck_dot_v1_dot_registry__pb2.GetAgentStatsRequest.FromString,
@@ -146,6 +182,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.RevokeAgent,
                     request_deserializer=hostcheck_dot_v1_dot_registry__pb2.RevokeAgentRequest.FromString,
                     response_serializer=hostcheck_dot_v1_dot_registry__pb2.RevokeAgentResponse.SerializeToString,
+            ),
+            'DeleteAgent': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAgent,
+                    request_deserializer=hostcheck_dot_v1_dot_registry__pb2.DeleteAgentRequest.FromString,
+                    response_serializer=hostcheck_dot_v1_dot_registry__pb2.DeleteAgentResponse.SerializeToString,
             ),
             'GetHealth': grpc.unary_unary_rpc_method_handler(
                     servicer.GetHealth,
@@ -246,6 +287,33 @@ class RegistryService:
             _registered_method=True)
 
     @staticmethod
+    def ReadAgent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hostcheck.v1.RegistryService/ReadAgent',
+            hostcheck_dot_v1_dot_registry__pb2.ReadAgentRequest.SerializeToString,
+            hostcheck_dot_v1_dot_agents__pb2.Agent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetAgentStats(request,
             target,
             options=(),
@@ -289,6 +357,33 @@ class RegistryService:
             '/hostcheck.v1.RegistryService/RevokeAgent',
             hostcheck_dot_v1_dot_registry__pb2.RevokeAgentRequest.SerializeToString,
             hostcheck_dot_v1_dot_registry__pb2.RevokeAgentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAgent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hostcheck.v1.RegistryService/DeleteAgent',
+            hostcheck_dot_v1_dot_registry__pb2.DeleteAgentRequest.SerializeToString,
+            hostcheck_dot_v1_dot_registry__pb2.DeleteAgentResponse.FromString,
             options,
             channel_credentials,
             insecure,

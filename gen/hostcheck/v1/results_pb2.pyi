@@ -25,6 +25,12 @@ class GetCheckResponse(_message.Message):
     check: _checks_pb2.Check
     def __init__(self, check: _Optional[_Union[_checks_pb2.Check, _Mapping]] = ...) -> None: ...
 
+class ReadCheckRequest(_message.Message):
+    __slots__ = ("check_id",)
+    CHECK_ID_FIELD_NUMBER: _ClassVar[int]
+    check_id: str
+    def __init__(self, check_id: _Optional[str] = ...) -> None: ...
+
 class ListChecksRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "status", "target")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -64,20 +70,22 @@ class WatchCheckRequest(_message.Message):
     def __init__(self, check_id: _Optional[str] = ...) -> None: ...
 
 class WatchCheckResponse(_message.Message):
-    __slots__ = ("event", "check", "task", "check_status", "tasks_done", "tasks_total")
+    __slots__ = ("event", "check", "task", "check_status", "tasks_done", "tasks_total", "progress")
     EVENT_FIELD_NUMBER: _ClassVar[int]
     CHECK_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     CHECK_STATUS_FIELD_NUMBER: _ClassVar[int]
     TASKS_DONE_FIELD_NUMBER: _ClassVar[int]
     TASKS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
     event: str
     check: _checks_pb2.Check
     task: _checks_pb2.CheckTask
     check_status: str
     tasks_done: int
     tasks_total: int
-    def __init__(self, event: _Optional[str] = ..., check: _Optional[_Union[_checks_pb2.Check, _Mapping]] = ..., task: _Optional[_Union[_checks_pb2.CheckTask, _Mapping]] = ..., check_status: _Optional[str] = ..., tasks_done: _Optional[int] = ..., tasks_total: _Optional[int] = ...) -> None: ...
+    progress: _scheduler_pb2.TaskProgress
+    def __init__(self, event: _Optional[str] = ..., check: _Optional[_Union[_checks_pb2.Check, _Mapping]] = ..., task: _Optional[_Union[_checks_pb2.CheckTask, _Mapping]] = ..., check_status: _Optional[str] = ..., tasks_done: _Optional[int] = ..., tasks_total: _Optional[int] = ..., progress: _Optional[_Union[_scheduler_pb2.TaskProgress, _Mapping]] = ...) -> None: ...
 
 class PlannedTask(_message.Message):
     __slots__ = ("task_id", "agent_id", "check_type", "deadline", "agent_name", "location", "region", "country", "city")
@@ -102,18 +110,20 @@ class PlannedTask(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., check_type: _Optional[str] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., agent_name: _Optional[str] = ..., location: _Optional[str] = ..., region: _Optional[str] = ..., country: _Optional[str] = ..., city: _Optional[str] = ...) -> None: ...
 
 class OpenCheckRequest(_message.Message):
-    __slots__ = ("check_id", "request", "tasks", "deadline", "client_ip")
+    __slots__ = ("check_id", "request", "tasks", "deadline", "client_ip", "created_by_key_id")
     CHECK_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
     CLIENT_IP_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     check_id: str
     request: _scheduler_pb2.CreateCheckRequest
     tasks: _containers.RepeatedCompositeFieldContainer[PlannedTask]
     deadline: _timestamp_pb2.Timestamp
     client_ip: str
-    def __init__(self, check_id: _Optional[str] = ..., request: _Optional[_Union[_scheduler_pb2.CreateCheckRequest, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[PlannedTask, _Mapping]]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., client_ip: _Optional[str] = ...) -> None: ...
+    created_by_key_id: str
+    def __init__(self, check_id: _Optional[str] = ..., request: _Optional[_Union[_scheduler_pb2.CreateCheckRequest, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[PlannedTask, _Mapping]]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., client_ip: _Optional[str] = ..., created_by_key_id: _Optional[str] = ...) -> None: ...
 
 class OpenCheckResponse(_message.Message):
     __slots__ = ("check",)
@@ -136,12 +146,34 @@ class RecordResultsRequest(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[AgentResult, _Mapping]]] = ...) -> None: ...
 
 class RecordResultsResponse(_message.Message):
-    __slots__ = ("stored_task_ids", "unknown_task_ids")
+    __slots__ = ("stored_task_ids", "unknown_task_ids", "quarantined_task_ids", "rejected_task_ids")
     STORED_TASK_IDS_FIELD_NUMBER: _ClassVar[int]
     UNKNOWN_TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    QUARANTINED_TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_TASK_IDS_FIELD_NUMBER: _ClassVar[int]
     stored_task_ids: _containers.RepeatedScalarFieldContainer[str]
     unknown_task_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, stored_task_ids: _Optional[_Iterable[str]] = ..., unknown_task_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    quarantined_task_ids: _containers.RepeatedScalarFieldContainer[str]
+    rejected_task_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, stored_task_ids: _Optional[_Iterable[str]] = ..., unknown_task_ids: _Optional[_Iterable[str]] = ..., quarantined_task_ids: _Optional[_Iterable[str]] = ..., rejected_task_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class AgentProgress(_message.Message):
+    __slots__ = ("agent_id", "progress")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    progress: _scheduler_pb2.TaskProgress
+    def __init__(self, agent_id: _Optional[str] = ..., progress: _Optional[_Union[_scheduler_pb2.TaskProgress, _Mapping]] = ...) -> None: ...
+
+class RecordProgressRequest(_message.Message):
+    __slots__ = ("progress",)
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    progress: _containers.RepeatedCompositeFieldContainer[AgentProgress]
+    def __init__(self, progress: _Optional[_Iterable[_Union[AgentProgress, _Mapping]]] = ...) -> None: ...
+
+class RecordProgressResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class GetAgentResultStatsRequest(_message.Message):
     __slots__ = ("agent_id",)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from hostcheck.v1 import checks_pb2 as hostcheck_dot_v1_dot_checks__pb2
 from hostcheck.v1 import results_pb2 as hostcheck_dot_v1_dot_results__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -40,6 +41,11 @@ class ResultsServiceStub:
                 request_serializer=hostcheck_dot_v1_dot_results__pb2.GetCheckRequest.SerializeToString,
                 response_deserializer=hostcheck_dot_v1_dot_results__pb2.GetCheckResponse.FromString,
                 _registered_method=True)
+        self.ReadCheck = channel.unary_unary(
+                '/hostcheck.v1.ResultsService/ReadCheck',
+                request_serializer=hostcheck_dot_v1_dot_results__pb2.ReadCheckRequest.SerializeToString,
+                response_deserializer=hostcheck_dot_v1_dot_checks__pb2.Check.FromString,
+                _registered_method=True)
         self.ListChecks = channel.unary_unary(
                 '/hostcheck.v1.ResultsService/ListChecks',
                 request_serializer=hostcheck_dot_v1_dot_results__pb2.ListChecksRequest.SerializeToString,
@@ -62,7 +68,18 @@ class ResultsServiceServicer:
     """
 
     def GetCheck(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The check in a response (gRPC); REST's GET /api/checks/{check_id} is ReadCheck.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadCheck(self, request, context):
+        """The check itself, as the seed's REST API answers it. Envoy's transcoder cannot unwrap a
+        field of a response (its response_body works for google.api.HttpBody only), so REST
+        has this method of its own.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -94,6 +111,11 @@ def add_ResultsServiceServicer_to_server(servicer, server):
                     servicer.GetCheck,
                     request_deserializer=hostcheck_dot_v1_dot_results__pb2.GetCheckRequest.FromString,
                     response_serializer=hostcheck_dot_v1_dot_results__pb2.GetCheckResponse.SerializeToString,
+            ),
+            'ReadCheck': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadCheck,
+                    request_deserializer=hostcheck_dot_v1_dot_results__pb2.ReadCheckRequest.FromString,
+                    response_serializer=hostcheck_dot_v1_dot_checks__pb2.Check.SerializeToString,
             ),
             'ListChecks': grpc.unary_unary_rpc_method_handler(
                     servicer.ListChecks,
@@ -139,6 +161,33 @@ class ResultsService:
             '/hostcheck.v1.ResultsService/GetCheck',
             hostcheck_dot_v1_dot_results__pb2.GetCheckRequest.SerializeToString,
             hostcheck_dot_v1_dot_results__pb2.GetCheckResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadCheck(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hostcheck.v1.ResultsService/ReadCheck',
+            hostcheck_dot_v1_dot_results__pb2.ReadCheckRequest.SerializeToString,
+            hostcheck_dot_v1_dot_checks__pb2.Check.FromString,
             options,
             channel_credentials,
             insecure,
@@ -251,6 +300,11 @@ class ResultsIngestServiceStub:
                 request_serializer=hostcheck_dot_v1_dot_results__pb2.RecordResultsRequest.SerializeToString,
                 response_deserializer=hostcheck_dot_v1_dot_results__pb2.RecordResultsResponse.FromString,
                 _registered_method=True)
+        self.RecordProgress = channel.unary_unary(
+                '/hostcheck.v1.ResultsIngestService/RecordProgress',
+                request_serializer=hostcheck_dot_v1_dot_results__pb2.RecordProgressRequest.SerializeToString,
+                response_deserializer=hostcheck_dot_v1_dot_results__pb2.RecordProgressResponse.FromString,
+                _registered_method=True)
         self.GetAgentResultStats = channel.unary_unary(
                 '/hostcheck.v1.ResultsIngestService/GetAgentResultStats',
                 request_serializer=hostcheck_dot_v1_dot_results__pb2.GetAgentResultStatsRequest.SerializeToString,
@@ -276,6 +330,13 @@ class ResultsIngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordProgress(self, request, context):
+        """Marks started tasks running and publishes running tasks' progress to watchers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetAgentResultStats(self, request, context):
         """Counts of one agent's results (for the registry's stats).
         """
@@ -295,6 +356,11 @@ def add_ResultsIngestServiceServicer_to_server(servicer, server):
                     servicer.RecordResults,
                     request_deserializer=hostcheck_dot_v1_dot_results__pb2.RecordResultsRequest.FromString,
                     response_serializer=hostcheck_dot_v1_dot_results__pb2.RecordResultsResponse.SerializeToString,
+            ),
+            'RecordProgress': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordProgress,
+                    request_deserializer=hostcheck_dot_v1_dot_results__pb2.RecordProgressRequest.FromString,
+                    response_serializer=hostcheck_dot_v1_dot_results__pb2.RecordProgressResponse.SerializeToString,
             ),
             'GetAgentResultStats': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAgentResultStats,
@@ -357,6 +423,33 @@ class ResultsIngestService:
             '/hostcheck.v1.ResultsIngestService/RecordResults',
             hostcheck_dot_v1_dot_results__pb2.RecordResultsRequest.SerializeToString,
             hostcheck_dot_v1_dot_results__pb2.RecordResultsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordProgress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hostcheck.v1.ResultsIngestService/RecordProgress',
+            hostcheck_dot_v1_dot_results__pb2.RecordProgressRequest.SerializeToString,
+            hostcheck_dot_v1_dot_results__pb2.RecordProgressResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,13 +27,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from hostcheck.v1 import checks_pb2 as hostcheck_dot_v1_dot_checks__pb2
 from hostcheck.v1 import dns_pb2 as hostcheck_dot_v1_dot_dns__pb2
 from hostcheck.v1 import http_pb2 as hostcheck_dot_v1_dot_http__pb2
+from hostcheck.v1 import mtr_pb2 as hostcheck_dot_v1_dot_mtr__pb2
 from hostcheck.v1 import ping_pb2 as hostcheck_dot_v1_dot_ping__pb2
 from hostcheck.v1 import tcp_pb2 as hostcheck_dot_v1_dot_tcp__pb2
+from hostcheck.v1 import tls_pb2 as hostcheck_dot_v1_dot_tls__pb2
 from hostcheck.v1 import traceroute_pb2 as hostcheck_dot_v1_dot_traceroute__pb2
 from hostcheck.v1 import udp_pb2 as hostcheck_dot_v1_dot_udp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1chostcheck/v1/scheduler.proto\x12\x0chostcheck.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19hostcheck/v1/checks.proto\x1a\x16hostcheck/v1/dns.proto\x1a\x17hostcheck/v1/http.proto\x1a\x17hostcheck/v1/ping.proto\x1a\x16hostcheck/v1/tcp.proto\x1a\x1dhostcheck/v1/traceroute.proto\x1a\x16hostcheck/v1/udp.proto\"\x85\x03\n\x12\x43reateCheckRequest\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x0e\n\x06\x63hecks\x18\x02 \x03(\t\x12\'\n\x04http\x18\x03 \x01(\x0b\x32\x19.hostcheck.v1.HttpOptions\x12%\n\x03tcp\x18\x04 \x01(\x0b\x32\x18.hostcheck.v1.TcpOptions\x12\'\n\x04ping\x18\x05 \x01(\x0b\x32\x19.hostcheck.v1.PingOptions\x12%\n\x03\x64ns\x18\x06 \x01(\x0b\x32\x18.hostcheck.v1.DnsOptions\x12%\n\x03udp\x18\x07 \x01(\x0b\x32\x18.hostcheck.v1.UdpOptions\x12\x33\n\ntraceroute\x18\x08 \x01(\x0b\x32\x1f.hostcheck.v1.TracerouteOptions\x12+\n\x06\x61gents\x18\t \x01(\x0b\x32\x1b.hostcheck.v1.AgentSelector\x12\x12\n\ntimeout_ms\x18\n \x01(\r\x12\x12\n\nip_version\x18\x0b \x01(\r\"K\n\x13\x43reateCheckResponse\x12\x10\n\x08\x63heck_id\x18\x01 \x01(\t\x12\"\n\x05\x63heck\x18\x02 \x01(\x0b\x32\x13.hostcheck.v1.Check\"\xa7\x01\n\x0e\x43onnectRequest\x12)\n\x05hello\x18\x01 \x01(\x0b\x32\x18.hostcheck.v1.AgentHelloH\x00\x12\x31\n\theartbeat\x18\x02 \x01(\x0b\x32\x1c.hostcheck.v1.AgentHeartbeatH\x00\x12,\n\x07results\x18\x03 \x01(\x0b\x32\x19.hostcheck.v1.ResultBatchH\x00\x42\t\n\x07message\"\xeb\x01\n\x0f\x43onnectResponse\x12(\n\x07welcome\x18\x01 \x01(\x0b\x32\x15.hostcheck.v1.WelcomeH\x00\x12(\n\x05tasks\x18\x02 \x01(\x0b\x32\x17.hostcheck.v1.TaskBatchH\x00\x12+\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x19.hostcheck.v1.CancelTasksH\x00\x12&\n\x03\x61\x63k\x18\x04 \x01(\x0b\x32\x17.hostcheck.v1.ResultAckH\x00\x12$\n\x05\x64rain\x18\x05 \x01(\x0b\x32\x13.hostcheck.v1.DrainH\x00\x42\t\n\x07message\"R\n\nAgentHello\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x02 \x03(\t\x12\x17\n\x0funacked_results\x18\x04 \x01(\rJ\x04\x08\x03\x10\x04\"/\n\x0e\x41gentHeartbeat\x12\x17\n\x0ftasks_in_flight\x18\x01 \x01(\rJ\x04\x08\x02\x10\x03\"8\n\x0bResultBatch\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.hostcheck.v1.TaskResult\"\xe8\x02\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08\x63heck_id\x18\x02 \x01(\t\x12\x12\n\ncheck_type\x18\x03 \x01(\t\x12\x0f\n\x07success\x18\x04 \x01(\x08\x12&\n\x04\x64\x61ta\x18\x0c \x01(\x0b\x32\x18.hostcheck.v1.ResultData\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x12\n\nerror_code\x18\x07 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x08 \x01(\x01\x12.\n\nstarted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x41\n\rtrace_context\x18\x0b \x03(\x0b\x32*.hostcheck.v1.TaskResult.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01J\x04\x08\x05\x10\x06J\x04\x08\n\x10\x0b\"O\n\x07Welcome\x12\x14\n\x0cscheduler_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x1c\n\x14heartbeat_interval_s\x18\x03 \x01(\r\"\xc2\x02\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08\x63heck_id\x18\x02 \x01(\t\x12\x12\n\ncheck_type\x18\x03 \x01(\t\x12\x0e\n\x06target\x18\x04 \x01(\t\x12+\n\x07options\x18\x05 \x01(\x0b\x32\x1a.hostcheck.v1.CheckOptions\x12\x12\n\ntimeout_ms\x18\x06 \x01(\r\x12,\n\x08\x64\x65\x61\x64line\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nip_version\x18\x08 \x01(\r\x12;\n\rtrace_context\x18\t \x03(\x0b\x32$.hostcheck.v1.Task.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\".\n\tTaskBatch\x12!\n\x05tasks\x18\x01 \x03(\x0b\x32\x12.hostcheck.v1.Task\"/\n\x0b\x43\x61ncelTasks\x12\x10\n\x08task_ids\x18\x01 \x03(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x1d\n\tResultAck\x12\x10\n\x08task_ids\x18\x01 \x03(\t\"\x17\n\x05\x44rain\x12\x0e\n\x06reason\x18\x01 \x01(\t\"G\n\x0bRoutedTasks\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12&\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x17.hostcheck.v1.TaskBatch2~\n\x10SchedulerService\x12j\n\x0b\x43reateCheck\x12 .hostcheck.v1.CreateCheckRequest\x1a!.hostcheck.v1.CreateCheckResponse\"\x16\x82\xd3\xe4\x93\x02\x10\"\x0b/api/checks:\x01*2`\n\x12\x41gentStreamService\x12J\n\x07\x43onnect\x12\x1c.hostcheck.v1.ConnectRequest\x1a\x1d.hostcheck.v1.ConnectResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1chostcheck/v1/scheduler.proto\x12\x0chostcheck.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19hostcheck/v1/checks.proto\x1a\x16hostcheck/v1/dns.proto\x1a\x17hostcheck/v1/http.proto\x1a\x16hostcheck/v1/mtr.proto\x1a\x17hostcheck/v1/ping.proto\x1a\x16hostcheck/v1/tcp.proto\x1a\x16hostcheck/v1/tls.proto\x1a\x1dhostcheck/v1/traceroute.proto\x1a\x16hostcheck/v1/udp.proto\"\xd3\x03\n\x12\x43reateCheckRequest\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x0e\n\x06\x63hecks\x18\x02 \x03(\t\x12\'\n\x04http\x18\x03 \x01(\x0b\x32\x19.hostcheck.v1.HttpOptions\x12%\n\x03tcp\x18\x04 \x01(\x0b\x32\x18.hostcheck.v1.TcpOptions\x12\'\n\x04ping\x18\x05 \x01(\x0b\x32\x19.hostcheck.v1.PingOptions\x12%\n\x03\x64ns\x18\x06 \x01(\x0b\x32\x18.hostcheck.v1.DnsOptions\x12%\n\x03udp\x18\x07 \x01(\x0b\x32\x18.hostcheck.v1.UdpOptions\x12\x33\n\ntraceroute\x18\x08 \x01(\x0b\x32\x1f.hostcheck.v1.TracerouteOptions\x12+\n\x06\x61gents\x18\t \x01(\x0b\x32\x1b.hostcheck.v1.AgentSelector\x12\x12\n\ntimeout_ms\x18\n \x01(\r\x12\x12\n\nip_version\x18\x0b \x01(\r\x12%\n\x03tls\x18\x0c \x01(\x0b\x32\x18.hostcheck.v1.TlsOptions\x12%\n\x03mtr\x18\r \x01(\x0b\x32\x18.hostcheck.v1.MtrOptions\"K\n\x13\x43reateCheckResponse\x12\x10\n\x08\x63heck_id\x18\x01 \x01(\t\x12\"\n\x05\x63heck\x18\x02 \x01(\x0b\x32\x13.hostcheck.v1.Check\"\xd8\x01\n\x0e\x43onnectRequest\x12)\n\x05hello\x18\x01 \x01(\x0b\x32\x18.hostcheck.v1.AgentHelloH\x00\x12\x31\n\theartbeat\x18\x02 \x01(\x0b\x32\x1c.hostcheck.v1.AgentHeartbeatH\x00\x12,\n\x07results\x18\x03 \x01(\x0b\x32\x19.hostcheck.v1.ResultBatchH\x00\x12/\n\x08progress\x18\x04 \x01(\x0b\x32\x1b.hostcheck.v1.ProgressBatchH\x00\x42\t\n\x07message\"\xeb\x01\n\x0f\x43onnectResponse\x12(\n\x07welcome\x18\x01 \x01(\x0b\x32\x15.hostcheck.v1.WelcomeH\x00\x12(\n\x05tasks\x18\x02 \x01(\x0b\x32\x17.hostcheck.v1.TaskBatchH\x00\x12+\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x19.hostcheck.v1.CancelTasksH\x00\x12&\n\x03\x61\x63k\x18\x04 \x01(\x0b\x32\x17.hostcheck.v1.ResultAckH\x00\x12$\n\x05\x64rain\x18\x05 \x01(\x0b\x32\x13.hostcheck.v1.DrainH\x00\x42\t\n\x07message\"R\n\nAgentHello\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x02 \x03(\t\x12\x17\n\x0funacked_results\x18\x04 \x01(\rJ\x04\x08\x03\x10\x04\"/\n\x0e\x41gentHeartbeat\x12\x17\n\x0ftasks_in_flight\x18\x01 \x01(\rJ\x04\x08\x02\x10\x03\"8\n\x0bResultBatch\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.hostcheck.v1.TaskResult\"\xe8\x02\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08\x63heck_id\x18\x02 \x01(\t\x12\x12\n\ncheck_type\x18\x03 \x01(\t\x12\x0f\n\x07success\x18\x04 \x01(\x08\x12&\n\x04\x64\x61ta\x18\x0c \x01(\x0b\x32\x18.hostcheck.v1.ResultData\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x12\n\nerror_code\x18\x07 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x08 \x01(\x01\x12.\n\nstarted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x41\n\rtrace_context\x18\x0b \x03(\x0b\x32*.hostcheck.v1.TaskResult.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01J\x04\x08\x05\x10\x06J\x04\x08\n\x10\x0b\"\xdc\x01\n\x0cTaskProgress\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08\x63heck_id\x18\x02 \x01(\t\x12\x12\n\ncheck_type\x18\x03 \x01(\t\x12\x0f\n\x07started\x18\x04 \x01(\x08\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x0c\n\x04\x64one\x18\x07 \x01(\r\x12\r\n\x05total\x18\x08 \x01(\r\x12&\n\x04\x64\x61ta\x18\t \x01(\x0b\x32\x18.hostcheck.v1.ResultData\"=\n\rProgressBatch\x12,\n\x08progress\x18\x01 \x03(\x0b\x32\x1a.hostcheck.v1.TaskProgress\"O\n\x07Welcome\x12\x14\n\x0cscheduler_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x1c\n\x14heartbeat_interval_s\x18\x03 \x01(\r\"\xc2\x02\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08\x63heck_id\x18\x02 \x01(\t\x12\x12\n\ncheck_type\x18\x03 \x01(\t\x12\x0e\n\x06target\x18\x04 \x01(\t\x12+\n\x07options\x18\x05 \x01(\x0b\x32\x1a.hostcheck.v1.CheckOptions\x12\x12\n\ntimeout_ms\x18\x06 \x01(\r\x12,\n\x08\x64\x65\x61\x64line\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nip_version\x18\x08 \x01(\r\x12;\n\rtrace_context\x18\t \x03(\x0b\x32$.hostcheck.v1.Task.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\".\n\tTaskBatch\x12!\n\x05tasks\x18\x01 \x03(\x0b\x32\x12.hostcheck.v1.Task\"/\n\x0b\x43\x61ncelTasks\x12\x10\n\x08task_ids\x18\x01 \x03(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x1d\n\tResultAck\x12\x10\n\x08task_ids\x18\x01 \x03(\t\"\x17\n\x05\x44rain\x12\x0e\n\x06reason\x18\x01 \x01(\t\"G\n\x0bRoutedTasks\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12&\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x17.hostcheck.v1.TaskBatch2~\n\x10SchedulerService\x12j\n\x0b\x43reateCheck\x12 .hostcheck.v1.CreateCheckRequest\x1a!.hostcheck.v1.CreateCheckResponse\"\x16\x82\xd3\xe4\x93\x02\x10\"\x0b/api/checks:\x01*2`\n\x12\x41gentStreamService\x12J\n\x07\x43onnect\x12\x1c.hostcheck.v1.ConnectRequest\x1a\x1d.hostcheck.v1.ConnectResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,42 +48,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TASK_TRACECONTEXTENTRY']._serialized_options = b'8\001'
   _globals['_SCHEDULERSERVICE'].methods_by_name['CreateCheck']._loaded_options = None
   _globals['_SCHEDULERSERVICE'].methods_by_name['CreateCheck']._serialized_options = b'\202\323\344\223\002\020\"\013/api/checks:\001*'
-  _globals['_CREATECHECKREQUEST']._serialized_start=290
-  _globals['_CREATECHECKREQUEST']._serialized_end=679
-  _globals['_CREATECHECKRESPONSE']._serialized_start=681
-  _globals['_CREATECHECKRESPONSE']._serialized_end=756
-  _globals['_CONNECTREQUEST']._serialized_start=759
-  _globals['_CONNECTREQUEST']._serialized_end=926
-  _globals['_CONNECTRESPONSE']._serialized_start=929
-  _globals['_CONNECTRESPONSE']._serialized_end=1164
-  _globals['_AGENTHELLO']._serialized_start=1166
-  _globals['_AGENTHELLO']._serialized_end=1248
-  _globals['_AGENTHEARTBEAT']._serialized_start=1250
-  _globals['_AGENTHEARTBEAT']._serialized_end=1297
-  _globals['_RESULTBATCH']._serialized_start=1299
-  _globals['_RESULTBATCH']._serialized_end=1355
-  _globals['_TASKRESULT']._serialized_start=1358
-  _globals['_TASKRESULT']._serialized_end=1718
-  _globals['_TASKRESULT_TRACECONTEXTENTRY']._serialized_start=1655
-  _globals['_TASKRESULT_TRACECONTEXTENTRY']._serialized_end=1706
-  _globals['_WELCOME']._serialized_start=1720
-  _globals['_WELCOME']._serialized_end=1799
-  _globals['_TASK']._serialized_start=1802
-  _globals['_TASK']._serialized_end=2124
-  _globals['_TASK_TRACECONTEXTENTRY']._serialized_start=1655
-  _globals['_TASK_TRACECONTEXTENTRY']._serialized_end=1706
-  _globals['_TASKBATCH']._serialized_start=2126
-  _globals['_TASKBATCH']._serialized_end=2172
-  _globals['_CANCELTASKS']._serialized_start=2174
-  _globals['_CANCELTASKS']._serialized_end=2221
-  _globals['_RESULTACK']._serialized_start=2223
-  _globals['_RESULTACK']._serialized_end=2252
-  _globals['_DRAIN']._serialized_start=2254
-  _globals['_DRAIN']._serialized_end=2277
-  _globals['_ROUTEDTASKS']._serialized_start=2279
-  _globals['_ROUTEDTASKS']._serialized_end=2350
-  _globals['_SCHEDULERSERVICE']._serialized_start=2352
-  _globals['_SCHEDULERSERVICE']._serialized_end=2478
-  _globals['_AGENTSTREAMSERVICE']._serialized_start=2480
-  _globals['_AGENTSTREAMSERVICE']._serialized_end=2576
+  _globals['_CREATECHECKREQUEST']._serialized_start=338
+  _globals['_CREATECHECKREQUEST']._serialized_end=805
+  _globals['_CREATECHECKRESPONSE']._serialized_start=807
+  _globals['_CREATECHECKRESPONSE']._serialized_end=882
+  _globals['_CONNECTREQUEST']._serialized_start=885
+  _globals['_CONNECTREQUEST']._serialized_end=1101
+  _globals['_CONNECTRESPONSE']._serialized_start=1104
+  _globals['_CONNECTRESPONSE']._serialized_end=1339
+  _globals['_AGENTHELLO']._serialized_start=1341
+  _globals['_AGENTHELLO']._serialized_end=1423
+  _globals['_AGENTHEARTBEAT']._serialized_start=1425
+  _globals['_AGENTHEARTBEAT']._serialized_end=1472
+  _globals['_RESULTBATCH']._serialized_start=1474
+  _globals['_RESULTBATCH']._serialized_end=1530
+  _globals['_TASKRESULT']._serialized_start=1533
+  _globals['_TASKRESULT']._serialized_end=1893
+  _globals['_TASKRESULT_TRACECONTEXTENTRY']._serialized_start=1830
+  _globals['_TASKRESULT_TRACECONTEXTENTRY']._serialized_end=1881
+  _globals['_TASKPROGRESS']._serialized_start=1896
+  _globals['_TASKPROGRESS']._serialized_end=2116
+  _globals['_PROGRESSBATCH']._serialized_start=2118
+  _globals['_PROGRESSBATCH']._serialized_end=2179
+  _globals['_WELCOME']._serialized_start=2181
+  _globals['_WELCOME']._serialized_end=2260
+  _globals['_TASK']._serialized_start=2263
+  _globals['_TASK']._serialized_end=2585
+  _globals['_TASK_TRACECONTEXTENTRY']._serialized_start=1830
+  _globals['_TASK_TRACECONTEXTENTRY']._serialized_end=1881
+  _globals['_TASKBATCH']._serialized_start=2587
+  _globals['_TASKBATCH']._serialized_end=2633
+  _globals['_CANCELTASKS']._serialized_start=2635
+  _globals['_CANCELTASKS']._serialized_end=2682
+  _globals['_RESULTACK']._serialized_start=2684
+  _globals['_RESULTACK']._serialized_end=2713
+  _globals['_DRAIN']._serialized_start=2715
+  _globals['_DRAIN']._serialized_end=2738
+  _globals['_ROUTEDTASKS']._serialized_start=2740
+  _globals['_ROUTEDTASKS']._serialized_end=2811
+  _globals['_SCHEDULERSERVICE']._serialized_start=2813
+  _globals['_SCHEDULERSERVICE']._serialized_end=2939
+  _globals['_AGENTSTREAMSERVICE']._serialized_start=2941
+  _globals['_AGENTSTREAMSERVICE']._serialized_end=3037
 # @@protoc_insertion_point(module_scope)

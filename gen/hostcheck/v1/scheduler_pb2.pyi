@@ -5,8 +5,10 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from hostcheck.v1 import checks_pb2 as _checks_pb2
 from hostcheck.v1 import dns_pb2 as _dns_pb2
 from hostcheck.v1 import http_pb2 as _http_pb2
+from hostcheck.v1 import mtr_pb2 as _mtr_pb2
 from hostcheck.v1 import ping_pb2 as _ping_pb2
 from hostcheck.v1 import tcp_pb2 as _tcp_pb2
+from hostcheck.v1 import tls_pb2 as _tls_pb2
 from hostcheck.v1 import traceroute_pb2 as _traceroute_pb2
 from hostcheck.v1 import udp_pb2 as _udp_pb2
 from google.protobuf.internal import containers as _containers
@@ -18,7 +20,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateCheckRequest(_message.Message):
-    __slots__ = ("target", "checks", "http", "tcp", "ping", "dns", "udp", "traceroute", "agents", "timeout_ms", "ip_version")
+    __slots__ = ("target", "checks", "http", "tcp", "ping", "dns", "udp", "traceroute", "agents", "timeout_ms", "ip_version", "tls", "mtr")
     TARGET_FIELD_NUMBER: _ClassVar[int]
     CHECKS_FIELD_NUMBER: _ClassVar[int]
     HTTP_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +32,8 @@ class CreateCheckRequest(_message.Message):
     AGENTS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     IP_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TLS_FIELD_NUMBER: _ClassVar[int]
+    MTR_FIELD_NUMBER: _ClassVar[int]
     target: str
     checks: _containers.RepeatedScalarFieldContainer[str]
     http: _http_pb2.HttpOptions
@@ -41,7 +45,9 @@ class CreateCheckRequest(_message.Message):
     agents: _checks_pb2.AgentSelector
     timeout_ms: int
     ip_version: int
-    def __init__(self, target: _Optional[str] = ..., checks: _Optional[_Iterable[str]] = ..., http: _Optional[_Union[_http_pb2.HttpOptions, _Mapping]] = ..., tcp: _Optional[_Union[_tcp_pb2.TcpOptions, _Mapping]] = ..., ping: _Optional[_Union[_ping_pb2.PingOptions, _Mapping]] = ..., dns: _Optional[_Union[_dns_pb2.DnsOptions, _Mapping]] = ..., udp: _Optional[_Union[_udp_pb2.UdpOptions, _Mapping]] = ..., traceroute: _Optional[_Union[_traceroute_pb2.TracerouteOptions, _Mapping]] = ..., agents: _Optional[_Union[_checks_pb2.AgentSelector, _Mapping]] = ..., timeout_ms: _Optional[int] = ..., ip_version: _Optional[int] = ...) -> None: ...
+    tls: _tls_pb2.TlsOptions
+    mtr: _mtr_pb2.MtrOptions
+    def __init__(self, target: _Optional[str] = ..., checks: _Optional[_Iterable[str]] = ..., http: _Optional[_Union[_http_pb2.HttpOptions, _Mapping]] = ..., tcp: _Optional[_Union[_tcp_pb2.TcpOptions, _Mapping]] = ..., ping: _Optional[_Union[_ping_pb2.PingOptions, _Mapping]] = ..., dns: _Optional[_Union[_dns_pb2.DnsOptions, _Mapping]] = ..., udp: _Optional[_Union[_udp_pb2.UdpOptions, _Mapping]] = ..., traceroute: _Optional[_Union[_traceroute_pb2.TracerouteOptions, _Mapping]] = ..., agents: _Optional[_Union[_checks_pb2.AgentSelector, _Mapping]] = ..., timeout_ms: _Optional[int] = ..., ip_version: _Optional[int] = ..., tls: _Optional[_Union[_tls_pb2.TlsOptions, _Mapping]] = ..., mtr: _Optional[_Union[_mtr_pb2.MtrOptions, _Mapping]] = ...) -> None: ...
 
 class CreateCheckResponse(_message.Message):
     __slots__ = ("check_id", "check")
@@ -52,14 +58,16 @@ class CreateCheckResponse(_message.Message):
     def __init__(self, check_id: _Optional[str] = ..., check: _Optional[_Union[_checks_pb2.Check, _Mapping]] = ...) -> None: ...
 
 class ConnectRequest(_message.Message):
-    __slots__ = ("hello", "heartbeat", "results")
+    __slots__ = ("hello", "heartbeat", "results", "progress")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
     hello: AgentHello
     heartbeat: AgentHeartbeat
     results: ResultBatch
-    def __init__(self, hello: _Optional[_Union[AgentHello, _Mapping]] = ..., heartbeat: _Optional[_Union[AgentHeartbeat, _Mapping]] = ..., results: _Optional[_Union[ResultBatch, _Mapping]] = ...) -> None: ...
+    progress: ProgressBatch
+    def __init__(self, hello: _Optional[_Union[AgentHello, _Mapping]] = ..., heartbeat: _Optional[_Union[AgentHeartbeat, _Mapping]] = ..., results: _Optional[_Union[ResultBatch, _Mapping]] = ..., progress: _Optional[_Union[ProgressBatch, _Mapping]] = ...) -> None: ...
 
 class ConnectResponse(_message.Message):
     __slots__ = ("welcome", "tasks", "cancel", "ack", "drain")
@@ -127,6 +135,34 @@ class TaskResult(_message.Message):
     started_at: _timestamp_pb2.Timestamp
     trace_context: _containers.ScalarMap[str, str]
     def __init__(self, task_id: _Optional[str] = ..., check_id: _Optional[str] = ..., check_type: _Optional[str] = ..., success: _Optional[bool] = ..., data: _Optional[_Union[_checks_pb2.ResultData, _Mapping]] = ..., error: _Optional[str] = ..., error_code: _Optional[str] = ..., duration_ms: _Optional[float] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class TaskProgress(_message.Message):
+    __slots__ = ("task_id", "check_id", "check_type", "started", "started_at", "message", "done", "total", "data")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECK_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECK_TYPE_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    check_id: str
+    check_type: str
+    started: bool
+    started_at: _timestamp_pb2.Timestamp
+    message: str
+    done: int
+    total: int
+    data: _checks_pb2.ResultData
+    def __init__(self, task_id: _Optional[str] = ..., check_id: _Optional[str] = ..., check_type: _Optional[str] = ..., started: _Optional[bool] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., data: _Optional[_Union[_checks_pb2.ResultData, _Mapping]] = ...) -> None: ...
+
+class ProgressBatch(_message.Message):
+    __slots__ = ("progress",)
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    progress: _containers.RepeatedCompositeFieldContainer[TaskProgress]
+    def __init__(self, progress: _Optional[_Iterable[_Union[TaskProgress, _Mapping]]] = ...) -> None: ...
 
 class Welcome(_message.Message):
     __slots__ = ("scheduler_id", "agent_id", "heartbeat_interval_s")

@@ -22,17 +22,18 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from hostcheck.v1 import http_pb2 as hostcheck_dot_v1_dot_http__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16hostcheck/v1/tcp.proto\x12\x0chostcheck.v1\"\x1a\n\nTcpOptions\x12\x0c\n\x04port\x18\x01 \x01(\r\"b\n\tTcpResult\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\r\x12\x12\n\nip_version\x18\x03 \x01(\r\x12\x0e\n\x06\x64ns_ms\x18\x04 \x01(\x01\x12\x12\n\nconnect_ms\x18\x05 \x01(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16hostcheck/v1/tcp.proto\x12\x0chostcheck.v1\x1a\x17hostcheck/v1/http.proto\"`\n\nTcpOptions\x12\x0c\n\x04port\x18\x01 \x01(\r\x12\x0c\n\x04send\x18\x02 \x01(\t\x12\x0e\n\x06\x65xpect\x18\x03 \x01(\t\x12\x10\n\x08starttls\x18\x04 \x01(\t\x12\x14\n\x0cinsecure_tls\x18\x05 \x01(\x08\"\xe1\x01\n\tTcpResult\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\r\x12\x12\n\nip_version\x18\x03 \x01(\r\x12\x0e\n\x06\x64ns_ms\x18\x04 \x01(\x01\x12\x12\n\nconnect_ms\x18\x05 \x01(\x01\x12\x13\n\x0bstarttls_ms\x18\x06 \x01(\x01\x12\x0e\n\x06tls_ms\x18\x07 \x01(\x01\x12\"\n\x03tls\x18\x08 \x01(\x0b\x32\x15.hostcheck.v1.TlsInfo\x12\x13\n\x0bresponse_ms\x18\t \x01(\x01\x12\x10\n\x08received\x18\n \x01(\t\x12\r\n\x05phase\x18\x0b \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hostcheck.v1.tcp_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TCPOPTIONS']._serialized_start=40
-  _globals['_TCPOPTIONS']._serialized_end=66
-  _globals['_TCPRESULT']._serialized_start=68
-  _globals['_TCPRESULT']._serialized_end=166
+  _globals['_TCPOPTIONS']._serialized_start=65
+  _globals['_TCPOPTIONS']._serialized_end=161
+  _globals['_TCPRESULT']._serialized_start=164
+  _globals['_TCPRESULT']._serialized_end=389
 # @@protoc_insertion_point(module_scope)

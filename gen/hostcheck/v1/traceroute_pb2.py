@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dhostcheck/v1/traceroute.proto\x12\x0chostcheck.v1\"T\n\x11TracerouteOptions\x12\x10\n\x08max_hops\x18\x01 \x01(\r\x12\x15\n\rresolve_names\x18\x02 \x01(\x08\x12\x16\n\x0eprobes_per_hop\x18\x03 \x01(\r\"\xce\x01\n\x10TracerouteResult\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x12\n\nip_version\x18\x02 \x01(\r\x12\x10\n\x08max_hops\x18\x03 \x01(\r\x12\x16\n\x0eprobes_per_hop\x18\x04 \x01(\r\x12\x1b\n\x13\x64\x65stination_reached\x18\x05 \x01(\x08\x12\x10\n\x08\x63omplete\x18\x06 \x01(\x08\x12\x11\n\thop_count\x18\x07 \x01(\r\x12)\n\x04hops\x18\x08 \x03(\x0b\x32\x1b.hostcheck.v1.TracerouteHop\"\xaa\x01\n\rTracerouteHop\x12\x0b\n\x03hop\x18\x01 \x01(\r\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07rtts_ms\x18\x03 \x03(\x01\x12\x17\n\navg_rtt_ms\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x0c\n\x04loss\x18\x05 \x01(\x01\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\x11\n\taddresses\x18\x07 \x03(\t\x12\x13\n\x0bunreachable\x18\x08 \x01(\tB\r\n\x0b_avg_rtt_msb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dhostcheck/v1/traceroute.proto\x12\x0chostcheck.v1\"t\n\x11TracerouteOptions\x12\x10\n\x08max_hops\x18\x01 \x01(\r\x12\x15\n\rresolve_names\x18\x02 \x01(\x08\x12\x16\n\x0eprobes_per_hop\x18\x03 \x01(\r\x12\x10\n\x08protocol\x18\x04 \x01(\t\x12\x0c\n\x04port\x18\x05 \x01(\r\"\xee\x01\n\x10TracerouteResult\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x12\n\nip_version\x18\x02 \x01(\r\x12\x10\n\x08max_hops\x18\x03 \x01(\r\x12\x16\n\x0eprobes_per_hop\x18\x04 \x01(\r\x12\x1b\n\x13\x64\x65stination_reached\x18\x05 \x01(\x08\x12\x10\n\x08\x63omplete\x18\x06 \x01(\x08\x12\x11\n\thop_count\x18\x07 \x01(\r\x12)\n\x04hops\x18\x08 \x03(\x0b\x32\x1b.hostcheck.v1.TracerouteHop\x12\x10\n\x08protocol\x18\t \x01(\t\x12\x0c\n\x04port\x18\n \x01(\r\"\xaa\x01\n\rTracerouteHop\x12\x0b\n\x03hop\x18\x01 \x01(\r\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07rtts_ms\x18\x03 \x03(\x01\x12\x17\n\navg_rtt_ms\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x0c\n\x04loss\x18\x05 \x01(\x01\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\x11\n\taddresses\x18\x07 \x03(\t\x12\x13\n\x0bunreachable\x18\x08 \x01(\tB\r\n\x0b_avg_rtt_msb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,9 +32,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hostcheck.v1.traceroute_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TRACEROUTEOPTIONS']._serialized_start=47
-  _globals['_TRACEROUTEOPTIONS']._serialized_end=131
-  _globals['_TRACEROUTERESULT']._serialized_start=134
-  _globals['_TRACEROUTERESULT']._serialized_end=340
-  _globals['_TRACEROUTEHOP']._serialized_start=343
-  _globals['_TRACEROUTEHOP']._serialized_end=513
+  _globals['_TRACEROUTEOPTIONS']._serialized_end=163
+  _globals['_TRACEROUTERESULT']._serialized_start=166
+  _globals['_TRACEROUTERESULT']._serialized_end=404
+  _globals['_TRACEROUTEHOP']._serialized_start=407
+  _globals['_TRACEROUTEHOP']._serialized_end=577
 # @@protoc_insertion_point(module_scope)

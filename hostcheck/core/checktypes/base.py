@@ -19,12 +19,15 @@ from dataclasses import dataclass
 from google.protobuf.message import Message
 
 from hostcheck.core.errors import FieldViolation
-from hostcheck.core.targets import Target
+from hostcheck.core.targets import IPAddress, Target
 
 # (the type's options message, the parsed target or None when it did not parse, violations to append to)
 Validator = Callable[[Message, Target | None, list[FieldViolation]], None]
 # The type's result message -> one line for the CLI.
 Summarizer = Callable[[Message], str]
+# The type's options message -> addresses in it that the agent sends packets to besides the target
+# (e.g. dns.resolver), as (field, address): the API's target guard judges each like an IP target.
+Addresses = Callable[[Message], list[tuple[str, IPAddress]]]
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,11 @@ def _no_rules(options: Message, target: Target | None, violations: list[FieldVio
     """A type whose options need no checks beyond the generic ones."""
 
 
+def _no_addresses(options: Message) -> list[tuple[str, IPAddress]]:
+    """A type whose options name no address to send packets to."""
+    return []
+
+
 @dataclass(frozen=True)
 class CheckType:
     """One check type: everything about it that is not its prober or its UI module."""
@@ -84,6 +92,8 @@ class CheckType:
     needs_port: bool = False
     # Durations of a result the agent exports as metrics.
     durations: tuple[Duration, ...] = ()
+    # Addresses in the options the agent sends packets to (guarded at the API like a target IP).
+    addresses: Addresses = _no_addresses
 
     def __post_init__(self) -> None:
         for duration in self.durations:

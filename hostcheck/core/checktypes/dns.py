@@ -1,4 +1,4 @@
-"""dns: one query of one record type to a chosen resolver (or the agent's own); answers, rcode, time."""
+"""dns: one query of one record type to a resolver over udp, tcp or tls, or a trace from the root; answers, rcode, time."""
 
 from __future__ import annotations
 
@@ -9,15 +9,20 @@ from hostcheck.core.errors import FieldViolation
 from hostcheck.core.targets import IPAddress, Target
 from hostcheck.v1 import dns_pb2
 
-RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "PTR", "SRV", "CAA")
+# The types aiodns (c-ares) parses; the others go through dnspython (see agent/probers/dns.py).
+ARES_RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "PTR", "SRV", "CAA")
+RECORD_TYPES = (*ARES_RECORD_TYPES, "DNSKEY", "DS", "HTTPS", "SVCB", "NAPTR", "TLSA", "SSHFP")
+PROTOCOLS = ("udp", "tcp", "tls")
 DEFAULT_PORT = 53
+# DNS over TLS (RFC 7858).
+DEFAULT_TLS_PORT = 853
 # Answers the CLI's summary shows.
 SHOWN_ANSWERS = 3
 
 
-def parse_resolver(value: str) -> tuple[IPAddress, int]:
+def parse_resolver(value: str, default_port: int = DEFAULT_PORT) -> tuple[IPAddress, int]:
     """`ip`, `ip:port`, `[v6]` or `[v6]:port` -> (ip, port); ValueError saying what is wrong."""
-    host, port = value, str(DEFAULT_PORT)
+    host, port = value, str(default_port)
     if value.startswith("["):
         host, _, rest = value[1:].partition("]")
         if rest:
@@ -43,17 +48,37 @@ def validate(options: dns_pb2.DnsOptions, target: Target | None, violations: lis
             parse_resolver(options.resolver)
         except ValueError as exc:
             violations.append(FieldViolation("dns.resolver", str(exc)))
+    protocol = options.protocol.lower()
+    if protocol and protocol not in PROTOCOLS:
+        violations.append(FieldViolation("dns.protocol", f"must be one of {', '.join(PROTOCOLS)}"))
+    if options.trace and options.resolver:
+        violations.append(FieldViolation("dns.resolver", "must be empty for a trace (it starts at the root servers)"))
+    if options.trace and protocol == "tls":
+        violations.append(FieldViolation("dns.protocol", "a trace asks authoritative servers: udp or tcp"))
+    if options.tls_server_name and protocol != "tls":
+        violations.append(FieldViolation("dns.tls_server_name", "is for the tls protocol only"))
+
+
+def addresses(options: dns_pb2.DnsOptions) -> list[tuple[str, IPAddress]]:
+    """The resolver, where the query goes (a malformed one is reported by `validate`)."""
+    if not options.resolver:
+        return []
+    try:
+        return [("dns.resolver", parse_resolver(options.resolver)[0])]
+    except ValueError:
+        return []
 
 
 def summary(result: dns_pb2.DnsResult) -> str:
     shown = ", ".join(a.value for a in result.answers[:SHOWN_ANSWERS])
     if len(result.answers) > SHOWN_ANSWERS:
         shown += " ..."
-    return (f"{result.rcode} {result.record_type} via {result.resolver} "
+    via = f"{len(result.trace)}-step trace, last {result.resolver}" if result.trace else result.resolver
+    return (f"{result.rcode} {result.record_type} via {via} ({result.protocol or 'udp'}) "
             f"in {number(result.query_ms)} ms: {shown}")
 
 
 SPEC = CheckType(
     name="dns", order=4, options=dns_pb2.DnsOptions, result=dns_pb2.DnsResult,
-    default_timeout_ms=5_000, max_timeout_ms=30_000, validate=validate, summary=summary,
+    default_timeout_ms=5_000, max_timeout_ms=30_000, validate=validate, summary=summary, addresses=addresses,
 )

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import re
-
 from hostcheck.core.checktypes.base import DNS_LOOKUP, CheckType, Duration, ProbeHistogram, number
 from hostcheck.core.errors import FieldViolation
 from hostcheck.core.targets import Target
 from hostcheck.v1 import http_pb2
 
 METHODS = ("GET", "HEAD", "POST", "OPTIONS")
+# As the result names them; HTTP/2.0 is blackbox_exporter's spelling of HTTP/2.
+HTTP_VERSIONS = ("HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/2.0")
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 SCHEMES = ("http", "https")
 MAX_BODY = 64 * 1024
 
@@ -30,13 +31,23 @@ def validate(options: http_pb2.HttpOptions, target: Target | None, violations: l
     for code in options.expected_status:
         if not 100 <= code <= 599:
             violations.append(FieldViolation("http.expected_status", f"{code} is not an HTTP status (100-599)"))
-    if options.body_regexp:
-        try:
-            re.compile(options.body_regexp)
-        except re.error as exc:
-            violations.append(FieldViolation("http.body_regexp", f"not a regular expression: {exc}"))
+    # body_regexp and header_regexp[].regexp are compiled with RE2 by hostcheck.core.checks (every `regexp` option is).
+    for i, rule in enumerate(options.header_regexp):
+        if not _is_token(rule.header):
+            violations.append(FieldViolation(f"http.header_regexp[{i}].header", "must be a header name"))
+    for version in options.valid_http_versions:
+        if version.strip().upper() not in HTTP_VERSIONS:
+            violations.append(FieldViolation("http.valid_http_versions",
+                                             f"{version!r} is not one of {', '.join(HTTP_VERSIONS[:3])}"))
+    if options.fail_if_ssl and options.fail_if_not_ssl:
+        violations.append(FieldViolation("http.fail_if_ssl", "fail_if_ssl and fail_if_not_ssl fail every check"))
     if len(options.body) > MAX_BODY:
         violations.append(FieldViolation("http.body", f"must be at most {MAX_BODY // 1024} KiB"))
+
+
+def _is_token(name: str) -> bool:
+    """An HTTP field name (RFC 9110 token)."""
+    return bool(name) and all(c in _TOKEN for c in name)
 
 
 def summary(result: http_pb2.HttpResult) -> str:

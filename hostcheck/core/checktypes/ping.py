@@ -1,4 +1,4 @@
-"""ping: ICMP echo requests to one address; per-packet RTT and TTL, min/avg/max/stddev and loss."""
+"""ping: ICMP echo requests (or TCP connections) to one address; per-packet RTT and TTL, min/avg/max/stddev, loss."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ MAX_INTERVAL_MS = 5000
 DEFAULT_SIZE = 56
 # The largest ICMP payload in one 1500-byte Ethernet frame without fragmenting (1500 - 20 IP - 8 ICMP).
 MAX_SIZE = 1472
+PROTOCOLS = ("icmp", "tcp")
+# A TCP ping without a port option or a port in the target probes http's.
+DEFAULT_TCP_PORT = 80
 
 
 def validate(options: ping_pb2.PingOptions, target: Target | None, violations: list[FieldViolation]) -> None:
@@ -26,10 +29,18 @@ def validate(options: ping_pb2.PingOptions, target: Target | None, violations: l
         violations.append(FieldViolation("ping.interval_ms", f"must be {MIN_INTERVAL_MS}-{MAX_INTERVAL_MS}"))
     if options.size > MAX_SIZE:
         violations.append(FieldViolation("ping.size", f"must be 0-{MAX_SIZE}"))
+    protocol = options.protocol.lower()
+    if protocol and protocol not in PROTOCOLS:
+        violations.append(FieldViolation("ping.protocol", f"must be one of {', '.join(PROTOCOLS)}"))
+    if options.size and protocol == "tcp":
+        violations.append(FieldViolation("ping.size", "is for the icmp protocol only"))
 
 
 def summary(result: ping_pb2.PingResult) -> str:
     rtts = "/".join(optional(result, f"rtt_{stat}_ms") for stat in ("min", "avg", "max"))
+    if result.protocol == "tcp":
+        return (f"{result.address} port {result.port}: {result.packets_received}/{result.packets_sent} "
+                f"connections answered, rtt min/avg/max {rtts} ms")
     return (f"{result.address}: {result.packets_received}/{result.packets_sent} replies, "
             f"rtt min/avg/max {rtts} ms, ttl {optional(result, 'ttl')}")
 

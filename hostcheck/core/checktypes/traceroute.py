@@ -1,7 +1,8 @@
-"""traceroute: ICMP echo with growing TTL; per hop the address, RTTs, loss and (if asked) the reverse name."""
+"""traceroute: ICMP echo, UDP or TCP SYN probes with growing TTL; per hop the address, RTTs, loss and the name."""
 
 from __future__ import annotations
 
+from hostcheck.core.checktypes._paths import validate_protocol
 from hostcheck.core.checktypes.base import CheckType
 from hostcheck.core.errors import FieldViolation
 from hostcheck.core.targets import Target
@@ -21,6 +22,7 @@ def validate(options: traceroute_pb2.TracerouteOptions, target: Target | None,
         violations.append(FieldViolation("traceroute.max_hops", f"must be 1-{MAX_HOPS}"))
     if options.probes_per_hop and not 1 <= options.probes_per_hop <= MAX_PROBES:
         violations.append(FieldViolation("traceroute.probes_per_hop", f"must be 1-{MAX_PROBES}"))
+    validate_protocol("traceroute", options.protocol, violations)
 
 
 def summary(result: traceroute_pb2.TracerouteResult) -> str:

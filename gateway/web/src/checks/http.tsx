@@ -1,6 +1,8 @@
 // http: one request (redirects followed as a chain): status, phase timings, TLS, headers, body.
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { TlsSession, words } from "../components/certificates";
 import { Facts, Folded, Pre, Section } from "../components/details";
-import type { Certificate, HttpResult, HttpTimings, TlsInfo } from "../gen/hostcheck/v1/http_pb";
+import type { HeaderRegexpSchema, HttpResult, HttpTimings } from "../gen/hostcheck/v1/http_pb";
 import { formatBytes, formatMs } from "../lib/format";
 import { defineCheckType } from "./types";
 
@@ -45,40 +47,6 @@ function Timing({ timings }: { timings: HttpTimings }) {
   );
 }
 
-function Tls({ tls }: { tls: TlsInfo }) {
-  return (
-    <Section title="TLS">
-      <Facts
-        facts={[
-          ["Version", tls.version],
-          ["Cipher", tls.cipher],
-          ["ALPN", tls.alpn],
-          ["Verified", tls.verified ? "yes" : "no"],
-        ]}
-      />
-    </Section>
-  );
-}
-
-function CertificateFacts({ cert }: { cert: Certificate }) {
-  const left = cert.daysLeft < 0 ? `expired ${-cert.daysLeft} days ago` : `${cert.daysLeft} days left`;
-  return (
-    <Section title="TLS certificate">
-      <Facts
-        facts={[
-          ["Subject", cert.subject],
-          ["Issuer", cert.issuer],
-          ["Names", cert.sans.join(", ")],
-          ["Valid from", cert.notBefore],
-          ["Valid until", cert.notAfter && `${cert.notAfter} (${left})`],
-          ["Serial", cert.serial],
-          ["SHA-256", cert.sha256 && <span className="font-mono text-xs">{cert.sha256}</span>],
-        ]}
-      />
-    </Section>
-  );
-}
-
 function Details({ result }: { result: HttpResult }) {
   const headers = Object.entries(result.headers);
   return (
@@ -90,14 +58,17 @@ function Details({ result }: { result: HttpResult }) {
           ["Address", result.address && `${result.address}${result.ipVersion ? ` (IPv${result.ipVersion})` : ""}`],
           ["Method", result.method],
           ["Version", result.httpVersion],
-          ["Body size", result.statusCode > 0 && `${formatBytes(result.bodySize)}${result.bodyTruncated ? " (body shown truncated)" : ""}`],
+          [
+            "Body size",
+            result.statusCode > 0 &&
+              `${formatBytes(result.bodySize)}${result.bodyOverLimit ? " (read up to the agent's limit)" : result.bodyTruncated ? " (first 10 KiB shown)" : ""}`,
+          ],
           ["Total time", result.totalMs > 0 && formatMs(result.totalMs)],
           ["Failed while", result.phase],
         ]}
       />
       {result.timings && <Timing timings={result.timings} />}
-      {result.tls && <Tls tls={result.tls} />}
-      {result.tls?.certificate && <CertificateFacts cert={result.tls.certificate} />}
+      {result.tls && <TlsSession tls={result.tls} />}
       {result.redirects.length > 0 && (
         <Section title="Redirects">
           <ol className="list-inside list-decimal space-y-0.5">
@@ -111,7 +82,7 @@ function Details({ result }: { result: HttpResult }) {
         </Section>
       )}
       {result.body && (
-        <Folded title={`Response body${result.bodyTruncated ? " (truncated)" : ""}`}>
+        <Folded title={`Response body${result.bodyTruncated ? " (first 10 KiB)" : ""}`}>
           <Pre>{result.body}</Pre>
         </Folded>
       )}
@@ -126,6 +97,13 @@ function Details({ result }: { result: HttpResult }) {
   );
 }
 
+/** "Name: regexp" as one header assertion (the value must match); empty: none. */
+function headerRule(text: string): MessageInitShape<typeof HeaderRegexpSchema>[] {
+  if (!text) return [];
+  const colon = text.indexOf(":");
+  return colon < 0 ? [{ header: text, regexp: "" }] : [{ header: text.slice(0, colon).trim(), regexp: text.slice(colon + 1).trim() }];
+}
+
 export default defineCheckType({
   name: "http",
   label: "HTTP",
@@ -137,12 +115,23 @@ export default defineCheckType({
       { key: "path", label: "Path", hint: "Default: the URL's path or /", placeholder: "/" },
       { key: "expected_status", label: "Expected status codes", hint: "e.g. 200, 204. Default: 200-399", placeholder: "200-399", numeric: true },
       { key: "port", label: "Port", hint: "Default: from the URL, 80 or 443", numeric: true },
+      { key: "body_regexp", label: "Body must match", hint: "RE2 regular expression, over the whole body", placeholder: "Welcome" },
+      { key: "header_regexp", label: "Header must match", hint: "Name: RE2 regular expression", placeholder: "Content-Type: ^text/html" },
+      { key: "valid_http_versions", label: "HTTP versions", hint: "Any of, e.g. HTTP/1.1, HTTP/2. Default: any", placeholder: "HTTP/1.1, HTTP/2" },
+      { key: "fail_if_not_ssl", label: "TLS", choices: ["either", "required", "forbidden"] },
+      { key: "insecure_tls", label: "Certificate", choices: ["verify", "report only (insecure)"] },
     ],
     toOptions: (read) => ({
       method: read.text("method"),
       path: read.text("path"),
       expectedStatus: read.uints("expected_status"),
       port: read.uint("port"),
+      bodyRegexp: read.text("body_regexp"),
+      headerRegexp: headerRule(read.text("header_regexp")),
+      validHttpVersions: words(read.text("valid_http_versions")),
+      failIfNotSsl: read.text("fail_if_not_ssl") === "required",
+      failIfSsl: read.text("fail_if_not_ssl") === "forbidden",
+      insecureTls: read.text("insecure_tls") !== "verify",
     }),
   },
   Details,

@@ -1,4 +1,4 @@
-// traceroute: the routers on the way to the target, hop by hop.
+// traceroute: the routers on the way to the target, hop by hop (ICMP, UDP or TCP probes).
 import { Facts, Section, Table, type Column } from "../components/details";
 import type { TracerouteHop, TracerouteResult } from "../gen/hostcheck/v1/traceroute_pb";
 import { formatMs, formatPercent } from "../lib/format";
@@ -22,6 +22,7 @@ function Details({ result }: { result: TracerouteResult }) {
       <Facts
         facts={[
           ["Address", result.address && `${result.address}${result.ipVersion ? ` (IPv${result.ipVersion})` : ""}`],
+          ["Protocol", result.protocol && `${result.protocol}${result.port ? ` port ${result.port}` : ""}`],
           ["Reached", result.destinationReached ? "yes" : "no"],
           ["Hops", result.hopCount > 0 && `${result.hopCount} (at most ${result.maxHops}, ${result.probesPerHop} probes each)`],
         ]}
@@ -40,8 +41,12 @@ export default defineCheckType({
   label: "Traceroute",
   order: 60,
   form: {
-    fields: [{ key: "max_hops", label: "Max hops", hint: "1-64. Default 30", placeholder: "30", numeric: true }],
-    toOptions: (read) => ({ maxHops: read.uint("max_hops") }),
+    fields: [
+      { key: "max_hops", label: "Max hops", hint: "1-64. Default 30", placeholder: "30", numeric: true },
+      { key: "protocol", label: "Protocol", choices: ["icmp", "udp", "tcp"] },
+      { key: "port", label: "Port", hint: "udp/tcp. Default 33434 (udp), the target's or 80 (tcp)", placeholder: "80", numeric: true },
+    ],
+    toOptions: (read) => ({ maxHops: read.uint("max_hops"), protocol: read.text("protocol"), port: read.uint("port") }),
   },
   Details,
   summary: (r) => `${r.hopCount || r.hops.length} hop(s)${r.destinationReached ? "" : ", not reached"}`,

@@ -1,4 +1,5 @@
 import { NavLink, Outlet } from "react-router";
+import { ApiKeyControl } from "./ApiKey";
 
 const link = ({ isActive }: { isActive: boolean }) =>
   `rounded px-3 py-1.5 text-sm font-medium focus:outline-none focus-visible:ring-2 focus-visible:ring-sky-400 ${
@@ -19,6 +20,7 @@ export function Layout() {
           <NavLink to="/agents" className={link}>
             Agents
           </NavLink>
+          <ApiKeyControl />
         </nav>
       </header>
       <main className="mx-auto max-w-6xl px-4 py-6">

@@ -1,13 +1,21 @@
 // The gRPC-Web clients (through Envoy, on the page's own origin) and the one place where
 // RPC errors become words and per-field messages.
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { BadRequestSchema } from "../gen/google/rpc/error_details_pb";
 import { RegistryService } from "../gen/hostcheck/v1/registry_pb";
 import { ResultsService } from "../gen/hostcheck/v1/results_pb";
 import { SchedulerService } from "../gen/hostcheck/v1/scheduler_pb";
+import { getApiKey } from "./apikey";
 
-const transport = createGrpcWebTransport({ baseUrl: window.location.origin });
+// The pasted API key (lib/apikey.ts), if any, goes with every call.
+const withApiKey: Interceptor = (next) => async (req) => {
+  const key = getApiKey();
+  if (key) req.header.set("authorization", `Bearer ${key}`);
+  return next(req);
+};
+
+const transport = createGrpcWebTransport({ baseUrl: window.location.origin, interceptors: [withApiKey] });
 
 export const scheduler = createClient(SchedulerService, transport);
 export const results = createClient(ResultsService, transport);
@@ -28,7 +36,7 @@ const CODE_WORDS: Partial<Record<Code, string>> = {
   [Code.NotFound]: "Not found",
   [Code.ResourceExhausted]: "Too many requests",
   [Code.PermissionDenied]: "Not allowed",
-  [Code.Unauthenticated]: "Not signed in",
+  [Code.Unauthenticated]: "Not signed in (check the API key in the header)",
   [Code.Internal]: "The server failed",
   [Code.Unknown]: "Something went wrong",
 };

@@ -4,13 +4,16 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { useEffect, useReducer, useState } from "react";
 import type { Check, CheckTask } from "../gen/hostcheck/v1/checks_pb";
 import type { WatchCheckResponse } from "../gen/hostcheck/v1/results_pb";
+import type { TaskProgress } from "../gen/hostcheck/v1/scheduler_pb";
 import { describeError, results } from "./api";
 
-export type WatchPhase = "connecting" | "live" | "reconnecting" | "done" | "not_found" | "error";
+export type WatchPhase = "connecting" | "live" | "reconnecting" | "done" | "not_found" | "deleted" | "error";
 
 export type WatchState = {
   check?: Check;
   tasks: CheckTask[];
+  // The latest progress of each running task, by task id (a long probe's replies or hops).
+  progress: Record<string, TaskProgress>;
   phase: WatchPhase;
   error?: string;
 };
@@ -21,11 +24,12 @@ type Action =
   | { type: "reset" };
 
 const TERMINAL = new Set(["completed", "failed"]);
+const TASK_TERMINAL = new Set(["completed", "failed", "timed_out"]);
 
 function reduce(state: WatchState, action: Action): WatchState {
   switch (action.type) {
     case "reset":
-      return { tasks: [], phase: "connecting" };
+      return { tasks: [], progress: {}, phase: "connecting" };
     case "phase":
       return { ...state, phase: action.phase, error: action.error };
     case "event": {
@@ -34,12 +38,15 @@ function reduce(state: WatchState, action: Action): WatchState {
         return {
           check: ev.check,
           tasks: ev.check.tasks,
+          progress: state.progress,
           phase: ev.event === "done" || TERMINAL.has(ev.check.status) ? "done" : "live",
         };
       }
       if (ev.event === "task" && ev.task) {
         const task = ev.task;
         const i = state.tasks.findIndex((t) => t.taskId === task.taskId);
+        // A start that arrives after its task's result is stale.
+        if (i >= 0 && task.status === "running" && TASK_TERMINAL.has(state.tasks[i].status)) return state;
         const tasks = i < 0 ? [...state.tasks, task] : state.tasks.map((t, j) => (j === i ? task : t));
         const check = state.check && {
           ...state.check,
@@ -48,6 +55,15 @@ function reduce(state: WatchState, action: Action): WatchState {
           tasksTotal: ev.tasksTotal || state.check.tasksTotal,
         };
         return { ...state, tasks, check, phase: "live", error: undefined };
+      }
+      if (ev.event === "progress" && ev.progress) {
+        const p = ev.progress;
+        const task = state.tasks.find((t) => t.taskId === p.taskId);
+        if (task && TASK_TERMINAL.has(task.status)) return state;
+        return { ...state, progress: { ...state.progress, [p.taskId]: p }, phase: "live", error: undefined };
+      }
+      if (ev.event === "deleted") {
+        return { ...state, phase: "deleted" };
       }
       return state;
     }
@@ -64,7 +80,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 const MAX_ATTEMPTS = 8;
 
 export function useWatchCheck(checkId: string): WatchState & { retry: () => void } {
-  const [state, dispatch] = useReducer(reduce, { tasks: [], phase: "connecting" });
+  const [state, dispatch] = useReducer(reduce, { tasks: [], progress: {}, phase: "connecting" });
   const [nonce, setNonce] = useState(0);
 
   useEffect(() => {
@@ -79,7 +95,7 @@ export function useWatchCheck(checkId: string): WatchState & { retry: () => void
           for await (const event of results.watchCheck({ checkId }, { signal })) {
             failures = 0;
             dispatch({ type: "event", event });
-            if (event.event === "done" || (event.check && TERMINAL.has(event.check.status))) terminal = true;
+            if (event.event === "done" || event.event === "deleted" || (event.check && TERMINAL.has(event.check.status))) terminal = true;
           }
           if (terminal || signal.aborted) return;
           failures += 1;

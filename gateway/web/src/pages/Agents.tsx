@@ -2,6 +2,7 @@
 import { useQuery } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { Card, Empty, ErrorNotice, Loading, StatusBadge } from "../components/ui";
+import { AgentsMap } from "../components/WorldMap";
 import { describeError, registry } from "../lib/api";
 import { formatAgo, formatLocation, toDate } from "../lib/format";
 
@@ -45,6 +46,9 @@ export function AgentsPage() {
               <ErrorNotice>Showing the last list: refreshing failed. {describeError(query.error)}</ErrorNotice>
             </div>
           )}
+          <div className="mb-4">
+            <AgentsMap agents={agents} />
+          </div>
           <div className="-mx-4 overflow-x-auto sm:mx-0">
             <table className="min-w-full text-left text-sm" aria-label="Agents">
               <thead className="border-b border-slate-200 text-xs uppercase text-slate-500">

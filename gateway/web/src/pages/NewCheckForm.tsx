@@ -18,6 +18,12 @@ type Form = {
   countries: string;
   labels: string;
   limit: string;
+  /** Free-text places (AgentSelector.magic), comma separated: "Germany, AS7922, FR+AS12322". */
+  from: string;
+  continents: string;
+  asns: string;
+  excludeLabels: string;
+  sameAs: string;
 };
 
 const INITIAL: Form = {
@@ -28,6 +34,11 @@ const INITIAL: Form = {
   countries: "",
   labels: "",
   limit: "",
+  from: "",
+  continents: "",
+  asns: "",
+  excludeLabels: "",
+  sameAs: "",
 };
 
 /** Errors keyed by the server's field name, with list indexes dropped ("checks[1]" -> "checks"). */
@@ -36,6 +47,7 @@ type Errors = Record<string, string[]>;
 // Inputs on this form, by the server field they answer for; anything else is listed above the form.
 const FIELDS_ON_FORM = new Set([
   "target", "checks", "agents.regions", "agents.countries", "agents.labels", "agents.limit",
+  "agents.magic", "agents.continents", "agents.asns", "agents.exclude_labels", "agents.same_as",
   ...CHECK_TYPES.flatMap((m) => m.form.fields.map((f) => optionPath(m, f.key))),
 ]);
 
@@ -85,17 +97,28 @@ function buildRequest(form: Form): { request?: CreateCheckRequest; errors: Error
   const init: CreateCheckInit = { target: form.target.trim(), checks: chosen.map((m) => m.name) };
   // Options only for the chosen types: the server refuses options of a type not asked for.
   for (const m of chosen) addOptions(init, m, optionsReader(m, form.options[m.name] ?? {}, errors));
-  const labels: Record<string, string> = {};
-  for (const pair of splitList(form.labels)) {
-    const [k, ...rest] = pair.split("=");
-    if (!k || rest.length === 0) addError(errors, "agents.labels", `"${pair}" is not key=value`);
-    else labels[k] = rest.join("=");
-  }
+  const labelsOf = (value: string, field: string) => {
+    const labels: Record<string, string> = {};
+    for (const pair of splitList(value)) {
+      const [k, ...rest] = pair.split("=");
+      if (!k || rest.length === 0) addError(errors, field, `"${pair}" is not key=value`);
+      else labels[k] = rest.join("=");
+    }
+    return labels;
+  };
   init.agents = {
     regions: splitList(form.regions),
     countries: splitList(form.countries).map((c) => c.toUpperCase()),
-    labels,
+    labels: labelsOf(form.labels, "agents.labels"),
     limit: parseUint(form.limit, "agents.limit", errors),
+    // Places may hold spaces ("New York"): only commas separate them.
+    magic: form.from.split(",").map((s) => s.trim()).filter(Boolean),
+    continents: splitList(form.continents).map((c) => c.toUpperCase()),
+    asns: splitList(form.asns)
+      .map((a) => parseUint(a.replace(/^as/i, ""), "agents.asns", errors))
+      .filter((n): n is number => n !== undefined),
+    excludeLabels: labelsOf(form.excludeLabels, "agents.exclude_labels"),
+    sameAs: form.sameAs.trim(),
   };
   if (Object.keys(errors).length) return { errors };
   return { request: create(CreateCheckRequestSchema, init), errors };
@@ -278,6 +301,15 @@ export function NewCheckForm() {
       ))}
 
       <Options title="Agents" hint="Empty: any online agents, up to 10.">
+        <Field label="From" field="agents.magic" errors={errors} hint="Any of, comma separated: continent, country, city, ASN, network; A+B: both">
+          {(p) => <input {...p} name="agents.magic" placeholder="Germany, AS7922, FR+AS12322" value={form.from} onChange={(e) => set("from", e.target.value)} />}
+        </Field>
+        <Field label="Continents" field="agents.continents" errors={errors} hint="AF, AN, AS, EU, NA, OC, SA">
+          {(p) => <input {...p} name="agents.continents" placeholder="EU" value={form.continents} onChange={(e) => set("continents", e.target.value)} />}
+        </Field>
+        <Field label="ASNs" field="agents.asns" errors={errors} hint="Any of, e.g. 3320, AS7922">
+          {(p) => <input {...p} name="agents.asns" placeholder="3320" value={form.asns} onChange={(e) => set("asns", e.target.value)} />}
+        </Field>
         <Field label="Regions" field="agents.regions" errors={errors} hint="Any of, comma separated">
           {(p) => <input {...p} name="agents.regions" placeholder="eu-west" value={form.regions} onChange={(e) => set("regions", e.target.value)} />}
         </Field>
@@ -286,6 +318,12 @@ export function NewCheckForm() {
         </Field>
         <Field label="Labels" field="agents.labels" errors={errors} hint="All of, key=value">
           {(p) => <input {...p} name="agents.labels" placeholder="net=fiber" value={form.labels} onChange={(e) => set("labels", e.target.value)} />}
+        </Field>
+        <Field label="Not labels" field="agents.exclude_labels" errors={errors} hint="None of, key=value">
+          {(p) => <input {...p} name="agents.exclude_labels" placeholder="tier=test" value={form.excludeLabels} onChange={(e) => set("excludeLabels", e.target.value)} />}
+        </Field>
+        <Field label="Same agents as check" field="agents.same_as" errors={errors} hint="An earlier check's id">
+          {(p) => <input {...p} name="agents.same_as" placeholder="check id" value={form.sameAs} onChange={(e) => set("sameAs", e.target.value)} />}
         </Field>
         <Field label="How many agents" field="agents.limit" errors={errors} hint="1-1000. Default 10">
           {(p) => <input {...p} name="agents.limit" inputMode="numeric" placeholder="10" value={form.limit} onChange={(e) => set("limit", e.target.value)} />}

@@ -3,9 +3,12 @@ import { Fragment, useState } from "react";
 import { Link, useParams } from "react-router";
 import { latencyMeaning, latencyOf, summaryOf } from "../checks";
 import { ResultDetails } from "../components/ResultDetails";
+import { ResultsMap } from "../components/WorldMap";
 import { Card, Empty, ErrorNotice, Loading, StatusBadge } from "../components/ui";
 import type { CheckTask } from "../gen/hostcheck/v1/checks_pb";
+import type { TaskProgress } from "../gen/hostcheck/v1/scheduler_pb";
 import { formatLocation, formatMs, formatTime } from "../lib/format";
+import { checkBadge, countsOf, outcomeText } from "../lib/outcome";
 import { useWatchCheck, type WatchPhase } from "../lib/watch";
 
 const PHASE_TEXT: Record<WatchPhase, string> = {
@@ -14,6 +17,7 @@ const PHASE_TEXT: Record<WatchPhase, string> = {
   reconnecting: "reconnecting…",
   done: "finished",
   not_found: "",
+  deleted: "deleted",
   error: "disconnected",
 };
 
@@ -31,6 +35,15 @@ export function ResultsPage() {
       </div>
     );
   }
+  if (phase === "deleted") {
+    return (
+      <div className="space-y-3">
+        <h1 className="text-xl font-semibold">Check deleted</h1>
+        <ErrorNotice>The check <code>{checkId}</code> was deleted while you watched it.</ErrorNotice>
+        <Link to="/" className="text-sky-700 underline">Back to the dashboard</Link>
+      </div>
+    );
+  }
   if (!check) {
     return phase === "error" || phase === "reconnecting" ? (
       <ErrorNotice onRetry={watch.retry}>Could not load the check. {watch.error}</ErrorNotice>
@@ -40,12 +53,14 @@ export function ResultsPage() {
   }
 
   const pct = check.tasksTotal ? Math.round((check.tasksDone / check.tasksTotal) * 100) : 0;
+  const counts = countsOf(check, tasks);
+  const badge = checkBadge(check, counts);
   return (
     <div className="space-y-6">
       <div className="space-y-2">
         <div className="flex flex-wrap items-center gap-3">
           <h1 className="break-all text-xl font-semibold" data-testid="check-target">{check.target}</h1>
-          <StatusBadge status={check.status} />
+          <StatusBadge status={badge.status} label={badge.label} />
           <span className="flex items-center gap-1.5 text-xs text-slate-500" data-testid="watch-phase" data-phase={phase}>
             {phase === "live" && <span className="inline-block h-2 w-2 animate-pulse rounded-full bg-emerald-500" />}
             {PHASE_TEXT[phase]}
@@ -53,7 +68,8 @@ export function ResultsPage() {
         </div>
         <p className="text-sm text-slate-600">
           {check.checkTypes.join(", ")} · created {formatTime(check.createdAt)} ·{" "}
-          <span data-testid="progress">{check.tasksDone}/{check.tasksTotal} tasks done</span>
+          <span data-testid="progress">{check.tasksDone}/{check.tasksTotal} tasks done</span> ·{" "}
+          <span data-testid="outcome" data-outcome={badge.status}>{outcomeText(counts)}</span>
         </p>
         <div className="h-1.5 w-full overflow-hidden rounded bg-slate-200" role="progressbar" aria-label="Tasks done" aria-valuenow={pct} aria-valuemin={0} aria-valuemax={100}>
           <div className="h-full bg-sky-600 transition-all" style={{ width: `${pct}%` }} />
@@ -69,8 +85,14 @@ export function ResultsPage() {
       </div>
 
       <Card title="Results by agent">
-        {tasks.length === 0 ? <Empty>No agents were assigned to this check.</Empty> : <TaskList tasks={tasks} multiType={check.checkTypes.length > 1} />}
+        {tasks.length === 0 ? <Empty>No agents were assigned to this check.</Empty> : <TaskList tasks={tasks} progress={watch.progress} multiType={check.checkTypes.length > 1} />}
       </Card>
+
+      {tasks.length > 0 && (
+        <Card title="Where the agents are">
+          <ResultsMap tasks={tasks} />
+        </Card>
+      )}
 
       <Card title="Latency by agent">
         <LatencyChart tasks={tasks} types={check.checkTypes} />
@@ -88,18 +110,23 @@ function taskOutcome(task: CheckTask): { status: string; label: string } {
   if (task.status === "completed" && task.result) {
     return task.result.success ? { status: "success", label: "ok" } : { status: "failed", label: task.result.errorCode || "failed" };
   }
+  if (task.status === "running") return { status: "in_progress", label: "running" };
   return { status: task.status, label: task.status.replace("_", " ") };
 }
 
 /** One short line about the result: the thing a person looks for first. */
-function summary(task: CheckTask): string {
+function summary(task: CheckTask, progress?: TaskProgress): string {
   const r = task.result;
+  if (!r && task.status === "running") {
+    if (!progress?.message) return "running…";
+    return progress.total ? `${progress.message} (${progress.done}/${progress.total})` : progress.message;
+  }
   if (!r) return task.reason || (task.status === "pending" ? "waiting for the agent…" : "");
   if (!r.success && r.error) return r.error;
   return summaryOf(task.checkType, r);
 }
 
-function TaskList({ tasks, multiType }: { tasks: CheckTask[]; multiType: boolean }) {
+function TaskList({ tasks, progress, multiType }: { tasks: CheckTask[]; progress: Record<string, TaskProgress>; multiType: boolean }) {
   const [open, setOpen] = useState<Record<string, boolean>>({});
   return (
     <div className="-mx-4 overflow-x-auto sm:mx-0">
@@ -133,7 +160,7 @@ function TaskList({ tasks, multiType }: { tasks: CheckTask[]; multiType: boolean
                     <StatusBadge status={outcome.status} label={outcome.label} />
                   </td>
                   <td className="px-2 py-2 text-right tabular-nums" data-testid="latency" title={task.result ? `probe took ${formatMs(task.result.durationMs)}` : undefined}>{formatMs(taskLatency(task))}</td>
-                  <td className="hidden max-w-xs truncate px-2 py-2 text-slate-600 lg:table-cell" title={summary(task)}>{summary(task)}</td>
+                  <td className="hidden max-w-xs truncate px-2 py-2 text-slate-600 lg:table-cell" title={summary(task, progress[task.taskId])}>{summary(task, progress[task.taskId])}</td>
                   <td className="px-2 py-2 text-right">
                     <button
                       type="button"
@@ -149,7 +176,7 @@ function TaskList({ tasks, multiType }: { tasks: CheckTask[]; multiType: boolean
                 {isOpen && (
                   <tr id={detailsId} className="border-b border-slate-100 bg-slate-50">
                     <td colSpan={7} className="px-4 py-3 sm:px-3">
-                      <p className="mb-2 text-slate-600 lg:hidden">{summary(task)}</p>
+                      <p className="mb-2 text-slate-600 lg:hidden">{summary(task, progress[task.taskId])}</p>
                       <ResultDetails task={task} />
                     </td>
                   </tr>

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hostcheck/v1/agents.proto.
  */
 export const file_hostcheck_v1_agents: GenFile = /*@__PURE__*/
-  fileDesc("Chlob3N0Y2hlY2svdjEvYWdlbnRzLnByb3RvEgxob3N0Y2hlY2sudjEijAMKBUFnZW50EhAKCGFnZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSEAoIbG9jYXRpb24YAyABKAkSDgoGcmVnaW9uGAQgASgJEg8KB2NvdW50cnkYBSABKAkSDAoEY2l0eRgGIAEoCRILCgNhc24YByABKA0SLwoGbGFiZWxzGAggAygLMh8uaG9zdGNoZWNrLnYxLkFnZW50LkxhYmVsc0VudHJ5EhQKDGNhcGFiaWxpdGllcxgJIAMoCRIPCgd2ZXJzaW9uGAogASgJEg4KBnN0YXR1cxgLIAEoCRIyCg5sYXN0X2hlYXJ0YmVhdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPdGFza3NfaW5fZmxpZ2h0GA0gASgNEjEKDXJlZ2lzdGVyZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Chlob3N0Y2hlY2svdjEvYWdlbnRzLnByb3RvEgxob3N0Y2hlY2sudjEi1gMKBUFnZW50EhAKCGFnZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSEAoIbG9jYXRpb24YAyABKAkSDgoGcmVnaW9uGAQgASgJEg8KB2NvdW50cnkYBSABKAkSDAoEY2l0eRgGIAEoCRILCgNhc24YByABKA0SLwoGbGFiZWxzGAggAygLMh8uaG9zdGNoZWNrLnYxLkFnZW50LkxhYmVsc0VudHJ5EhQKDGNhcGFiaWxpdGllcxgJIAMoCRIPCgd2ZXJzaW9uGAogASgJEg4KBnN0YXR1cxgLIAEoCRIyCg5sYXN0X2hlYXJ0YmVhdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPdGFza3NfaW5fZmxpZ2h0GA0gASgNEjEKDXJlZ2lzdGVyZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKCGxhdGl0dWRlGA8gASgBSACIAQESFgoJbG9uZ2l0dWRlGBAgASgBSAGIAQEaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUILCglfbGF0aXR1ZGVCDAoKX2xvbmdpdHVkZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * An agent as the registry knows it, with its live state.
@@ -95,6 +95,20 @@ export type Agent = Message<"hostcheck.v1.Agent"> & {
    * @generated from field: google.protobuf.Timestamp registered_at = 14;
    */
   registeredAt?: Timestamp | undefined;
+
+  /**
+   * Where the agent is, in decimal degrees (WGS 84), for the UI's map; absent
+   * when unknown. `hostcheck dev` gives its local agents well-known cities,
+   * labelled simulated=true.
+   *
+   * @generated from field: optional double latitude = 15;
+   */
+  latitude?: number | undefined;
+
+  /**
+   * @generated from field: optional double longitude = 16;
+   */
+  longitude?: number | undefined;
 };
 
 /**

@@ -10,10 +10,14 @@ import type { DnsOptions, DnsResult } from "./dns_pb";
 import { file_hostcheck_v1_dns } from "./dns_pb";
 import type { HttpOptions, HttpResult } from "./http_pb";
 import { file_hostcheck_v1_http } from "./http_pb";
+import type { MtrOptions, MtrResult } from "./mtr_pb";
+import { file_hostcheck_v1_mtr } from "./mtr_pb";
 import type { PingOptions, PingResult } from "./ping_pb";
 import { file_hostcheck_v1_ping } from "./ping_pb";
 import type { TcpOptions, TcpResult } from "./tcp_pb";
 import { file_hostcheck_v1_tcp } from "./tcp_pb";
+import type { TlsOptions, TlsResult } from "./tls_pb";
+import { file_hostcheck_v1_tls } from "./tls_pb";
 import type { TracerouteOptions, TracerouteResult } from "./traceroute_pb";
 import { file_hostcheck_v1_traceroute } from "./traceroute_pb";
 import type { UdpOptions, UdpResult } from "./udp_pb";
@@ -24,7 +28,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hostcheck/v1/checks.proto.
  */
 export const file_hostcheck_v1_checks: GenFile = /*@__PURE__*/
-  fileDesc("Chlob3N0Y2hlY2svdjEvY2hlY2tzLnByb3RvEgxob3N0Y2hlY2sudjEiigIKDENoZWNrT3B0aW9ucxInCgRodHRwGAEgASgLMhkuaG9zdGNoZWNrLnYxLkh0dHBPcHRpb25zEiUKA3RjcBgCIAEoCzIYLmhvc3RjaGVjay52MS5UY3BPcHRpb25zEicKBHBpbmcYAyABKAsyGS5ob3N0Y2hlY2sudjEuUGluZ09wdGlvbnMSJQoDZG5zGAQgASgLMhguaG9zdGNoZWNrLnYxLkRuc09wdGlvbnMSJQoDdWRwGAUgASgLMhguaG9zdGNoZWNrLnYxLlVkcE9wdGlvbnMSMwoKdHJhY2Vyb3V0ZRgGIAEoCzIfLmhvc3RjaGVjay52MS5UcmFjZXJvdXRlT3B0aW9ucyLNAQoNQWdlbnRTZWxlY3RvchIPCgdyZWdpb25zGAEgAygJEhEKCWNvdW50cmllcxgCIAMoCRIOCgZjaXRpZXMYAyADKAkSNwoGbGFiZWxzGAQgAygLMicuaG9zdGNoZWNrLnYxLkFnZW50U2VsZWN0b3IuTGFiZWxzRW50cnkSEQoJYWdlbnRfaWRzGAUgAygJEg0KBWxpbWl0GAYgASgNGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEimAIKClJlc3VsdERhdGESKAoEaHR0cBgBIAEoCzIYLmhvc3RjaGVjay52MS5IdHRwUmVzdWx0SAASJgoDdGNwGAIgASgLMhcuaG9zdGNoZWNrLnYxLlRjcFJlc3VsdEgAEigKBHBpbmcYAyABKAsyGC5ob3N0Y2hlY2sudjEuUGluZ1Jlc3VsdEgAEiYKA2RucxgEIAEoCzIXLmhvc3RjaGVjay52MS5EbnNSZXN1bHRIABImCgN1ZHAYBSABKAsyFy5ob3N0Y2hlY2sudjEuVWRwUmVzdWx0SAASNAoKdHJhY2Vyb3V0ZRgGIAEoCzIeLmhvc3RjaGVjay52MS5UcmFjZXJvdXRlUmVzdWx0SABCCAoGcmVzdWx0IrsCCgtDaGVja1Jlc3VsdBIPCgd0YXNrX2lkGAEgASgJEhAKCGNoZWNrX2lkGAIgASgJEhAKCGFnZW50X2lkGAMgASgJEhIKCmNoZWNrX3R5cGUYBCABKAkSDwoHc3VjY2VzcxgFIAEoCBImCgRkYXRhGA0gASgLMhguaG9zdGNoZWNrLnYxLlJlc3VsdERhdGESDQoFZXJyb3IYByABKAkSEgoKZXJyb3JfY29kZRgIIAEoCRITCgtkdXJhdGlvbl9tcxgJIAEoARIuCgpzdGFydGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjcmVhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRsYXRlGAwgASgISgQIBhAHIoQDCglDaGVja1Rhc2sSDwoHdGFza19pZBgBIAEoCRIQCghjaGVja19pZBgCIAEoCRIQCghhZ2VudF9pZBgDIAEoCRISCgphZ2VudF9uYW1lGAQgASgJEhAKCGxvY2F0aW9uGAUgASgJEg4KBnJlZ2lvbhgGIAEoCRIPCgdjb3VudHJ5GAcgASgJEgwKBGNpdHkYCCABKAkSEgoKY2hlY2tfdHlwZRgJIAEoCRIOCgZzdGF0dXMYCiABKAkSDgoGcmVhc29uGAsgASgJEi4KCmNyZWF0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGRlYWRsaW5lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wbGV0ZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBnJlc3VsdBgPIAEoCzIZLmhvc3RjaGVjay52MS5DaGVja1Jlc3VsdCKwAwoFQ2hlY2sSEAoIY2hlY2tfaWQYASABKAkSDgoGdGFyZ2V0GAIgASgJEhMKC2NoZWNrX3R5cGVzGAMgAygJEg4KBnN0YXR1cxgEIAEoCRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wbGV0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGRlYWRsaW5lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgdvcHRpb25zGAggASgLMhouaG9zdGNoZWNrLnYxLkNoZWNrT3B0aW9ucxImCgV0YXNrcxgJIAMoCzIXLmhvc3RjaGVjay52MS5DaGVja1Rhc2sSKgoHcmVzdWx0cxgKIAMoCzIZLmhvc3RjaGVjay52MS5DaGVja1Jlc3VsdBITCgt0YXNrc190b3RhbBgLIAEoDRISCgp0YXNrc19kb25lGAwgASgNEhIKCnRpbWVvdXRfbXMYDSABKA0SEgoKaXBfdmVyc2lvbhgOIAEoDWIGcHJvdG8z", [file_google_protobuf_timestamp, file_hostcheck_v1_dns, file_hostcheck_v1_http, file_hostcheck_v1_ping, file_hostcheck_v1_tcp, file_hostcheck_v1_traceroute, file_hostcheck_v1_udp]);
+  fileDesc("Chlob3N0Y2hlY2svdjEvY2hlY2tzLnByb3RvEgxob3N0Y2hlY2sudjEi2AIKDENoZWNrT3B0aW9ucxInCgRodHRwGAEgASgLMhkuaG9zdGNoZWNrLnYxLkh0dHBPcHRpb25zEiUKA3RjcBgCIAEoCzIYLmhvc3RjaGVjay52MS5UY3BPcHRpb25zEicKBHBpbmcYAyABKAsyGS5ob3N0Y2hlY2sudjEuUGluZ09wdGlvbnMSJQoDZG5zGAQgASgLMhguaG9zdGNoZWNrLnYxLkRuc09wdGlvbnMSJQoDdWRwGAUgASgLMhguaG9zdGNoZWNrLnYxLlVkcE9wdGlvbnMSMwoKdHJhY2Vyb3V0ZRgGIAEoCzIfLmhvc3RjaGVjay52MS5UcmFjZXJvdXRlT3B0aW9ucxIlCgN0bHMYByABKAsyGC5ob3N0Y2hlY2sudjEuVGxzT3B0aW9ucxIlCgNtdHIYCCABKAsyGC5ob3N0Y2hlY2sudjEuTXRyT3B0aW9ucyLPAwoNQWdlbnRTZWxlY3RvchIPCgdyZWdpb25zGAEgAygJEhEKCWNvdW50cmllcxgCIAMoCRIOCgZjaXRpZXMYAyADKAkSNwoGbGFiZWxzGAQgAygLMicuaG9zdGNoZWNrLnYxLkFnZW50U2VsZWN0b3IuTGFiZWxzRW50cnkSEQoJYWdlbnRfaWRzGAUgAygJEg0KBWxpbWl0GAYgASgNEgwKBGFzbnMYByADKA0SEgoKY29udGluZW50cxgIIAMoCRIQCghuZXR3b3JrcxgJIAMoCRJGCg5leGNsdWRlX2xhYmVscxgKIAMoCzIuLmhvc3RjaGVjay52MS5BZ2VudFNlbGVjdG9yLkV4Y2x1ZGVMYWJlbHNFbnRyeRINCgVtYWdpYxgLIAMoCRIuCglsb2NhdGlvbnMYDCADKAsyGy5ob3N0Y2hlY2sudjEuQWdlbnRMb2NhdGlvbhIPCgdzYW1lX2FzGA0gASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaNAoSRXhjbHVkZUxhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi+wIKDUFnZW50TG9jYXRpb24SEgoKY29udGluZW50cxgBIAMoCRIPCgdyZWdpb25zGAIgAygJEhEKCWNvdW50cmllcxgDIAMoCRIOCgZjaXRpZXMYBCADKAkSDAoEYXNucxgFIAMoDRIQCghuZXR3b3JrcxgGIAMoCRI3CgZsYWJlbHMYByADKAsyJy5ob3N0Y2hlY2sudjEuQWdlbnRMb2NhdGlvbi5MYWJlbHNFbnRyeRJGCg5leGNsdWRlX2xhYmVscxgIIAMoCzIuLmhvc3RjaGVjay52MS5BZ2VudExvY2F0aW9uLkV4Y2x1ZGVMYWJlbHNFbnRyeRINCgVtYWdpYxgJIAMoCRINCgVsaW1pdBgKIAEoDRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjQKEkV4Y2x1ZGVMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIugCCgpSZXN1bHREYXRhEigKBGh0dHAYASABKAsyGC5ob3N0Y2hlY2sudjEuSHR0cFJlc3VsdEgAEiYKA3RjcBgCIAEoCzIXLmhvc3RjaGVjay52MS5UY3BSZXN1bHRIABIoCgRwaW5nGAMgASgLMhguaG9zdGNoZWNrLnYxLlBpbmdSZXN1bHRIABImCgNkbnMYBCABKAsyFy5ob3N0Y2hlY2sudjEuRG5zUmVzdWx0SAASJgoDdWRwGAUgASgLMhcuaG9zdGNoZWNrLnYxLlVkcFJlc3VsdEgAEjQKCnRyYWNlcm91dGUYBiABKAsyHi5ob3N0Y2hlY2sudjEuVHJhY2Vyb3V0ZVJlc3VsdEgAEiYKA3RscxgHIAEoCzIXLmhvc3RjaGVjay52MS5UbHNSZXN1bHRIABImCgNtdHIYCCABKAsyFy5ob3N0Y2hlY2sudjEuTXRyUmVzdWx0SABCCAoGcmVzdWx0IosDCgtDaGVja1Jlc3VsdBIPCgd0YXNrX2lkGAEgASgJEhAKCGNoZWNrX2lkGAIgASgJEhAKCGFnZW50X2lkGAMgASgJEhIKCmNoZWNrX3R5cGUYBCABKAkSDwoHc3VjY2VzcxgFIAEoCBImCgRkYXRhGA0gASgLMhguaG9zdGNoZWNrLnYxLlJlc3VsdERhdGESDQoFZXJyb3IYByABKAkSEgoKZXJyb3JfY29kZRgIIAEoCRITCgtkdXJhdGlvbl9tcxgJIAEoARIuCgpzdGFydGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjcmVhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRsYXRlGAwgASgIEg0KBWFnZW50GBkgASgJEhAKCGxvY2F0aW9uGBogASgJEg4KBnJlZ2lvbhgbIAEoCRIPCgdjb3VudHJ5GBwgASgJEgwKBGNpdHkYHSABKAlKBAgGEAcitAMKCUNoZWNrVGFzaxIPCgd0YXNrX2lkGAEgASgJEhAKCGNoZWNrX2lkGAIgASgJEhAKCGFnZW50X2lkGAMgASgJEhIKCmFnZW50X25hbWUYBCABKAkSEAoIbG9jYXRpb24YBSABKAkSDgoGcmVnaW9uGAYgASgJEg8KB2NvdW50cnkYByABKAkSDAoEY2l0eRgIIAEoCRISCgpjaGVja190eXBlGAkgASgJEg4KBnN0YXR1cxgKIAEoCRIOCgZyZWFzb24YCyABKAkSLgoKY3JlYXRlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZGVhZGxpbmUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNvbXBsZXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoGcmVzdWx0GA8gASgLMhkuaG9zdGNoZWNrLnYxLkNoZWNrUmVzdWx0Ei4KCnN0YXJ0ZWRfYXQYFCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIrsECgVDaGVjaxIQCghjaGVja19pZBgBIAEoCRIOCgZ0YXJnZXQYAiABKAkSEwoLY2hlY2tfdHlwZXMYAyADKAkSDgoGc3RhdHVzGAQgASgJEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNvbXBsZXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZGVhZGxpbmUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKB29wdGlvbnMYCCABKAsyGi5ob3N0Y2hlY2sudjEuQ2hlY2tPcHRpb25zEiYKBXRhc2tzGAkgAygLMhcuaG9zdGNoZWNrLnYxLkNoZWNrVGFzaxIqCgdyZXN1bHRzGAogAygLMhkuaG9zdGNoZWNrLnYxLkNoZWNrUmVzdWx0EhMKC3Rhc2tzX3RvdGFsGAsgASgNEhIKCnRhc2tzX2RvbmUYDCABKA0SEgoKdGltZW91dF9tcxgNIAEoDRISCgppcF92ZXJzaW9uGA4gASgNEhkKEWNyZWF0ZWRfYnlfa2V5X2lkGB4gASgJEhcKD3Rhc2tzX3N1Y2NlZWRlZBgUIAEoDRIUCgx0YXNrc19mYWlsZWQYFSABKA0SFwoPdGFza3NfdGltZWRfb3V0GBYgASgNEhUKDXRhc2tzX3J1bm5pbmcYFyABKA0SDwoHb3V0Y29tZRgYIAEoCWIGcHJvdG8z", [file_google_protobuf_timestamp, file_hostcheck_v1_dns, file_hostcheck_v1_http, file_hostcheck_v1_mtr, file_hostcheck_v1_ping, file_hostcheck_v1_tcp, file_hostcheck_v1_tls, file_hostcheck_v1_traceroute, file_hostcheck_v1_udp]);
 
 /**
  * Options of every type of one check; a task carries only its own type's.
@@ -61,6 +65,16 @@ export type CheckOptions = Message<"hostcheck.v1.CheckOptions"> & {
    * @generated from field: hostcheck.v1.TracerouteOptions traceroute = 6;
    */
   traceroute?: TracerouteOptions | undefined;
+
+  /**
+   * @generated from field: hostcheck.v1.TlsOptions tls = 7;
+   */
+  tls?: TlsOptions | undefined;
+
+  /**
+   * @generated from field: hostcheck.v1.MtrOptions mtr = 8;
+   */
+  mtr?: MtrOptions | undefined;
 };
 
 /**
@@ -112,11 +126,63 @@ export type AgentSelector = Message<"hostcheck.v1.AgentSelector"> & {
   agentIds: string[];
 
   /**
-   * At most this many agents (1-1000). Default 10.
+   * At most this many agents (1-1000). Default 10; with `locations`, the total over them.
    *
    * @generated from field: uint32 limit = 6;
    */
   limit: number;
+
+  /**
+   * Autonomous system numbers to pick from (any of them), e.g. 3320.
+   *
+   * @generated from field: repeated uint32 asns = 7;
+   */
+  asns: number[];
+
+  /**
+   * Continent codes to pick from (any of them): AF, AN, AS, EU, NA, OC, SA; an agent's
+   * continent is its country's.
+   *
+   * @generated from field: repeated string continents = 8;
+   */
+  continents: string[];
+
+  /**
+   * Network names to pick from (any of them): an agent's network is its `network` label.
+   *
+   * @generated from field: repeated string networks = 9;
+   */
+  networks: string[];
+
+  /**
+   * Labels no picked agent may carry (an agent with any of these key=value pairs is left out).
+   *
+   * @generated from field: map<string, string> exclude_labels = 10;
+   */
+  excludeLabels: { [key: string]: string };
+
+  /**
+   * Free-text filters, any of them: each matched, case-insensitively, against an agent's
+   * continent (code or name), country (code or name), region, city, ASN as "AS3320", network
+   * and label values; "+" joins filters that must all match ("DE+AS3320").
+   *
+   * @generated from field: repeated string magic = 11;
+   */
+  magic: string[];
+
+  /**
+   * Places to pick from, each with its own limit (the filters above apply to all of them).
+   *
+   * @generated from field: repeated hostcheck.v1.AgentLocation locations = 12;
+   */
+  locations: AgentLocation[];
+
+  /**
+   * The agents of an earlier check (its id): those of them online that match the filters.
+   *
+   * @generated from field: string same_as = 13;
+   */
+  sameAs: string;
 };
 
 /**
@@ -125,6 +191,73 @@ export type AgentSelector = Message<"hostcheck.v1.AgentSelector"> & {
  */
 export const AgentSelectorSchema: GenMessage<AgentSelector> = /*@__PURE__*/
   messageDesc(file_hostcheck_v1_checks, 1);
+
+/**
+ * One place of AgentSelector.locations: its filters (all must match) and its own limit.
+ *
+ * @generated from message hostcheck.v1.AgentLocation
+ */
+export type AgentLocation = Message<"hostcheck.v1.AgentLocation"> & {
+  /**
+   * @generated from field: repeated string continents = 1;
+   */
+  continents: string[];
+
+  /**
+   * @generated from field: repeated string regions = 2;
+   */
+  regions: string[];
+
+  /**
+   * @generated from field: repeated string countries = 3;
+   */
+  countries: string[];
+
+  /**
+   * @generated from field: repeated string cities = 4;
+   */
+  cities: string[];
+
+  /**
+   * @generated from field: repeated uint32 asns = 5;
+   */
+  asns: number[];
+
+  /**
+   * @generated from field: repeated string networks = 6;
+   */
+  networks: string[];
+
+  /**
+   * @generated from field: map<string, string> labels = 7;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * @generated from field: map<string, string> exclude_labels = 8;
+   */
+  excludeLabels: { [key: string]: string };
+
+  /**
+   * @generated from field: repeated string magic = 9;
+   */
+  magic: string[];
+
+  /**
+   * At most this many agents from this place (1-1000). Default: the selector's limit shared
+   * evenly among the locations that give none.
+   *
+   * @generated from field: uint32 limit = 10;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message hostcheck.v1.AgentLocation.
+ * Use `create(AgentLocationSchema)` to create a new message.
+ */
+export const AgentLocationSchema: GenMessage<AgentLocation> = /*@__PURE__*/
+  messageDesc(file_hostcheck_v1_checks, 2);
 
 /**
  * What one task measured: one field, named by the check type.
@@ -171,6 +304,18 @@ export type ResultData = Message<"hostcheck.v1.ResultData"> & {
      */
     value: TracerouteResult;
     case: "traceroute";
+  } | {
+    /**
+     * @generated from field: hostcheck.v1.TlsResult tls = 7;
+     */
+    value: TlsResult;
+    case: "tls";
+  } | {
+    /**
+     * @generated from field: hostcheck.v1.MtrResult mtr = 8;
+     */
+    value: MtrResult;
+    case: "mtr";
   } | { case: undefined; value?: undefined };
 };
 
@@ -179,7 +324,7 @@ export type ResultData = Message<"hostcheck.v1.ResultData"> & {
  * Use `create(ResultDataSchema)` to create a new message.
  */
 export const ResultDataSchema: GenMessage<ResultData> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_checks, 2);
+  messageDesc(file_hostcheck_v1_checks, 3);
 
 /**
  * One result of one task: what the agent measured.
@@ -258,6 +403,35 @@ export type CheckResult = Message<"hostcheck.v1.CheckResult"> & {
    * @generated from field: bool late = 12;
    */
   late: boolean;
+
+  /**
+   * The name of the agent that ran the task, and where it was (the seed's `agent`).
+   *
+   * @generated from field: string agent = 25;
+   */
+  agent: string;
+
+  /**
+   * Free-text location of the agent, e.g. "Frankfurt, DE".
+   *
+   * @generated from field: string location = 26;
+   */
+  location: string;
+
+  /**
+   * @generated from field: string region = 27;
+   */
+  region: string;
+
+  /**
+   * @generated from field: string country = 28;
+   */
+  country: string;
+
+  /**
+   * @generated from field: string city = 29;
+   */
+  city: string;
 };
 
 /**
@@ -265,7 +439,7 @@ export type CheckResult = Message<"hostcheck.v1.CheckResult"> & {
  * Use `create(CheckResultSchema)` to create a new message.
  */
 export const CheckResultSchema: GenMessage<CheckResult> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_checks, 3);
+  messageDesc(file_hostcheck_v1_checks, 4);
 
 /**
  * One agent's share of a check: one check type on one agent.
@@ -321,7 +495,7 @@ export type CheckTask = Message<"hostcheck.v1.CheckTask"> & {
   checkType: string;
 
   /**
-   * pending | completed | failed | timed_out
+   * pending | running | completed | failed | timed_out
    *
    * @generated from field: string status = 10;
    */
@@ -355,6 +529,13 @@ export type CheckTask = Message<"hostcheck.v1.CheckTask"> & {
    * @generated from field: hostcheck.v1.CheckResult result = 15;
    */
   result?: CheckResult | undefined;
+
+  /**
+   * When the agent started it (the task is `running` from then until its result).
+   *
+   * @generated from field: google.protobuf.Timestamp started_at = 20;
+   */
+  startedAt?: Timestamp | undefined;
 };
 
 /**
@@ -362,7 +543,7 @@ export type CheckTask = Message<"hostcheck.v1.CheckTask"> & {
  * Use `create(CheckTaskSchema)` to create a new message.
  */
 export const CheckTaskSchema: GenMessage<CheckTask> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_checks, 4);
+  messageDesc(file_hostcheck_v1_checks, 5);
 
 /**
  * A check: one target, some check types, run on some agents.
@@ -447,6 +628,44 @@ export type Check = Message<"hostcheck.v1.Check"> & {
    * @generated from field: uint32 ip_version = 14;
    */
   ipVersion: number;
+
+  /**
+   * The API key that created the check; empty when it was created anonymously.
+   *
+   * @generated from field: string created_by_key_id = 30;
+   */
+  createdByKeyId: string;
+
+  /**
+   * Outcomes of the finished tasks: completed (probe succeeded), failed (probe failed), timed_out.
+   *
+   * @generated from field: uint32 tasks_succeeded = 20;
+   */
+  tasksSucceeded: number;
+
+  /**
+   * @generated from field: uint32 tasks_failed = 21;
+   */
+  tasksFailed: number;
+
+  /**
+   * @generated from field: uint32 tasks_timed_out = 22;
+   */
+  tasksTimedOut: number;
+
+  /**
+   * Tasks an agent is running now.
+   *
+   * @generated from field: uint32 tasks_running = 23;
+   */
+  tasksRunning: number;
+
+  /**
+   * Once every task finished: all_succeeded | some_failed | none_succeeded ("" until then).
+   *
+   * @generated from field: string outcome = 24;
+   */
+  outcome: string;
 };
 
 /**
@@ -454,5 +673,5 @@ export type Check = Message<"hostcheck.v1.Check"> & {
  * Use `create(CheckSchema)` to create a new message.
  */
 export const CheckSchema: GenMessage<Check> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_checks, 5);
+  messageDesc(file_hostcheck_v1_checks, 6);
 

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hostcheck/v1/dns.proto.
  */
 export const file_hostcheck_v1_dns: GenFile = /*@__PURE__*/
-  fileDesc("ChZob3N0Y2hlY2svdjEvZG5zLnByb3RvEgxob3N0Y2hlY2sudjEiMwoKRG5zT3B0aW9ucxITCgtyZWNvcmRfdHlwZRgBIAEoCRIQCghyZXNvbHZlchgCIAEoCSK4AQoJRG5zUmVzdWx0Eg0KBXF1ZXJ5GAEgASgJEhMKC3JlY29yZF90eXBlGAIgASgJEhAKCHJlc29sdmVyGAMgASgJEg0KBXJjb2RlGAQgASgJEhAKCHF1ZXJ5X21zGAUgASgBEigKB2Fuc3dlcnMYBiADKAsyFy5ob3N0Y2hlY2sudjEuRG5zUmVjb3JkEioKCWF1dGhvcml0eRgHIAMoCzIXLmhvc3RjaGVjay52MS5EbnNSZWNvcmQiswIKCURuc1JlY29yZBIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSCwoDdHRsGAMgASgNEg0KBXZhbHVlGAQgASgJEhAKCHByaW9yaXR5GAUgASgNEhAKCGV4Y2hhbmdlGAYgASgJEg4KBndlaWdodBgHIAEoDRIMCgRwb3J0GAggASgNEg4KBnRhcmdldBgJIAEoCRINCgVtbmFtZRgKIAEoCRINCgVybmFtZRgLIAEoCRIOCgZzZXJpYWwYDCABKA0SDwoHcmVmcmVzaBgNIAEoDRINCgVyZXRyeRgOIAEoDRIOCgZleHBpcmUYDyABKA0SDwoHbWluaW11bRgQIAEoDRINCgVmbGFncxgRIAEoDRILCgN0YWcYEiABKAkSEQoJY2FhX3ZhbHVlGBMgASgJYgZwcm90bzM");
+  fileDesc("ChZob3N0Y2hlY2svdjEvZG5zLnByb3RvEgxob3N0Y2hlY2sudjEibQoKRG5zT3B0aW9ucxITCgtyZWNvcmRfdHlwZRgBIAEoCRIQCghyZXNvbHZlchgCIAEoCRIQCghwcm90b2NvbBgDIAEoCRINCgV0cmFjZRgEIAEoCBIXCg90bHNfc2VydmVyX25hbWUYBSABKAki9QEKCURuc1Jlc3VsdBINCgVxdWVyeRgBIAEoCRITCgtyZWNvcmRfdHlwZRgCIAEoCRIQCghyZXNvbHZlchgDIAEoCRINCgVyY29kZRgEIAEoCRIQCghxdWVyeV9tcxgFIAEoARIoCgdhbnN3ZXJzGAYgAygLMhcuaG9zdGNoZWNrLnYxLkRuc1JlY29yZBIqCglhdXRob3JpdHkYByADKAsyFy5ob3N0Y2hlY2sudjEuRG5zUmVjb3JkEhAKCHByb3RvY29sGAggASgJEikKBXRyYWNlGAkgAygLMhouaG9zdGNoZWNrLnYxLkRuc1RyYWNlU3RlcCLGAQoMRG5zVHJhY2VTdGVwEgwKBHpvbmUYASABKAkSDgoGc2VydmVyGAIgASgJEhMKC3NlcnZlcl9uYW1lGAMgASgJEg0KBXJjb2RlGAQgASgJEhAKCHF1ZXJ5X21zGAUgASgBEigKB2Fuc3dlcnMYBiADKAsyFy5ob3N0Y2hlY2sudjEuRG5zUmVjb3JkEikKCHJlZmVycmFsGAcgAygLMhcuaG9zdGNoZWNrLnYxLkRuc1JlY29yZBINCgVlcnJvchgIIAEoCSKzAgoJRG5zUmVjb3JkEgwKBG5hbWUYASABKAkSDAoEdHlwZRgCIAEoCRILCgN0dGwYAyABKA0SDQoFdmFsdWUYBCABKAkSEAoIcHJpb3JpdHkYBSABKA0SEAoIZXhjaGFuZ2UYBiABKAkSDgoGd2VpZ2h0GAcgASgNEgwKBHBvcnQYCCABKA0SDgoGdGFyZ2V0GAkgASgJEg0KBW1uYW1lGAogASgJEg0KBXJuYW1lGAsgASgJEg4KBnNlcmlhbBgMIAEoDRIPCgdyZWZyZXNoGA0gASgNEg0KBXJldHJ5GA4gASgNEg4KBmV4cGlyZRgPIAEoDRIPCgdtaW5pbXVtGBAgASgNEg0KBWZsYWdzGBEgASgNEgsKA3RhZxgSIAEoCRIRCgljYWFfdmFsdWUYEyABKAliBnByb3RvMw");
 
 /**
  * Options of a `dns` check.
@@ -19,18 +19,41 @@ export const file_hostcheck_v1_dns: GenFile = /*@__PURE__*/
  */
 export type DnsOptions = Message<"hostcheck.v1.DnsOptions"> & {
   /**
-   * A (default), AAAA, CNAME, MX, NS, TXT, SOA, PTR, SRV or CAA.
+   * A (default), AAAA, CNAME, MX, NS, TXT, SOA, PTR, SRV, CAA, DNSKEY, DS, HTTPS, SVCB, NAPTR, TLSA
+   * or SSHFP.
    *
    * @generated from field: string record_type = 1;
    */
   recordType: string;
 
   /**
-   * Resolver as ip or ip:port; empty uses the agent's own resolver.
+   * Resolver as ip, ip:port or [v6]:port (port 53, or 853 over tls); empty: the agent's default resolver.
    *
    * @generated from field: string resolver = 2;
    */
   resolver: string;
+
+  /**
+   * "udp" (default), "tcp" or "tls" (DNS over TLS, RFC 7858).
+   *
+   * @generated from field: string protocol = 3;
+   */
+  protocol: string;
+
+  /**
+   * Follow the delegations from the root servers instead of asking a resolver: each step's server and
+   * answer. Over udp or tcp; `resolver` must be empty.
+   *
+   * @generated from field: bool trace = 4;
+   */
+  trace: boolean;
+
+  /**
+   * DNS over TLS: the name the resolver's certificate must have (and SNI); empty: its IP address.
+   *
+   * @generated from field: string tls_server_name = 5;
+   */
+  tlsServerName: string;
 };
 
 /**
@@ -86,6 +109,20 @@ export type DnsResult = Message<"hostcheck.v1.DnsResult"> & {
    * @generated from field: repeated hostcheck.v1.DnsRecord authority = 7;
    */
   authority: DnsRecord[];
+
+  /**
+   * "udp", "tcp" or "tls".
+   *
+   * @generated from field: string protocol = 8;
+   */
+  protocol: string;
+
+  /**
+   * A trace: every query from the root to the answer, in order; `resolver` is then the last server asked.
+   *
+   * @generated from field: repeated hostcheck.v1.DnsTraceStep trace = 9;
+   */
+  trace: DnsTraceStep[];
 };
 
 /**
@@ -96,8 +133,74 @@ export const DnsResultSchema: GenMessage<DnsResult> = /*@__PURE__*/
   messageDesc(file_hostcheck_v1_dns, 1);
 
 /**
- * One resource record. `value` is its data in zone-file form; the other fields
- * are set by record type.
+ * One query of a DNS trace: a server of `zone` asked for the name, and what it said.
+ *
+ * @generated from message hostcheck.v1.DnsTraceStep
+ */
+export type DnsTraceStep = Message<"hostcheck.v1.DnsTraceStep"> & {
+  /**
+   * The zone the server is authoritative for ("." for the root).
+   *
+   * @generated from field: string zone = 1;
+   */
+  zone: string;
+
+  /**
+   * The server asked (ip:port) and its name, when known.
+   *
+   * @generated from field: string server = 2;
+   */
+  server: string;
+
+  /**
+   * @generated from field: string server_name = 3;
+   */
+  serverName: string;
+
+  /**
+   * NOERROR, NXDOMAIN, ...; empty when no answer came.
+   *
+   * @generated from field: string rcode = 4;
+   */
+  rcode: string;
+
+  /**
+   * @generated from field: double query_ms = 5;
+   */
+  queryMs: number;
+
+  /**
+   * The answer, when this server had it.
+   *
+   * @generated from field: repeated hostcheck.v1.DnsRecord answers = 6;
+   */
+  answers: DnsRecord[];
+
+  /**
+   * The delegation (NS records of the next zone), when it referred onwards.
+   *
+   * @generated from field: repeated hostcheck.v1.DnsRecord referral = 7;
+   */
+  referral: DnsRecord[];
+
+  /**
+   * Why this server gave no usable answer (timeout, refused, ...); the trace then tried the next server.
+   *
+   * @generated from field: string error = 8;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message hostcheck.v1.DnsTraceStep.
+ * Use `create(DnsTraceStepSchema)` to create a new message.
+ */
+export const DnsTraceStepSchema: GenMessage<DnsTraceStep> = /*@__PURE__*/
+  messageDesc(file_hostcheck_v1_dns, 2);
+
+/**
+ * One resource record. `value` is its data in zone-file form (TXT: each string quoted,
+ * `"part one" "part two"`); the other fields are set by record type.
  *
  * @generated from message hostcheck.v1.DnsRecord
  */
@@ -213,5 +316,5 @@ export type DnsRecord = Message<"hostcheck.v1.DnsRecord"> & {
  * Use `create(DnsRecordSchema)` to create a new message.
  */
 export const DnsRecordSchema: GenMessage<DnsRecord> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_dns, 2);
+  messageDesc(file_hostcheck_v1_dns, 3);
 

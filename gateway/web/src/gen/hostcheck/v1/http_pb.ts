@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hostcheck/v1/http.proto.
  */
 export const file_hostcheck_v1_http: GenFile = /*@__PURE__*/
-  fileDesc("Chdob3N0Y2hlY2svdjEvaHR0cC5wcm90bxIMaG9zdGNoZWNrLnYxIscCCgtIdHRwT3B0aW9ucxIOCgZtZXRob2QYASABKAkSDAoEcGF0aBgCIAEoCRI3CgdoZWFkZXJzGAMgAygLMiYuaG9zdGNoZWNrLnYxLkh0dHBPcHRpb25zLkhlYWRlcnNFbnRyeRIMCgRib2R5GAQgASgJEhcKD2V4cGVjdGVkX3N0YXR1cxgFIAMoDRIdChBmb2xsb3dfcmVkaXJlY3RzGAYgASgISACIAQESEwoLYm9keV9yZWdleHAYByABKAkSDAoEcG9ydBgIIAEoDRIOCgZzY2hlbWUYCSABKAkSDQoFaHR0cDIYCiABKAgSFAoMaW5zZWN1cmVfdGxzGAsgASgIGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQhMKEV9mb2xsb3dfcmVkaXJlY3RzIsoDCgpIdHRwUmVzdWx0EgsKA3VybBgBIAEoCRIPCgdhZGRyZXNzGAIgASgJEhIKCmlwX3ZlcnNpb24YAyABKA0SDgoGbWV0aG9kGAQgASgJEhMKC3N0YXR1c19jb2RlGAUgASgNEg4KBnJlYXNvbhgGIAEoCRIUCgxodHRwX3ZlcnNpb24YByABKAkSNgoHaGVhZGVycxgIIAMoCzIlLmhvc3RjaGVjay52MS5IdHRwUmVzdWx0LkhlYWRlcnNFbnRyeRIMCgRib2R5GAkgASgJEhEKCWJvZHlfc2l6ZRgKIAEoDRIWCg5ib2R5X3RydW5jYXRlZBgLIAEoCBItCglyZWRpcmVjdHMYDCADKAsyGi5ob3N0Y2hlY2sudjEuSHR0cFJlZGlyZWN0EioKB3RpbWluZ3MYDSABKAsyGS5ob3N0Y2hlY2sudjEuSHR0cFRpbWluZ3MSEAoIdG90YWxfbXMYDiABKAESIgoDdGxzGA8gASgLMhUuaG9zdGNoZWNrLnYxLlRsc0luZm8SDQoFcGhhc2UYECABKAkaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiaAoMSHR0cFJlZGlyZWN0EgsKA3VybBgBIAEoCRIPCgdhZGRyZXNzGAIgASgJEhMKC3N0YXR1c19jb2RlGAMgASgNEhAKCGxvY2F0aW9uGAQgASgJEhMKC2R1cmF0aW9uX21zGAUgASgBInsKC0h0dHBUaW1pbmdzEg4KBmRuc19tcxgBIAEoARIOCgZ0Y3BfbXMYAiABKAESDgoGdGxzX21zGAMgASgBEhUKDWZpcnN0X2J5dGVfbXMYBCABKAESEwoLZG93bmxvYWRfbXMYBSABKAESEAoIdG90YWxfbXMYBiABKAEiegoHVGxzSW5mbxIPCgd2ZXJzaW9uGAEgASgJEg4KBmNpcGhlchgCIAEoCRIMCgRhbHBuGAMgASgJEhAKCHZlcmlmaWVkGAQgASgIEi4KC2NlcnRpZmljYXRlGAUgASgLMhkuaG9zdGNoZWNrLnYxLkNlcnRpZmljYXRlIpYBCgtDZXJ0aWZpY2F0ZRIPCgdzdWJqZWN0GAEgASgJEg4KBmlzc3VlchgCIAEoCRIMCgRzYW5zGAMgAygJEg4KBnNlcmlhbBgEIAEoCRISCgpub3RfYmVmb3JlGAUgASgJEhEKCW5vdF9hZnRlchgGIAEoCRIRCglkYXlzX2xlZnQYByABKAUSDgoGc2hhMjU2GAggASgJYgZwcm90bzM");
+  fileDesc("Chdob3N0Y2hlY2svdjEvaHR0cC5wcm90bxIMaG9zdGNoZWNrLnYxIsUDCgtIdHRwT3B0aW9ucxIOCgZtZXRob2QYASABKAkSDAoEcGF0aBgCIAEoCRI3CgdoZWFkZXJzGAMgAygLMiYuaG9zdGNoZWNrLnYxLkh0dHBPcHRpb25zLkhlYWRlcnNFbnRyeRIMCgRib2R5GAQgASgJEhcKD2V4cGVjdGVkX3N0YXR1cxgFIAMoDRIdChBmb2xsb3dfcmVkaXJlY3RzGAYgASgISACIAQESEwoLYm9keV9yZWdleHAYByABKAkSDAoEcG9ydBgIIAEoDRIOCgZzY2hlbWUYCSABKAkSDQoFaHR0cDIYCiABKAgSFAoMaW5zZWN1cmVfdGxzGAsgASgIEjEKDWhlYWRlcl9yZWdleHAYDCADKAsyGi5ob3N0Y2hlY2sudjEuSGVhZGVyUmVnZXhwEhMKC2ZhaWxfaWZfc3NsGA0gASgIEhcKD2ZhaWxfaWZfbm90X3NzbBgOIAEoCBIbChN2YWxpZF9odHRwX3ZlcnNpb25zGA8gAygJGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQhMKEV9mb2xsb3dfcmVkaXJlY3RzIl4KDEhlYWRlclJlZ2V4cBIOCgZoZWFkZXIYASABKAkSDgoGcmVnZXhwGAIgASgJEhcKD2ZhaWxfaWZfbWF0Y2hlcxgDIAEoCBIVCg1hbGxvd19taXNzaW5nGAQgASgIIuMDCgpIdHRwUmVzdWx0EgsKA3VybBgBIAEoCRIPCgdhZGRyZXNzGAIgASgJEhIKCmlwX3ZlcnNpb24YAyABKA0SDgoGbWV0aG9kGAQgASgJEhMKC3N0YXR1c19jb2RlGAUgASgNEg4KBnJlYXNvbhgGIAEoCRIUCgxodHRwX3ZlcnNpb24YByABKAkSNgoHaGVhZGVycxgIIAMoCzIlLmhvc3RjaGVjay52MS5IdHRwUmVzdWx0LkhlYWRlcnNFbnRyeRIMCgRib2R5GAkgASgJEhEKCWJvZHlfc2l6ZRgKIAEoDRIWCg5ib2R5X3RydW5jYXRlZBgLIAEoCBItCglyZWRpcmVjdHMYDCADKAsyGi5ob3N0Y2hlY2sudjEuSHR0cFJlZGlyZWN0EioKB3RpbWluZ3MYDSABKAsyGS5ob3N0Y2hlY2sudjEuSHR0cFRpbWluZ3MSEAoIdG90YWxfbXMYDiABKAESIgoDdGxzGA8gASgLMhUuaG9zdGNoZWNrLnYxLlRsc0luZm8SDQoFcGhhc2UYECABKAkSFwoPYm9keV9vdmVyX2xpbWl0GBEgASgIGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImgKDEh0dHBSZWRpcmVjdBILCgN1cmwYASABKAkSDwoHYWRkcmVzcxgCIAEoCRITCgtzdGF0dXNfY29kZRgDIAEoDRIQCghsb2NhdGlvbhgEIAEoCRITCgtkdXJhdGlvbl9tcxgFIAEoASJ7CgtIdHRwVGltaW5ncxIOCgZkbnNfbXMYASABKAESDgoGdGNwX21zGAIgASgBEg4KBnRsc19tcxgDIAEoARIVCg1maXJzdF9ieXRlX21zGAQgASgBEhMKC2Rvd25sb2FkX21zGAUgASgBEhAKCHRvdGFsX21zGAYgASgBIqQBCgdUbHNJbmZvEg8KB3ZlcnNpb24YASABKAkSDgoGY2lwaGVyGAIgASgJEgwKBGFscG4YAyABKAkSEAoIdmVyaWZpZWQYBCABKAgSLgoLY2VydGlmaWNhdGUYBSABKAsyGS5ob3N0Y2hlY2sudjEuQ2VydGlmaWNhdGUSKAoFY2hhaW4YBiADKAsyGS5ob3N0Y2hlY2sudjEuQ2VydGlmaWNhdGUi5gEKC0NlcnRpZmljYXRlEg8KB3N1YmplY3QYASABKAkSDgoGaXNzdWVyGAIgASgJEgwKBHNhbnMYAyADKAkSDgoGc2VyaWFsGAQgASgJEhIKCm5vdF9iZWZvcmUYBSABKAkSEQoJbm90X2FmdGVyGAYgASgJEhEKCWRheXNfbGVmdBgHIAEoBRIOCgZzaGEyNTYYCCABKAkSEAoIa2V5X3R5cGUYCSABKAkSEAoIa2V5X2JpdHMYCiABKA0SGwoTc2lnbmF0dXJlX2FsZ29yaXRobRgLIAEoCRINCgVpc19jYRgMIAEoCGIGcHJvdG8z");
 
 /**
  * Options of an `http` check. The target may be a URL (`https://host/path`)
@@ -96,6 +96,35 @@ export type HttpOptions = Message<"hostcheck.v1.HttpOptions"> & {
    * @generated from field: bool insecure_tls = 11;
    */
   insecureTls: boolean;
+
+  /**
+   * Response headers that must (or must not) match a regular expression (RE2), as
+   * blackbox_exporter's fail_if_header_matches / fail_if_header_not_matches.
+   *
+   * @generated from field: repeated hostcheck.v1.HeaderRegexp header_regexp = 12;
+   */
+  headerRegexp: HeaderRegexp[];
+
+  /**
+   * Fail when the final response came over TLS.
+   *
+   * @generated from field: bool fail_if_ssl = 13;
+   */
+  failIfSsl: boolean;
+
+  /**
+   * Fail when the final response did not come over TLS.
+   *
+   * @generated from field: bool fail_if_not_ssl = 14;
+   */
+  failIfNotSsl: boolean;
+
+  /**
+   * HTTP versions that count as success: HTTP/1.0, HTTP/1.1, HTTP/2. Empty: any.
+   *
+   * @generated from field: repeated string valid_http_versions = 15;
+   */
+  validHttpVersions: string[];
 };
 
 /**
@@ -104,6 +133,48 @@ export type HttpOptions = Message<"hostcheck.v1.HttpOptions"> & {
  */
 export const HttpOptionsSchema: GenMessage<HttpOptions> = /*@__PURE__*/
   messageDesc(file_hostcheck_v1_http, 0);
+
+/**
+ * One header assertion of an `http` check.
+ *
+ * @generated from message hostcheck.v1.HeaderRegexp
+ */
+export type HeaderRegexp = Message<"hostcheck.v1.HeaderRegexp"> & {
+  /**
+   * Response header name (any case).
+   *
+   * @generated from field: string header = 1;
+   */
+  header: string;
+
+  /**
+   * RE2 regular expression, searched in the header's value (repeated headers joined with ", ").
+   *
+   * @generated from field: string regexp = 2;
+   */
+  regexp: string;
+
+  /**
+   * Fail when the value matches (fail_if_header_matches); default: fail when it does not.
+   *
+   * @generated from field: bool fail_if_matches = 3;
+   */
+  failIfMatches: boolean;
+
+  /**
+   * A missing header passes (blackbox's allow_missing); default: a missing header fails.
+   *
+   * @generated from field: bool allow_missing = 4;
+   */
+  allowMissing: boolean;
+};
+
+/**
+ * Describes the message hostcheck.v1.HeaderRegexp.
+ * Use `create(HeaderRegexpSchema)` to create a new message.
+ */
+export const HeaderRegexpSchema: GenMessage<HeaderRegexp> = /*@__PURE__*/
+  messageDesc(file_hostcheck_v1_http, 1);
 
 /**
  * What an `http` check measured.
@@ -158,18 +229,22 @@ export type HttpResult = Message<"hostcheck.v1.HttpResult"> & {
   headers: { [key: string]: string };
 
   /**
-   * The body as text, up to the agent's cap.
+   * The first 10 KiB of the body, as text.
    *
    * @generated from field: string body = 9;
    */
   body: string;
 
   /**
+   * Bytes of the (decoded) body, read up to the agent's limit (10 MB).
+   *
    * @generated from field: uint32 body_size = 10;
    */
   bodySize: number;
 
   /**
+   * The body was longer than the sample in `body`.
+   *
    * @generated from field: bool body_truncated = 11;
    */
   bodyTruncated: boolean;
@@ -208,6 +283,13 @@ export type HttpResult = Message<"hostcheck.v1.HttpResult"> & {
    * @generated from field: string phase = 16;
    */
   phase: string;
+
+  /**
+   * The body was longer than the agent reads (10 MB): body_size and the timings stop there.
+   *
+   * @generated from field: bool body_over_limit = 17;
+   */
+  bodyOverLimit: boolean;
 };
 
 /**
@@ -215,7 +297,7 @@ export type HttpResult = Message<"hostcheck.v1.HttpResult"> & {
  * Use `create(HttpResultSchema)` to create a new message.
  */
 export const HttpResultSchema: GenMessage<HttpResult> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_http, 1);
+  messageDesc(file_hostcheck_v1_http, 2);
 
 /**
  * One redirect of an `http` check.
@@ -254,7 +336,7 @@ export type HttpRedirect = Message<"hostcheck.v1.HttpRedirect"> & {
  * Use `create(HttpRedirectSchema)` to create a new message.
  */
 export const HttpRedirectSchema: GenMessage<HttpRedirect> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_http, 2);
+  messageDesc(file_hostcheck_v1_http, 3);
 
 /**
  * Phases of one HTTP request, in milliseconds.
@@ -298,7 +380,7 @@ export type HttpTimings = Message<"hostcheck.v1.HttpTimings"> & {
  * Use `create(HttpTimingsSchema)` to create a new message.
  */
 export const HttpTimingsSchema: GenMessage<HttpTimings> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_http, 3);
+  messageDesc(file_hostcheck_v1_http, 4);
 
 /**
  * The TLS session of a connection.
@@ -333,9 +415,18 @@ export type TlsInfo = Message<"hostcheck.v1.TlsInfo"> & {
   verified: boolean;
 
   /**
+   * The leaf certificate (the first of `chain`).
+   *
    * @generated from field: hostcheck.v1.Certificate certificate = 5;
    */
   certificate?: Certificate | undefined;
+
+  /**
+   * The certificates the server sent, leaf first, parsed whether verified or not.
+   *
+   * @generated from field: repeated hostcheck.v1.Certificate chain = 6;
+   */
+  chain: Certificate[];
 };
 
 /**
@@ -343,10 +434,10 @@ export type TlsInfo = Message<"hostcheck.v1.TlsInfo"> & {
  * Use `create(TlsInfoSchema)` to create a new message.
  */
 export const TlsInfoSchema: GenMessage<TlsInfo> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_http, 4);
+  messageDesc(file_hostcheck_v1_http, 5);
 
 /**
- * The server's leaf certificate.
+ * One X.509 certificate.
  *
  * @generated from message hostcheck.v1.Certificate
  */
@@ -386,6 +477,8 @@ export type Certificate = Message<"hostcheck.v1.Certificate"> & {
   notAfter: string;
 
   /**
+   * Whole days until not_after: floor((not_after - now) / 1 day); negative once expired.
+   *
    * @generated from field: int32 days_left = 7;
    */
   daysLeft: number;
@@ -396,6 +489,34 @@ export type Certificate = Message<"hostcheck.v1.Certificate"> & {
    * @generated from field: string sha256 = 8;
    */
   sha256: string;
+
+  /**
+   * Public key: RSA, EC, Ed25519, Ed448, DSA.
+   *
+   * @generated from field: string key_type = 9;
+   */
+  keyType: string;
+
+  /**
+   * Public key size in bits (the curve's size for EC).
+   *
+   * @generated from field: uint32 key_bits = 10;
+   */
+  keyBits: number;
+
+  /**
+   * As OpenSSL names it, e.g. sha256WithRSAEncryption, ecdsa-with-SHA256.
+   *
+   * @generated from field: string signature_algorithm = 11;
+   */
+  signatureAlgorithm: string;
+
+  /**
+   * Basic constraints say CA:TRUE.
+   *
+   * @generated from field: bool is_ca = 12;
+   */
+  isCa: boolean;
 };
 
 /**
@@ -403,5 +524,5 @@ export type Certificate = Message<"hostcheck.v1.Certificate"> & {
  * Use `create(CertificateSchema)` to create a new message.
  */
 export const CertificateSchema: GenMessage<Certificate> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_http, 5);
+  messageDesc(file_hostcheck_v1_http, 6);
 

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hostcheck/v1/ping.proto.
  */
 export const file_hostcheck_v1_ping: GenFile = /*@__PURE__*/
-  fileDesc("Chdob3N0Y2hlY2svdjEvcGluZy5wcm90bxIMaG9zdGNoZWNrLnYxIj8KC1BpbmdPcHRpb25zEg0KBWNvdW50GAEgASgNEhMKC2ludGVydmFsX21zGAIgASgNEgwKBHNpemUYAyABKA0ipAMKClBpbmdSZXN1bHQSDwoHYWRkcmVzcxgBIAEoCRISCgppcF92ZXJzaW9uGAIgASgNEgwKBHNpemUYAyABKA0SDgoGc29ja2V0GAQgASgJEhQKDHBhY2tldHNfc2VudBgFIAEoDRIYChBwYWNrZXRzX3JlY2VpdmVkGAYgASgNEhMKC3BhY2tldF9sb3NzGAcgASgBEhIKCmR1cGxpY2F0ZXMYCCABKA0SFwoKcnR0X21pbl9tcxgJIAEoAUgAiAEBEhcKCnJ0dF9hdmdfbXMYCiABKAFIAYgBARIXCgpydHRfbWF4X21zGAsgASgBSAKIAQESGgoNcnR0X3N0ZGRldl9tcxgMIAEoAUgDiAEBEg8KB3J0dHNfbXMYDSADKAESEAoDdHRsGA4gASgNSASIAQESKQoHcGFja2V0cxgPIAMoCzIYLmhvc3RjaGVjay52MS5QaW5nUGFja2V0Qg0KC19ydHRfbWluX21zQg0KC19ydHRfYXZnX21zQg0KC19ydHRfbWF4X21zQhAKDl9ydHRfc3RkZGV2X21zQgYKBF90dGwiUwoKUGluZ1BhY2tldBILCgNzZXEYASABKA0SEwoGcnR0X21zGAIgASgBSACIAQESEAoDdHRsGAMgASgNSAGIAQFCCQoHX3J0dF9tc0IGCgRfdHRsYgZwcm90bzM");
+  fileDesc("Chdob3N0Y2hlY2svdjEvcGluZy5wcm90bxIMaG9zdGNoZWNrLnYxIl8KC1BpbmdPcHRpb25zEg0KBWNvdW50GAEgASgNEhMKC2ludGVydmFsX21zGAIgASgNEgwKBHNpemUYAyABKA0SEAoIcHJvdG9jb2wYBCABKAkSDAoEcG9ydBgFIAEoDSLVAwoKUGluZ1Jlc3VsdBIPCgdhZGRyZXNzGAEgASgJEhIKCmlwX3ZlcnNpb24YAiABKA0SDAoEc2l6ZRgDIAEoDRIOCgZzb2NrZXQYBCABKAkSFAoMcGFja2V0c19zZW50GAUgASgNEhgKEHBhY2tldHNfcmVjZWl2ZWQYBiABKA0SEwoLcGFja2V0X2xvc3MYByABKAESEgoKZHVwbGljYXRlcxgIIAEoDRIXCgpydHRfbWluX21zGAkgASgBSACIAQESFwoKcnR0X2F2Z19tcxgKIAEoAUgBiAEBEhcKCnJ0dF9tYXhfbXMYCyABKAFIAogBARIaCg1ydHRfc3RkZGV2X21zGAwgASgBSAOIAQESDwoHcnR0c19tcxgNIAMoARIQCgN0dGwYDiABKA1IBIgBARIpCgdwYWNrZXRzGA8gAygLMhguaG9zdGNoZWNrLnYxLlBpbmdQYWNrZXQSEAoIcHJvdG9jb2wYECABKAkSDAoEcG9ydBgRIAEoDRIPCgdyZWZ1c2VkGBIgASgNQg0KC19ydHRfbWluX21zQg0KC19ydHRfYXZnX21zQg0KC19ydHRfbWF4X21zQhAKDl9ydHRfc3RkZGV2X21zQgYKBF90dGwiZAoKUGluZ1BhY2tldBILCgNzZXEYASABKA0SEwoGcnR0X21zGAIgASgBSACIAQESEAoDdHRsGAMgASgNSAGIAQESDwoHcmVmdXNlZBgEIAEoCEIJCgdfcnR0X21zQgYKBF90dGxiBnByb3RvMw");
 
 /**
  * Options of a `ping` check.
@@ -33,11 +33,25 @@ export type PingOptions = Message<"hostcheck.v1.PingOptions"> & {
   intervalMs: number;
 
   /**
-   * Payload size in bytes (0-1472). Default 56.
+   * Payload size in bytes (0-1472). Default 56. ICMP only.
    *
    * @generated from field: uint32 size = 3;
    */
   size: number;
+
+  /**
+   * "icmp" (default): echo requests; "tcp": a fresh TCP connection per probe, timing SYN to SYN-ACK.
+   *
+   * @generated from field: string protocol = 4;
+   */
+  protocol: string;
+
+  /**
+   * Port of a TCP ping (1-65535); default the target's port, else 80.
+   *
+   * @generated from field: uint32 port = 5;
+   */
+  port: number;
 };
 
 /**
@@ -64,14 +78,14 @@ export type PingResult = Message<"hostcheck.v1.PingResult"> & {
   ipVersion: number;
 
   /**
-   * Payload size in bytes.
+   * Payload size in bytes (ICMP).
    *
    * @generated from field: uint32 size = 3;
    */
   size: number;
 
   /**
-   * "datagram" (unprivileged ICMP sockets) or "raw".
+   * "datagram" (unprivileged ICMP sockets) or "raw"; "stream" for TCP.
    *
    * @generated from field: string socket = 4;
    */
@@ -141,6 +155,27 @@ export type PingResult = Message<"hostcheck.v1.PingResult"> & {
    * @generated from field: repeated hostcheck.v1.PingPacket packets = 15;
    */
   packets: PingPacket[];
+
+  /**
+   * "icmp" or "tcp".
+   *
+   * @generated from field: string protocol = 16;
+   */
+  protocol: string;
+
+  /**
+   * Port of a TCP ping.
+   *
+   * @generated from field: uint32 port = 17;
+   */
+  port: number;
+
+  /**
+   * TCP: probes the target refused (RST): it answered, so they count as received.
+   *
+   * @generated from field: uint32 refused = 18;
+   */
+  refused: number;
 };
 
 /**
@@ -172,6 +207,13 @@ export type PingPacket = Message<"hostcheck.v1.PingPacket"> & {
    * @generated from field: optional uint32 ttl = 3;
    */
   ttl?: number | undefined;
+
+  /**
+   * TCP: the target answered with a reset (port closed) rather than SYN-ACK.
+   *
+   * @generated from field: bool refused = 4;
+   */
+  refused: boolean;
 };
 
 /**

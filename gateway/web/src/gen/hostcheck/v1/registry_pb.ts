@@ -5,7 +5,7 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../../google/api/annotations_pb";
-import type { Agent } from "./agents_pb";
+import type { Agent, AgentSchema } from "./agents_pb";
 import { file_hostcheck_v1_agents } from "./agents_pb";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hostcheck/v1/registry.proto.
  */
 export const file_hostcheck_v1_registry: GenFile = /*@__PURE__*/
-  fileDesc("Chtob3N0Y2hlY2svdjEvcmVnaXN0cnkucHJvdG8SDGhvc3RjaGVjay52MSKIAgoUUmVnaXN0ZXJBZ2VudFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIQCghsb2NhdGlvbhgCIAEoCRIOCgZyZWdpb24YAyABKAkSDwoHY291bnRyeRgEIAEoCRIMCgRjaXR5GAUgASgJEgsKA2FzbhgGIAEoDRI+CgZsYWJlbHMYByADKAsyLi5ob3N0Y2hlY2sudjEuUmVnaXN0ZXJBZ2VudFJlcXVlc3QuTGFiZWxzRW50cnkSFAoMY2FwYWJpbGl0aWVzGAggAygJEg8KB3ZlcnNpb24YCSABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI8ChVSZWdpc3RlckFnZW50UmVzcG9uc2USEAoIYWdlbnRfaWQYASABKAkSEQoJYXBpX3Rva2VuGAIgASgJIkQKEUxpc3RBZ2VudHNSZXF1ZXN0Eg4KBnN0YXR1cxgBIAEoCRIOCgZyZWdpb24YAiABKAkSDwoHY291bnRyeRgDIAEoCSJYChJMaXN0QWdlbnRzUmVzcG9uc2USIwoGYWdlbnRzGAEgAygLMhMuaG9zdGNoZWNrLnYxLkFnZW50Eg4KBm9ubGluZRgCIAEoDRINCgV0b3RhbBgDIAEoDSIjCg9HZXRBZ2VudFJlcXVlc3QSEAoIYWdlbnRfaWQYASABKAkiNgoQR2V0QWdlbnRSZXNwb25zZRIiCgVhZ2VudBgBIAEoCzITLmhvc3RjaGVjay52MS5BZ2VudCIoChRHZXRBZ2VudFN0YXRzUmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCSJvCg5DaGVja1R5cGVTdGF0cxISCgpjaGVja190eXBlGAEgASgJEg0KBXRvdGFsGAIgASgEEhEKCXN1Y2NlZWRlZBgDIAEoBBIOCgZmYWlsZWQYBCABKAQSFwoPYXZnX2R1cmF0aW9uX21zGAUgASgBIrUBChVHZXRBZ2VudFN0YXRzUmVzcG9uc2USIgoFYWdlbnQYASABKAsyEy5ob3N0Y2hlY2sudjEuQWdlbnQSFQoNcmVzdWx0c190b3RhbBgCIAEoBBIZChFyZXN1bHRzX3N1Y2NlZWRlZBgDIAEoBBIXCg90YXNrc190aW1lZF9vdXQYBCABKAQSLQoHYnlfdHlwZRgFIAMoCzIcLmhvc3RjaGVjay52MS5DaGVja1R5cGVTdGF0cyISChBHZXRIZWFsdGhSZXF1ZXN0IlsKEUdldEhlYWx0aFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoCRIQCghkYXRhYmFzZRgCIAEoCRINCgVyZWRpcxgDIAEoCRIVCg1hY3RpdmVfYWdlbnRzGAQgASgNIiYKElJldm9rZUFnZW50UmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCSI5ChNSZXZva2VBZ2VudFJlc3BvbnNlEiIKBWFnZW50GAEgASgLMhMuaG9zdGNoZWNrLnYxLkFnZW50Ij4KF1ZlcmlmeUFnZW50VG9rZW5SZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEhEKCWFwaV90b2tlbhgCIAEoCSI+ChhWZXJpZnlBZ2VudFRva2VuUmVzcG9uc2USIgoFYWdlbnQYASABKAsyEy5ob3N0Y2hlY2sudjEuQWdlbnQysAUKD1JlZ2lzdHJ5U2VydmljZRJ5Cg1SZWdpc3RlckFnZW50EiIuaG9zdGNoZWNrLnYxLlJlZ2lzdGVyQWdlbnRSZXF1ZXN0GiMuaG9zdGNoZWNrLnYxLlJlZ2lzdGVyQWdlbnRSZXNwb25zZSIfgtPkkwIZOgEqIhQvYXBpL2FnZW50cy9yZWdpc3RlchJkCgpMaXN0QWdlbnRzEh8uaG9zdGNoZWNrLnYxLkxpc3RBZ2VudHNSZXF1ZXN0GiAuaG9zdGNoZWNrLnYxLkxpc3RBZ2VudHNSZXNwb25zZSITgtPkkwINEgsvYXBpL2FnZW50cxJpCghHZXRBZ2VudBIdLmhvc3RjaGVjay52MS5HZXRBZ2VudFJlcXVlc3QaHi5ob3N0Y2hlY2sudjEuR2V0QWdlbnRSZXNwb25zZSIegtPkkwIYEhYvYXBpL2FnZW50cy97YWdlbnRfaWR9En4KDUdldEFnZW50U3RhdHMSIi5ob3N0Y2hlY2sudjEuR2V0QWdlbnRTdGF0c1JlcXVlc3QaIy5ob3N0Y2hlY2sudjEuR2V0QWdlbnRTdGF0c1Jlc3BvbnNlIiSC0+STAh4SHC9hcGkvYWdlbnRzL3thZ2VudF9pZH0vc3RhdHMScgoLUmV2b2tlQWdlbnQSIC5ob3N0Y2hlY2sudjEuUmV2b2tlQWdlbnRSZXF1ZXN0GiEuaG9zdGNoZWNrLnYxLlJldm9rZUFnZW50UmVzcG9uc2UiHoLT5JMCGCoWL2FwaS9hZ2VudHMve2FnZW50X2lkfRJdCglHZXRIZWFsdGgSHi5ob3N0Y2hlY2sudjEuR2V0SGVhbHRoUmVxdWVzdBofLmhvc3RjaGVjay52MS5HZXRIZWFsdGhSZXNwb25zZSIPgtPkkwIJEgcvaGVhbHRoMnUKEEFnZW50QXV0aFNlcnZpY2USYQoQVmVyaWZ5QWdlbnRUb2tlbhIlLmhvc3RjaGVjay52MS5WZXJpZnlBZ2VudFRva2VuUmVxdWVzdBomLmhvc3RjaGVjay52MS5WZXJpZnlBZ2VudFRva2VuUmVzcG9uc2ViBnByb3RvMw", [file_google_api_annotations, file_hostcheck_v1_agents]);
+  fileDesc("Chtob3N0Y2hlY2svdjEvcmVnaXN0cnkucHJvdG8SDGhvc3RjaGVjay52MSLSAgoUUmVnaXN0ZXJBZ2VudFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIQCghsb2NhdGlvbhgCIAEoCRIOCgZyZWdpb24YAyABKAkSDwoHY291bnRyeRgEIAEoCRIMCgRjaXR5GAUgASgJEgsKA2FzbhgGIAEoDRI+CgZsYWJlbHMYByADKAsyLi5ob3N0Y2hlY2sudjEuUmVnaXN0ZXJBZ2VudFJlcXVlc3QuTGFiZWxzRW50cnkSFAoMY2FwYWJpbGl0aWVzGAggAygJEg8KB3ZlcnNpb24YCSABKAkSFQoIbGF0aXR1ZGUYCiABKAFIAIgBARIWCglsb25naXR1ZGUYCyABKAFIAYgBARotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgsKCV9sYXRpdHVkZUIMCgpfbG9uZ2l0dWRlIjwKFVJlZ2lzdGVyQWdlbnRSZXNwb25zZRIQCghhZ2VudF9pZBgBIAEoCRIRCglhcGlfdG9rZW4YAiABKAkiRAoRTGlzdEFnZW50c1JlcXVlc3QSDgoGc3RhdHVzGAEgASgJEg4KBnJlZ2lvbhgCIAEoCRIPCgdjb3VudHJ5GAMgASgJIlgKEkxpc3RBZ2VudHNSZXNwb25zZRIjCgZhZ2VudHMYASADKAsyEy5ob3N0Y2hlY2sudjEuQWdlbnQSDgoGb25saW5lGAIgASgNEg0KBXRvdGFsGAMgASgNIiMKD0dldEFnZW50UmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCSI2ChBHZXRBZ2VudFJlc3BvbnNlEiIKBWFnZW50GAEgASgLMhMuaG9zdGNoZWNrLnYxLkFnZW50IiQKEFJlYWRBZ2VudFJlcXVlc3QSEAoIYWdlbnRfaWQYASABKAkiKAoUR2V0QWdlbnRTdGF0c1JlcXVlc3QSEAoIYWdlbnRfaWQYASABKAkibwoOQ2hlY2tUeXBlU3RhdHMSEgoKY2hlY2tfdHlwZRgBIAEoCRINCgV0b3RhbBgCIAEoDRIRCglzdWNjZWVkZWQYAyABKA0SDgoGZmFpbGVkGAQgASgNEhcKD2F2Z19kdXJhdGlvbl9tcxgFIAEoASK1AQoVR2V0QWdlbnRTdGF0c1Jlc3BvbnNlEiIKBWFnZW50GAEgASgLMhMuaG9zdGNoZWNrLnYxLkFnZW50EhUKDXJlc3VsdHNfdG90YWwYAiABKA0SGQoRcmVzdWx0c19zdWNjZWVkZWQYAyABKA0SFwoPdGFza3NfdGltZWRfb3V0GAQgASgNEi0KB2J5X3R5cGUYBSADKAsyHC5ob3N0Y2hlY2sudjEuQ2hlY2tUeXBlU3RhdHMiEgoQR2V0SGVhbHRoUmVxdWVzdCKIAQoRR2V0SGVhbHRoUmVzcG9uc2USDgoGc3RhdHVzGAEgASgJEhAKCGRhdGFiYXNlGAIgASgJEg0KBXJlZGlzGAMgASgJEhUKDWFjdGl2ZV9hZ2VudHMYBCABKA0SEgoKbGl2ZV9zdGF0ZRgFIAEoCRIXCg9saXZlX3N0YXRlX2tpbmQYBiABKAkiJgoSUmV2b2tlQWdlbnRSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJIjkKE1Jldm9rZUFnZW50UmVzcG9uc2USIgoFYWdlbnQYASABKAsyEy5ob3N0Y2hlY2sudjEuQWdlbnQiJgoSRGVsZXRlQWdlbnRSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJIicKE0RlbGV0ZUFnZW50UmVzcG9uc2USEAoIYWdlbnRfaWQYASABKAkiPgoXVmVyaWZ5QWdlbnRUb2tlblJlcXVlc3QSEAoIYWdlbnRfaWQYASABKAkSEQoJYXBpX3Rva2VuGAIgASgJIj4KGFZlcmlmeUFnZW50VG9rZW5SZXNwb25zZRIiCgVhZ2VudBgBIAEoCzITLmhvc3RjaGVjay52MS5BZ2VudDLtBgoPUmVnaXN0cnlTZXJ2aWNlEnkKDVJlZ2lzdGVyQWdlbnQSIi5ob3N0Y2hlY2sudjEuUmVnaXN0ZXJBZ2VudFJlcXVlc3QaIy5ob3N0Y2hlY2sudjEuUmVnaXN0ZXJBZ2VudFJlc3BvbnNlIh+C0+STAhk6ASoiFC9hcGkvYWdlbnRzL3JlZ2lzdGVyEmQKCkxpc3RBZ2VudHMSHy5ob3N0Y2hlY2sudjEuTGlzdEFnZW50c1JlcXVlc3QaIC5ob3N0Y2hlY2sudjEuTGlzdEFnZW50c1Jlc3BvbnNlIhOC0+STAg0SCy9hcGkvYWdlbnRzEkkKCEdldEFnZW50Eh0uaG9zdGNoZWNrLnYxLkdldEFnZW50UmVxdWVzdBoeLmhvc3RjaGVjay52MS5HZXRBZ2VudFJlc3BvbnNlEmAKCVJlYWRBZ2VudBIeLmhvc3RjaGVjay52MS5SZWFkQWdlbnRSZXF1ZXN0GhMuaG9zdGNoZWNrLnYxLkFnZW50Ih6C0+STAhgSFi9hcGkvYWdlbnRzL3thZ2VudF9pZH0SfgoNR2V0QWdlbnRTdGF0cxIiLmhvc3RjaGVjay52MS5HZXRBZ2VudFN0YXRzUmVxdWVzdBojLmhvc3RjaGVjay52MS5HZXRBZ2VudFN0YXRzUmVzcG9uc2UiJILT5JMCHhIcL2FwaS9hZ2VudHMve2FnZW50X2lkfS9zdGF0cxJ5CgtSZXZva2VBZ2VudBIgLmhvc3RjaGVjay52MS5SZXZva2VBZ2VudFJlcXVlc3QaIS5ob3N0Y2hlY2sudjEuUmV2b2tlQWdlbnRSZXNwb25zZSIlgtPkkwIfIh0vYXBpL2FnZW50cy97YWdlbnRfaWR9L3Jldm9rZRJyCgtEZWxldGVBZ2VudBIgLmhvc3RjaGVjay52MS5EZWxldGVBZ2VudFJlcXVlc3QaIS5ob3N0Y2hlY2sudjEuRGVsZXRlQWdlbnRSZXNwb25zZSIegtPkkwIYKhYvYXBpL2FnZW50cy97YWdlbnRfaWR9El0KCUdldEhlYWx0aBIeLmhvc3RjaGVjay52MS5HZXRIZWFsdGhSZXF1ZXN0Gh8uaG9zdGNoZWNrLnYxLkdldEhlYWx0aFJlc3BvbnNlIg+C0+STAgkSBy9oZWFsdGgydQoQQWdlbnRBdXRoU2VydmljZRJhChBWZXJpZnlBZ2VudFRva2VuEiUuaG9zdGNoZWNrLnYxLlZlcmlmeUFnZW50VG9rZW5SZXF1ZXN0GiYuaG9zdGNoZWNrLnYxLlZlcmlmeUFnZW50VG9rZW5SZXNwb25zZWIGcHJvdG8z", [file_google_api_annotations, file_hostcheck_v1_agents]);
 
 /**
  * @generated from message hostcheck.v1.RegisterAgentRequest
@@ -71,6 +71,18 @@ export type RegisterAgentRequest = Message<"hostcheck.v1.RegisterAgentRequest"> 
    * @generated from field: string version = 9;
    */
   version: string;
+
+  /**
+   * Decimal degrees (latitude -90..90, longitude -180..180): both or neither.
+   *
+   * @generated from field: optional double latitude = 10;
+   */
+  latitude?: number | undefined;
+
+  /**
+   * @generated from field: optional double longitude = 11;
+   */
+  longitude?: number | undefined;
 };
 
 /**
@@ -195,6 +207,23 @@ export const GetAgentResponseSchema: GenMessage<GetAgentResponse> = /*@__PURE__*
   messageDesc(file_hostcheck_v1_registry, 5);
 
 /**
+ * @generated from message hostcheck.v1.ReadAgentRequest
+ */
+export type ReadAgentRequest = Message<"hostcheck.v1.ReadAgentRequest"> & {
+  /**
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+};
+
+/**
+ * Describes the message hostcheck.v1.ReadAgentRequest.
+ * Use `create(ReadAgentRequestSchema)` to create a new message.
+ */
+export const ReadAgentRequestSchema: GenMessage<ReadAgentRequest> = /*@__PURE__*/
+  messageDesc(file_hostcheck_v1_registry, 6);
+
+/**
  * @generated from message hostcheck.v1.GetAgentStatsRequest
  */
 export type GetAgentStatsRequest = Message<"hostcheck.v1.GetAgentStatsRequest"> & {
@@ -209,10 +238,11 @@ export type GetAgentStatsRequest = Message<"hostcheck.v1.GetAgentStatsRequest"> 
  * Use `create(GetAgentStatsRequestSchema)` to create a new message.
  */
 export const GetAgentStatsRequestSchema: GenMessage<GetAgentStatsRequest> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_registry, 6);
+  messageDesc(file_hostcheck_v1_registry, 7);
 
 /**
  * Per-type counts of one agent's stored results.
+ * Counts are uint32 (JSON numbers; proto3 JSON writes 64-bit integers as strings).
  *
  * @generated from message hostcheck.v1.CheckTypeStats
  */
@@ -223,19 +253,19 @@ export type CheckTypeStats = Message<"hostcheck.v1.CheckTypeStats"> & {
   checkType: string;
 
   /**
-   * @generated from field: uint64 total = 2;
+   * @generated from field: uint32 total = 2;
    */
-  total: bigint;
+  total: number;
 
   /**
-   * @generated from field: uint64 succeeded = 3;
+   * @generated from field: uint32 succeeded = 3;
    */
-  succeeded: bigint;
+  succeeded: number;
 
   /**
-   * @generated from field: uint64 failed = 4;
+   * @generated from field: uint32 failed = 4;
    */
-  failed: bigint;
+  failed: number;
 
   /**
    * @generated from field: double avg_duration_ms = 5;
@@ -248,7 +278,7 @@ export type CheckTypeStats = Message<"hostcheck.v1.CheckTypeStats"> & {
  * Use `create(CheckTypeStatsSchema)` to create a new message.
  */
 export const CheckTypeStatsSchema: GenMessage<CheckTypeStats> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_registry, 7);
+  messageDesc(file_hostcheck_v1_registry, 8);
 
 /**
  * @generated from message hostcheck.v1.GetAgentStatsResponse
@@ -260,19 +290,19 @@ export type GetAgentStatsResponse = Message<"hostcheck.v1.GetAgentStatsResponse"
   agent?: Agent | undefined;
 
   /**
-   * @generated from field: uint64 results_total = 2;
+   * @generated from field: uint32 results_total = 2;
    */
-  resultsTotal: bigint;
+  resultsTotal: number;
 
   /**
-   * @generated from field: uint64 results_succeeded = 3;
+   * @generated from field: uint32 results_succeeded = 3;
    */
-  resultsSucceeded: bigint;
+  resultsSucceeded: number;
 
   /**
-   * @generated from field: uint64 tasks_timed_out = 4;
+   * @generated from field: uint32 tasks_timed_out = 4;
    */
-  tasksTimedOut: bigint;
+  tasksTimedOut: number;
 
   /**
    * @generated from field: repeated hostcheck.v1.CheckTypeStats by_type = 5;
@@ -285,7 +315,7 @@ export type GetAgentStatsResponse = Message<"hostcheck.v1.GetAgentStatsResponse"
  * Use `create(GetAgentStatsResponseSchema)` to create a new message.
  */
 export const GetAgentStatsResponseSchema: GenMessage<GetAgentStatsResponse> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_registry, 8);
+  messageDesc(file_hostcheck_v1_registry, 9);
 
 /**
  * @generated from message hostcheck.v1.GetHealthRequest
@@ -298,7 +328,7 @@ export type GetHealthRequest = Message<"hostcheck.v1.GetHealthRequest"> & {
  * Use `create(GetHealthRequestSchema)` to create a new message.
  */
 export const GetHealthRequestSchema: GenMessage<GetHealthRequest> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_registry, 9);
+  messageDesc(file_hostcheck_v1_registry, 10);
 
 /**
  * @generated from message hostcheck.v1.GetHealthResponse
@@ -319,8 +349,9 @@ export type GetHealthResponse = Message<"hostcheck.v1.GetHealthResponse"> & {
   database: string;
 
   /**
-   * The live state (Redis; the in-process store in the embedded default):
-   * "ok", or why it did not answer. Named as in the seed.
+   * Redis, when the live state is Redis: "ok", or why it did not answer.
+   * Named as in the seed. The embedded default (`hostcheck dev`) has no Redis
+   * and says "not used (live state in memory)": see live_state_kind.
    *
    * @generated from field: string redis = 3;
    */
@@ -332,6 +363,21 @@ export type GetHealthResponse = Message<"hostcheck.v1.GetHealthResponse"> & {
    * @generated from field: uint32 active_agents = 4;
    */
   activeAgents: number;
+
+  /**
+   * The live state, whichever it is: "ok", or why it did not answer.
+   *
+   * @generated from field: string live_state = 5;
+   */
+  liveState: string;
+
+  /**
+   * Which live state this system runs on: "redis", or "memory" (in-process,
+   * one process only: the embedded default, `hostcheck dev`).
+   *
+   * @generated from field: string live_state_kind = 6;
+   */
+  liveStateKind: string;
 };
 
 /**
@@ -339,7 +385,7 @@ export type GetHealthResponse = Message<"hostcheck.v1.GetHealthResponse"> & {
  * Use `create(GetHealthResponseSchema)` to create a new message.
  */
 export const GetHealthResponseSchema: GenMessage<GetHealthResponse> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_registry, 10);
+  messageDesc(file_hostcheck_v1_registry, 11);
 
 /**
  * @generated from message hostcheck.v1.RevokeAgentRequest
@@ -356,7 +402,7 @@ export type RevokeAgentRequest = Message<"hostcheck.v1.RevokeAgentRequest"> & {
  * Use `create(RevokeAgentRequestSchema)` to create a new message.
  */
 export const RevokeAgentRequestSchema: GenMessage<RevokeAgentRequest> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_registry, 11);
+  messageDesc(file_hostcheck_v1_registry, 12);
 
 /**
  * @generated from message hostcheck.v1.RevokeAgentResponse
@@ -373,7 +419,41 @@ export type RevokeAgentResponse = Message<"hostcheck.v1.RevokeAgentResponse"> & 
  * Use `create(RevokeAgentResponseSchema)` to create a new message.
  */
 export const RevokeAgentResponseSchema: GenMessage<RevokeAgentResponse> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_registry, 12);
+  messageDesc(file_hostcheck_v1_registry, 13);
+
+/**
+ * @generated from message hostcheck.v1.DeleteAgentRequest
+ */
+export type DeleteAgentRequest = Message<"hostcheck.v1.DeleteAgentRequest"> & {
+  /**
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+};
+
+/**
+ * Describes the message hostcheck.v1.DeleteAgentRequest.
+ * Use `create(DeleteAgentRequestSchema)` to create a new message.
+ */
+export const DeleteAgentRequestSchema: GenMessage<DeleteAgentRequest> = /*@__PURE__*/
+  messageDesc(file_hostcheck_v1_registry, 14);
+
+/**
+ * @generated from message hostcheck.v1.DeleteAgentResponse
+ */
+export type DeleteAgentResponse = Message<"hostcheck.v1.DeleteAgentResponse"> & {
+  /**
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+};
+
+/**
+ * Describes the message hostcheck.v1.DeleteAgentResponse.
+ * Use `create(DeleteAgentResponseSchema)` to create a new message.
+ */
+export const DeleteAgentResponseSchema: GenMessage<DeleteAgentResponse> = /*@__PURE__*/
+  messageDesc(file_hostcheck_v1_registry, 15);
 
 /**
  * @generated from message hostcheck.v1.VerifyAgentTokenRequest
@@ -395,7 +475,7 @@ export type VerifyAgentTokenRequest = Message<"hostcheck.v1.VerifyAgentTokenRequ
  * Use `create(VerifyAgentTokenRequestSchema)` to create a new message.
  */
 export const VerifyAgentTokenRequestSchema: GenMessage<VerifyAgentTokenRequest> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_registry, 13);
+  messageDesc(file_hostcheck_v1_registry, 16);
 
 /**
  * @generated from message hostcheck.v1.VerifyAgentTokenResponse
@@ -412,7 +492,7 @@ export type VerifyAgentTokenResponse = Message<"hostcheck.v1.VerifyAgentTokenRes
  * Use `create(VerifyAgentTokenResponseSchema)` to create a new message.
  */
 export const VerifyAgentTokenResponseSchema: GenMessage<VerifyAgentTokenResponse> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_registry, 14);
+  messageDesc(file_hostcheck_v1_registry, 17);
 
 /**
  * Agent identity: registration, listing, detail and statistics.
@@ -422,8 +502,9 @@ export const VerifyAgentTokenResponseSchema: GenMessage<VerifyAgentTokenResponse
 export const RegistryService: GenService<{
   /**
    * Registers a new agent. Needs the master registration token in the
-   * `x-registration-token` metadata (HTTP header). The api token in the
-   * response is shown once; only its hash is stored.
+   * `x-registration-token` metadata (HTTP header); that token does nothing
+   * else, and registrations are rate-limited per client IP. The api token in
+   * the response is shown once; only its hash is stored.
    *
    * @generated from rpc hostcheck.v1.RegistryService.RegisterAgent
    */
@@ -444,6 +525,7 @@ export const RegistryService: GenService<{
   },
   /**
    * One agent with its live status.
+   * REST's GET /api/agents/{agent_id} is ReadAgent.
    *
    * @generated from rpc hostcheck.v1.RegistryService.GetAgent
    */
@@ -451,6 +533,18 @@ export const RegistryService: GenService<{
     methodKind: "unary";
     input: typeof GetAgentRequestSchema;
     output: typeof GetAgentResponseSchema;
+  },
+  /**
+   * The agent itself, as the seed's REST API answers it (see ResultsService.ReadCheck for why
+   * REST has a method of its own).
+   * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+   *
+   * @generated from rpc hostcheck.v1.RegistryService.ReadAgent
+   */
+  readAgent: {
+    methodKind: "unary";
+    input: typeof ReadAgentRequestSchema;
+    output: typeof AgentSchema;
   },
   /**
    * Result counts and latency of one agent.
@@ -463,8 +557,9 @@ export const RegistryService: GenService<{
     output: typeof GetAgentStatsResponseSchema;
   },
   /**
-   * Revokes an agent: its token stops working and its stream is closed at once.
-   * Needs the master registration token in `x-registration-token`.
+   * Revokes an agent: its token stops working and its stream is closed at once;
+   * the record stays (listed as revoked). Needs the admin token
+   * (`authorization: Bearer <admin token>`).
    *
    * @generated from rpc hostcheck.v1.RegistryService.RevokeAgent
    */
@@ -472,6 +567,17 @@ export const RegistryService: GenService<{
     methodKind: "unary";
     input: typeof RevokeAgentRequestSchema;
     output: typeof RevokeAgentResponseSchema;
+  },
+  /**
+   * Revokes an agent and deletes its record; its past results stay readable
+   * (each task keeps a snapshot of where it ran). Needs the admin token.
+   *
+   * @generated from rpc hostcheck.v1.RegistryService.DeleteAgent
+   */
+  deleteAgent: {
+    methodKind: "unary";
+    input: typeof DeleteAgentRequestSchema;
+    output: typeof DeleteAgentResponseSchema;
   },
   /**
    * The system's health as the seed's `GET /health` shows it: the database,

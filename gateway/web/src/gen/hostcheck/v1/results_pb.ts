@@ -7,11 +7,11 @@ import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2
 import { file_google_api_annotations } from "../../google/api/annotations_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Check, CheckTask } from "./checks_pb";
+import type { Check, CheckSchema, CheckTask } from "./checks_pb";
 import { file_hostcheck_v1_checks } from "./checks_pb";
 import type { CheckTypeStats } from "./registry_pb";
 import { file_hostcheck_v1_registry } from "./registry_pb";
-import type { CreateCheckRequest, TaskResult } from "./scheduler_pb";
+import type { CreateCheckRequest, TaskProgress, TaskResult } from "./scheduler_pb";
 import { file_hostcheck_v1_scheduler } from "./scheduler_pb";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hostcheck/v1/results.proto.
  */
 export const file_hostcheck_v1_results: GenFile = /*@__PURE__*/
-  fileDesc("Chpob3N0Y2hlY2svdjEvcmVzdWx0cy5wcm90bxIMaG9zdGNoZWNrLnYxIiMKD0dldENoZWNrUmVxdWVzdBIQCghjaGVja19pZBgBIAEoCSI2ChBHZXRDaGVja1Jlc3BvbnNlEiIKBWNoZWNrGAEgASgLMhMuaG9zdGNoZWNrLnYxLkNoZWNrIloKEUxpc3RDaGVja3NSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJEg4KBnN0YXR1cxgDIAEoCRIOCgZ0YXJnZXQYBCABKAkiUgoSTGlzdENoZWNrc1Jlc3BvbnNlEiMKBmNoZWNrcxgBIAMoCzITLmhvc3RjaGVjay52MS5DaGVjaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJgoSRGVsZXRlQ2hlY2tSZXF1ZXN0EhAKCGNoZWNrX2lkGAEgASgJIicKE0RlbGV0ZUNoZWNrUmVzcG9uc2USEAoIY2hlY2tfaWQYASABKAkiJQoRV2F0Y2hDaGVja1JlcXVlc3QSEAoIY2hlY2tfaWQYASABKAkirQEKEldhdGNoQ2hlY2tSZXNwb25zZRINCgVldmVudBgBIAEoCRIiCgVjaGVjaxgCIAEoCzITLmhvc3RjaGVjay52MS5DaGVjaxIlCgR0YXNrGAMgASgLMhcuaG9zdGNoZWNrLnYxLkNoZWNrVGFzaxIUCgxjaGVja19zdGF0dXMYBCABKAkSEgoKdGFza3NfZG9uZRgFIAEoDRITCgt0YXNrc190b3RhbBgGIAEoDSLHAQoLUGxhbm5lZFRhc2sSDwoHdGFza19pZBgBIAEoCRIQCghhZ2VudF9pZBgCIAEoCRISCgpjaGVja190eXBlGAMgASgJEiwKCGRlYWRsaW5lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgphZ2VudF9uYW1lGAUgASgJEhAKCGxvY2F0aW9uGAYgASgJEg4KBnJlZ2lvbhgHIAEoCRIPCgdjb3VudHJ5GAggASgJEgwKBGNpdHkYCSABKAkiwgEKEE9wZW5DaGVja1JlcXVlc3QSEAoIY2hlY2tfaWQYASABKAkSMQoHcmVxdWVzdBgCIAEoCzIgLmhvc3RjaGVjay52MS5DcmVhdGVDaGVja1JlcXVlc3QSKAoFdGFza3MYAyADKAsyGS5ob3N0Y2hlY2sudjEuUGxhbm5lZFRhc2sSLAoIZGVhZGxpbmUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWNsaWVudF9pcBgFIAEoCSI3ChFPcGVuQ2hlY2tSZXNwb25zZRIiCgVjaGVjaxgBIAEoCzITLmhvc3RjaGVjay52MS5DaGVjayJJCgtBZ2VudFJlc3VsdBIQCghhZ2VudF9pZBgBIAEoCRIoCgZyZXN1bHQYAiABKAsyGC5ob3N0Y2hlY2sudjEuVGFza1Jlc3VsdCJCChRSZWNvcmRSZXN1bHRzUmVxdWVzdBIqCgdyZXN1bHRzGAEgAygLMhkuaG9zdGNoZWNrLnYxLkFnZW50UmVzdWx0IkoKFVJlY29yZFJlc3VsdHNSZXNwb25zZRIXCg9zdG9yZWRfdGFza19pZHMYASADKAkSGAoQdW5rbm93bl90YXNrX2lkcxgCIAMoCSIuChpHZXRBZ2VudFJlc3VsdFN0YXRzUmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCSKXAQobR2V0QWdlbnRSZXN1bHRTdGF0c1Jlc3BvbnNlEhUKDXJlc3VsdHNfdG90YWwYASABKAQSGQoRcmVzdWx0c19zdWNjZWVkZWQYAiABKAQSFwoPdGFza3NfdGltZWRfb3V0GAMgASgEEi0KB2J5X3R5cGUYBCADKAsyHC5ob3N0Y2hlY2sudjEuQ2hlY2tUeXBlU3RhdHMyzgMKDlJlc3VsdHNTZXJ2aWNlEmkKCEdldENoZWNrEh0uaG9zdGNoZWNrLnYxLkdldENoZWNrUmVxdWVzdBoeLmhvc3RjaGVjay52MS5HZXRDaGVja1Jlc3BvbnNlIh6C0+STAhgSFi9hcGkvY2hlY2tzL3tjaGVja19pZH0SZAoKTGlzdENoZWNrcxIfLmhvc3RjaGVjay52MS5MaXN0Q2hlY2tzUmVxdWVzdBogLmhvc3RjaGVjay52MS5MaXN0Q2hlY2tzUmVzcG9uc2UiE4LT5JMCDRILL2FwaS9jaGVja3MScgoLRGVsZXRlQ2hlY2sSIC5ob3N0Y2hlY2sudjEuRGVsZXRlQ2hlY2tSZXF1ZXN0GiEuaG9zdGNoZWNrLnYxLkRlbGV0ZUNoZWNrUmVzcG9uc2UiHoLT5JMCGCoWL2FwaS9jaGVja3Mve2NoZWNrX2lkfRJ3CgpXYXRjaENoZWNrEh8uaG9zdGNoZWNrLnYxLldhdGNoQ2hlY2tSZXF1ZXN0GiAuaG9zdGNoZWNrLnYxLldhdGNoQ2hlY2tSZXNwb25zZSIkgtPkkwIeEhwvYXBpL2NoZWNrcy97Y2hlY2tfaWR9L3dhdGNoMAEyqgIKFFJlc3VsdHNJbmdlc3RTZXJ2aWNlEkwKCU9wZW5DaGVjaxIeLmhvc3RjaGVjay52MS5PcGVuQ2hlY2tSZXF1ZXN0Gh8uaG9zdGNoZWNrLnYxLk9wZW5DaGVja1Jlc3BvbnNlElgKDVJlY29yZFJlc3VsdHMSIi5ob3N0Y2hlY2sudjEuUmVjb3JkUmVzdWx0c1JlcXVlc3QaIy5ob3N0Y2hlY2sudjEuUmVjb3JkUmVzdWx0c1Jlc3BvbnNlEmoKE0dldEFnZW50UmVzdWx0U3RhdHMSKC5ob3N0Y2hlY2sudjEuR2V0QWdlbnRSZXN1bHRTdGF0c1JlcXVlc3QaKS5ob3N0Y2hlY2sudjEuR2V0QWdlbnRSZXN1bHRTdGF0c1Jlc3BvbnNlYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_timestamp, file_hostcheck_v1_checks, file_hostcheck_v1_registry, file_hostcheck_v1_scheduler]);
+  fileDesc("Chpob3N0Y2hlY2svdjEvcmVzdWx0cy5wcm90bxIMaG9zdGNoZWNrLnYxIiMKD0dldENoZWNrUmVxdWVzdBIQCghjaGVja19pZBgBIAEoCSI2ChBHZXRDaGVja1Jlc3BvbnNlEiIKBWNoZWNrGAEgASgLMhMuaG9zdGNoZWNrLnYxLkNoZWNrIiQKEFJlYWRDaGVja1JlcXVlc3QSEAoIY2hlY2tfaWQYASABKAkiWgoRTGlzdENoZWNrc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgNEhIKCnBhZ2VfdG9rZW4YAiABKAkSDgoGc3RhdHVzGAMgASgJEg4KBnRhcmdldBgEIAEoCSJSChJMaXN0Q2hlY2tzUmVzcG9uc2USIwoGY2hlY2tzGAEgAygLMhMuaG9zdGNoZWNrLnYxLkNoZWNrEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSImChJEZWxldGVDaGVja1JlcXVlc3QSEAoIY2hlY2tfaWQYASABKAkiJwoTRGVsZXRlQ2hlY2tSZXNwb25zZRIQCghjaGVja19pZBgBIAEoCSIlChFXYXRjaENoZWNrUmVxdWVzdBIQCghjaGVja19pZBgBIAEoCSLbAQoSV2F0Y2hDaGVja1Jlc3BvbnNlEg0KBWV2ZW50GAEgASgJEiIKBWNoZWNrGAIgASgLMhMuaG9zdGNoZWNrLnYxLkNoZWNrEiUKBHRhc2sYAyABKAsyFy5ob3N0Y2hlY2sudjEuQ2hlY2tUYXNrEhQKDGNoZWNrX3N0YXR1cxgEIAEoCRISCgp0YXNrc19kb25lGAUgASgNEhMKC3Rhc2tzX3RvdGFsGAYgASgNEiwKCHByb2dyZXNzGAcgASgLMhouaG9zdGNoZWNrLnYxLlRhc2tQcm9ncmVzcyLHAQoLUGxhbm5lZFRhc2sSDwoHdGFza19pZBgBIAEoCRIQCghhZ2VudF9pZBgCIAEoCRISCgpjaGVja190eXBlGAMgASgJEiwKCGRlYWRsaW5lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgphZ2VudF9uYW1lGAUgASgJEhAKCGxvY2F0aW9uGAYgASgJEg4KBnJlZ2lvbhgHIAEoCRIPCgdjb3VudHJ5GAggASgJEgwKBGNpdHkYCSABKAki3QEKEE9wZW5DaGVja1JlcXVlc3QSEAoIY2hlY2tfaWQYASABKAkSMQoHcmVxdWVzdBgCIAEoCzIgLmhvc3RjaGVjay52MS5DcmVhdGVDaGVja1JlcXVlc3QSKAoFdGFza3MYAyADKAsyGS5ob3N0Y2hlY2sudjEuUGxhbm5lZFRhc2sSLAoIZGVhZGxpbmUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWNsaWVudF9pcBgFIAEoCRIZChFjcmVhdGVkX2J5X2tleV9pZBgGIAEoCSI3ChFPcGVuQ2hlY2tSZXNwb25zZRIiCgVjaGVjaxgBIAEoCzITLmhvc3RjaGVjay52MS5DaGVjayJJCgtBZ2VudFJlc3VsdBIQCghhZ2VudF9pZBgBIAEoCRIoCgZyZXN1bHQYAiABKAsyGC5ob3N0Y2hlY2sudjEuVGFza1Jlc3VsdCJCChRSZWNvcmRSZXN1bHRzUmVxdWVzdBIqCgdyZXN1bHRzGAEgAygLMhkuaG9zdGNoZWNrLnYxLkFnZW50UmVzdWx0IoMBChVSZWNvcmRSZXN1bHRzUmVzcG9uc2USFwoPc3RvcmVkX3Rhc2tfaWRzGAEgAygJEhgKEHVua25vd25fdGFza19pZHMYAiADKAkSHAoUcXVhcmFudGluZWRfdGFza19pZHMYAyADKAkSGQoRcmVqZWN0ZWRfdGFza19pZHMYBCADKAkiTwoNQWdlbnRQcm9ncmVzcxIQCghhZ2VudF9pZBgBIAEoCRIsCghwcm9ncmVzcxgCIAEoCzIaLmhvc3RjaGVjay52MS5UYXNrUHJvZ3Jlc3MiRgoVUmVjb3JkUHJvZ3Jlc3NSZXF1ZXN0Ei0KCHByb2dyZXNzGAEgAygLMhsuaG9zdGNoZWNrLnYxLkFnZW50UHJvZ3Jlc3MiGAoWUmVjb3JkUHJvZ3Jlc3NSZXNwb25zZSIuChpHZXRBZ2VudFJlc3VsdFN0YXRzUmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCSKXAQobR2V0QWdlbnRSZXN1bHRTdGF0c1Jlc3BvbnNlEhUKDXJlc3VsdHNfdG90YWwYASABKAQSGQoRcmVzdWx0c19zdWNjZWVkZWQYAiABKAQSFwoPdGFza3NfdGltZWRfb3V0GAMgASgEEi0KB2J5X3R5cGUYBCADKAsyHC5ob3N0Y2hlY2sudjEuQ2hlY2tUeXBlU3RhdHMykAQKDlJlc3VsdHNTZXJ2aWNlEkkKCEdldENoZWNrEh0uaG9zdGNoZWNrLnYxLkdldENoZWNrUmVxdWVzdBoeLmhvc3RjaGVjay52MS5HZXRDaGVja1Jlc3BvbnNlEmAKCVJlYWRDaGVjaxIeLmhvc3RjaGVjay52MS5SZWFkQ2hlY2tSZXF1ZXN0GhMuaG9zdGNoZWNrLnYxLkNoZWNrIh6C0+STAhgSFi9hcGkvY2hlY2tzL3tjaGVja19pZH0SZAoKTGlzdENoZWNrcxIfLmhvc3RjaGVjay52MS5MaXN0Q2hlY2tzUmVxdWVzdBogLmhvc3RjaGVjay52MS5MaXN0Q2hlY2tzUmVzcG9uc2UiE4LT5JMCDRILL2FwaS9jaGVja3MScgoLRGVsZXRlQ2hlY2sSIC5ob3N0Y2hlY2sudjEuRGVsZXRlQ2hlY2tSZXF1ZXN0GiEuaG9zdGNoZWNrLnYxLkRlbGV0ZUNoZWNrUmVzcG9uc2UiHoLT5JMCGCoWL2FwaS9jaGVja3Mve2NoZWNrX2lkfRJ3CgpXYXRjaENoZWNrEh8uaG9zdGNoZWNrLnYxLldhdGNoQ2hlY2tSZXF1ZXN0GiAuaG9zdGNoZWNrLnYxLldhdGNoQ2hlY2tSZXNwb25zZSIkgtPkkwIeEhwvYXBpL2NoZWNrcy97Y2hlY2tfaWR9L3dhdGNoMAEyhwMKFFJlc3VsdHNJbmdlc3RTZXJ2aWNlEkwKCU9wZW5DaGVjaxIeLmhvc3RjaGVjay52MS5PcGVuQ2hlY2tSZXF1ZXN0Gh8uaG9zdGNoZWNrLnYxLk9wZW5DaGVja1Jlc3BvbnNlElgKDVJlY29yZFJlc3VsdHMSIi5ob3N0Y2hlY2sudjEuUmVjb3JkUmVzdWx0c1JlcXVlc3QaIy5ob3N0Y2hlY2sudjEuUmVjb3JkUmVzdWx0c1Jlc3BvbnNlElsKDlJlY29yZFByb2dyZXNzEiMuaG9zdGNoZWNrLnYxLlJlY29yZFByb2dyZXNzUmVxdWVzdBokLmhvc3RjaGVjay52MS5SZWNvcmRQcm9ncmVzc1Jlc3BvbnNlEmoKE0dldEFnZW50UmVzdWx0U3RhdHMSKC5ob3N0Y2hlY2sudjEuR2V0QWdlbnRSZXN1bHRTdGF0c1JlcXVlc3QaKS5ob3N0Y2hlY2sudjEuR2V0QWdlbnRSZXN1bHRTdGF0c1Jlc3BvbnNlYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_timestamp, file_hostcheck_v1_checks, file_hostcheck_v1_registry, file_hostcheck_v1_scheduler]);
 
 /**
  * @generated from message hostcheck.v1.GetCheckRequest
@@ -54,6 +54,23 @@ export type GetCheckResponse = Message<"hostcheck.v1.GetCheckResponse"> & {
  */
 export const GetCheckResponseSchema: GenMessage<GetCheckResponse> = /*@__PURE__*/
   messageDesc(file_hostcheck_v1_results, 1);
+
+/**
+ * @generated from message hostcheck.v1.ReadCheckRequest
+ */
+export type ReadCheckRequest = Message<"hostcheck.v1.ReadCheckRequest"> & {
+  /**
+   * @generated from field: string check_id = 1;
+   */
+  checkId: string;
+};
+
+/**
+ * Describes the message hostcheck.v1.ReadCheckRequest.
+ * Use `create(ReadCheckRequestSchema)` to create a new message.
+ */
+export const ReadCheckRequestSchema: GenMessage<ReadCheckRequest> = /*@__PURE__*/
+  messageDesc(file_hostcheck_v1_results, 2);
 
 /**
  * @generated from message hostcheck.v1.ListChecksRequest
@@ -93,7 +110,7 @@ export type ListChecksRequest = Message<"hostcheck.v1.ListChecksRequest"> & {
  * Use `create(ListChecksRequestSchema)` to create a new message.
  */
 export const ListChecksRequestSchema: GenMessage<ListChecksRequest> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_results, 2);
+  messageDesc(file_hostcheck_v1_results, 3);
 
 /**
  * @generated from message hostcheck.v1.ListChecksResponse
@@ -117,7 +134,7 @@ export type ListChecksResponse = Message<"hostcheck.v1.ListChecksResponse"> & {
  * Use `create(ListChecksResponseSchema)` to create a new message.
  */
 export const ListChecksResponseSchema: GenMessage<ListChecksResponse> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_results, 3);
+  messageDesc(file_hostcheck_v1_results, 4);
 
 /**
  * @generated from message hostcheck.v1.DeleteCheckRequest
@@ -134,7 +151,7 @@ export type DeleteCheckRequest = Message<"hostcheck.v1.DeleteCheckRequest"> & {
  * Use `create(DeleteCheckRequestSchema)` to create a new message.
  */
 export const DeleteCheckRequestSchema: GenMessage<DeleteCheckRequest> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_results, 4);
+  messageDesc(file_hostcheck_v1_results, 5);
 
 /**
  * @generated from message hostcheck.v1.DeleteCheckResponse
@@ -151,7 +168,7 @@ export type DeleteCheckResponse = Message<"hostcheck.v1.DeleteCheckResponse"> & 
  * Use `create(DeleteCheckResponseSchema)` to create a new message.
  */
 export const DeleteCheckResponseSchema: GenMessage<DeleteCheckResponse> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_results, 5);
+  messageDesc(file_hostcheck_v1_results, 6);
 
 /**
  * @generated from message hostcheck.v1.WatchCheckRequest
@@ -168,14 +185,14 @@ export type WatchCheckRequest = Message<"hostcheck.v1.WatchCheckRequest"> & {
  * Use `create(WatchCheckRequestSchema)` to create a new message.
  */
 export const WatchCheckRequestSchema: GenMessage<WatchCheckRequest> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_results, 6);
+  messageDesc(file_hostcheck_v1_results, 7);
 
 /**
  * @generated from message hostcheck.v1.WatchCheckResponse
  */
 export type WatchCheckResponse = Message<"hostcheck.v1.WatchCheckResponse"> & {
   /**
-   * snapshot | task | done
+   * snapshot | task (a task started or finished) | progress (of a running task) | done | deleted
    *
    * @generated from field: string event = 1;
    */
@@ -209,6 +226,13 @@ export type WatchCheckResponse = Message<"hostcheck.v1.WatchCheckResponse"> & {
    * @generated from field: uint32 tasks_total = 6;
    */
   tasksTotal: number;
+
+  /**
+   * On progress: what the running task has done so far.
+   *
+   * @generated from field: hostcheck.v1.TaskProgress progress = 7;
+   */
+  progress?: TaskProgress | undefined;
 };
 
 /**
@@ -216,7 +240,7 @@ export type WatchCheckResponse = Message<"hostcheck.v1.WatchCheckResponse"> & {
  * Use `create(WatchCheckResponseSchema)` to create a new message.
  */
 export const WatchCheckResponseSchema: GenMessage<WatchCheckResponse> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_results, 7);
+  messageDesc(file_hostcheck_v1_results, 8);
 
 /**
  * @generated from message hostcheck.v1.PlannedTask
@@ -276,7 +300,7 @@ export type PlannedTask = Message<"hostcheck.v1.PlannedTask"> & {
  * Use `create(PlannedTaskSchema)` to create a new message.
  */
 export const PlannedTaskSchema: GenMessage<PlannedTask> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_results, 8);
+  messageDesc(file_hostcheck_v1_results, 9);
 
 /**
  * @generated from message hostcheck.v1.OpenCheckRequest
@@ -308,6 +332,13 @@ export type OpenCheckRequest = Message<"hostcheck.v1.OpenCheckRequest"> & {
    * @generated from field: string client_ip = 5;
    */
   clientIp: string;
+
+  /**
+   * The API key the check was created with; empty: anonymous.
+   *
+   * @generated from field: string created_by_key_id = 6;
+   */
+  createdByKeyId: string;
 };
 
 /**
@@ -315,7 +346,7 @@ export type OpenCheckRequest = Message<"hostcheck.v1.OpenCheckRequest"> & {
  * Use `create(OpenCheckRequestSchema)` to create a new message.
  */
 export const OpenCheckRequestSchema: GenMessage<OpenCheckRequest> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_results, 9);
+  messageDesc(file_hostcheck_v1_results, 10);
 
 /**
  * @generated from message hostcheck.v1.OpenCheckResponse
@@ -332,7 +363,7 @@ export type OpenCheckResponse = Message<"hostcheck.v1.OpenCheckResponse"> & {
  * Use `create(OpenCheckResponseSchema)` to create a new message.
  */
 export const OpenCheckResponseSchema: GenMessage<OpenCheckResponse> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_results, 10);
+  messageDesc(file_hostcheck_v1_results, 11);
 
 /**
  * A result as the scheduler forwards it, with the agent it came from.
@@ -356,7 +387,7 @@ export type AgentResult = Message<"hostcheck.v1.AgentResult"> & {
  * Use `create(AgentResultSchema)` to create a new message.
  */
 export const AgentResultSchema: GenMessage<AgentResult> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_results, 11);
+  messageDesc(file_hostcheck_v1_results, 12);
 
 /**
  * @generated from message hostcheck.v1.RecordResultsRequest
@@ -373,9 +404,11 @@ export type RecordResultsRequest = Message<"hostcheck.v1.RecordResultsRequest"> 
  * Use `create(RecordResultsRequestSchema)` to create a new message.
  */
 export const RecordResultsRequestSchema: GenMessage<RecordResultsRequest> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_results, 12);
+  messageDesc(file_hostcheck_v1_results, 13);
 
 /**
+ * Every result of the request is in exactly one list (each judged on its own): acknowledge them all.
+ *
  * @generated from message hostcheck.v1.RecordResultsResponse
  */
 export type RecordResultsResponse = Message<"hostcheck.v1.RecordResultsResponse"> & {
@@ -392,6 +425,22 @@ export type RecordResultsResponse = Message<"hostcheck.v1.RecordResultsResponse"
    * @generated from field: repeated string unknown_task_ids = 2;
    */
   unknownTaskIds: string[];
+
+  /**
+   * Not storable as sent (NUL in text, a time or size out of range, data of another check type):
+   * stored as a failed result of its task with error_code "quarantined" and the reason as its error.
+   *
+   * @generated from field: repeated string quarantined_task_ids = 3;
+   */
+  quarantinedTaskIds: string[];
+
+  /**
+   * Tied to no task (task or agent id not a UUID), or refused by the database even quarantined:
+   * counted and logged by the results service (dead letters), nothing stored; safe to drop.
+   *
+   * @generated from field: repeated string rejected_task_ids = 4;
+   */
+  rejectedTaskIds: string[];
 };
 
 /**
@@ -399,7 +448,61 @@ export type RecordResultsResponse = Message<"hostcheck.v1.RecordResultsResponse"
  * Use `create(RecordResultsResponseSchema)` to create a new message.
  */
 export const RecordResultsResponseSchema: GenMessage<RecordResultsResponse> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_results, 13);
+  messageDesc(file_hostcheck_v1_results, 14);
+
+/**
+ * Progress as the scheduler forwards it, with the agent it came from.
+ *
+ * @generated from message hostcheck.v1.AgentProgress
+ */
+export type AgentProgress = Message<"hostcheck.v1.AgentProgress"> & {
+  /**
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+
+  /**
+   * @generated from field: hostcheck.v1.TaskProgress progress = 2;
+   */
+  progress?: TaskProgress | undefined;
+};
+
+/**
+ * Describes the message hostcheck.v1.AgentProgress.
+ * Use `create(AgentProgressSchema)` to create a new message.
+ */
+export const AgentProgressSchema: GenMessage<AgentProgress> = /*@__PURE__*/
+  messageDesc(file_hostcheck_v1_results, 15);
+
+/**
+ * @generated from message hostcheck.v1.RecordProgressRequest
+ */
+export type RecordProgressRequest = Message<"hostcheck.v1.RecordProgressRequest"> & {
+  /**
+   * @generated from field: repeated hostcheck.v1.AgentProgress progress = 1;
+   */
+  progress: AgentProgress[];
+};
+
+/**
+ * Describes the message hostcheck.v1.RecordProgressRequest.
+ * Use `create(RecordProgressRequestSchema)` to create a new message.
+ */
+export const RecordProgressRequestSchema: GenMessage<RecordProgressRequest> = /*@__PURE__*/
+  messageDesc(file_hostcheck_v1_results, 16);
+
+/**
+ * @generated from message hostcheck.v1.RecordProgressResponse
+ */
+export type RecordProgressResponse = Message<"hostcheck.v1.RecordProgressResponse"> & {
+};
+
+/**
+ * Describes the message hostcheck.v1.RecordProgressResponse.
+ * Use `create(RecordProgressResponseSchema)` to create a new message.
+ */
+export const RecordProgressResponseSchema: GenMessage<RecordProgressResponse> = /*@__PURE__*/
+  messageDesc(file_hostcheck_v1_results, 17);
 
 /**
  * @generated from message hostcheck.v1.GetAgentResultStatsRequest
@@ -416,7 +519,7 @@ export type GetAgentResultStatsRequest = Message<"hostcheck.v1.GetAgentResultSta
  * Use `create(GetAgentResultStatsRequestSchema)` to create a new message.
  */
 export const GetAgentResultStatsRequestSchema: GenMessage<GetAgentResultStatsRequest> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_results, 14);
+  messageDesc(file_hostcheck_v1_results, 18);
 
 /**
  * @generated from message hostcheck.v1.GetAgentResultStatsResponse
@@ -448,7 +551,7 @@ export type GetAgentResultStatsResponse = Message<"hostcheck.v1.GetAgentResultSt
  * Use `create(GetAgentResultStatsResponseSchema)` to create a new message.
  */
 export const GetAgentResultStatsResponseSchema: GenMessage<GetAgentResultStatsResponse> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_results, 15);
+  messageDesc(file_hostcheck_v1_results, 19);
 
 /**
  * Checks and their results: read, list, delete and watch live.
@@ -457,12 +560,27 @@ export const GetAgentResultStatsResponseSchema: GenMessage<GetAgentResultStatsRe
  */
 export const ResultsService: GenService<{
   /**
+   * The check in a response (gRPC); REST's GET /api/checks/{check_id} is ReadCheck.
+   *
    * @generated from rpc hostcheck.v1.ResultsService.GetCheck
    */
   getCheck: {
     methodKind: "unary";
     input: typeof GetCheckRequestSchema;
     output: typeof GetCheckResponseSchema;
+  },
+  /**
+   * The check itself, as the seed's REST API answers it. Envoy's transcoder cannot unwrap a
+   * field of a response (its response_body works for google.api.HttpBody only), so REST
+   * has this method of its own.
+   * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+   *
+   * @generated from rpc hostcheck.v1.ResultsService.ReadCheck
+   */
+  readCheck: {
+    methodKind: "unary";
+    input: typeof ReadCheckRequestSchema;
+    output: typeof CheckSchema;
   },
   /**
    * @generated from rpc hostcheck.v1.ResultsService.ListChecks
@@ -519,6 +637,16 @@ export const ResultsIngestService: GenService<{
     methodKind: "unary";
     input: typeof RecordResultsRequestSchema;
     output: typeof RecordResultsResponseSchema;
+  },
+  /**
+   * Marks started tasks running and publishes running tasks' progress to watchers.
+   *
+   * @generated from rpc hostcheck.v1.ResultsIngestService.RecordProgress
+   */
+  recordProgress: {
+    methodKind: "unary";
+    input: typeof RecordProgressRequestSchema;
+    output: typeof RecordProgressResponseSchema;
   },
   /**
    * Counts of one agent's results (for the registry's stats).

@@ -13,10 +13,14 @@ import type { DnsOptions } from "./dns_pb";
 import { file_hostcheck_v1_dns } from "./dns_pb";
 import type { HttpOptions } from "./http_pb";
 import { file_hostcheck_v1_http } from "./http_pb";
+import type { MtrOptions } from "./mtr_pb";
+import { file_hostcheck_v1_mtr } from "./mtr_pb";
 import type { PingOptions } from "./ping_pb";
 import { file_hostcheck_v1_ping } from "./ping_pb";
 import type { TcpOptions } from "./tcp_pb";
 import { file_hostcheck_v1_tcp } from "./tcp_pb";
+import type { TlsOptions } from "./tls_pb";
+import { file_hostcheck_v1_tls } from "./tls_pb";
 import type { TracerouteOptions } from "./traceroute_pb";
 import { file_hostcheck_v1_traceroute } from "./traceroute_pb";
 import type { UdpOptions } from "./udp_pb";
@@ -27,7 +31,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hostcheck/v1/scheduler.proto.
  */
 export const file_hostcheck_v1_scheduler: GenFile = /*@__PURE__*/
-  fileDesc("Chxob3N0Y2hlY2svdjEvc2NoZWR1bGVyLnByb3RvEgxob3N0Y2hlY2sudjEihQMKEkNyZWF0ZUNoZWNrUmVxdWVzdBIOCgZ0YXJnZXQYASABKAkSDgoGY2hlY2tzGAIgAygJEicKBGh0dHAYAyABKAsyGS5ob3N0Y2hlY2sudjEuSHR0cE9wdGlvbnMSJQoDdGNwGAQgASgLMhguaG9zdGNoZWNrLnYxLlRjcE9wdGlvbnMSJwoEcGluZxgFIAEoCzIZLmhvc3RjaGVjay52MS5QaW5nT3B0aW9ucxIlCgNkbnMYBiABKAsyGC5ob3N0Y2hlY2sudjEuRG5zT3B0aW9ucxIlCgN1ZHAYByABKAsyGC5ob3N0Y2hlY2sudjEuVWRwT3B0aW9ucxIzCgp0cmFjZXJvdXRlGAggASgLMh8uaG9zdGNoZWNrLnYxLlRyYWNlcm91dGVPcHRpb25zEisKBmFnZW50cxgJIAEoCzIbLmhvc3RjaGVjay52MS5BZ2VudFNlbGVjdG9yEhIKCnRpbWVvdXRfbXMYCiABKA0SEgoKaXBfdmVyc2lvbhgLIAEoDSJLChNDcmVhdGVDaGVja1Jlc3BvbnNlEhAKCGNoZWNrX2lkGAEgASgJEiIKBWNoZWNrGAIgASgLMhMuaG9zdGNoZWNrLnYxLkNoZWNrIqcBCg5Db25uZWN0UmVxdWVzdBIpCgVoZWxsbxgBIAEoCzIYLmhvc3RjaGVjay52MS5BZ2VudEhlbGxvSAASMQoJaGVhcnRiZWF0GAIgASgLMhwuaG9zdGNoZWNrLnYxLkFnZW50SGVhcnRiZWF0SAASLAoHcmVzdWx0cxgDIAEoCzIZLmhvc3RjaGVjay52MS5SZXN1bHRCYXRjaEgAQgkKB21lc3NhZ2Ui6wEKD0Nvbm5lY3RSZXNwb25zZRIoCgd3ZWxjb21lGAEgASgLMhUuaG9zdGNoZWNrLnYxLldlbGNvbWVIABIoCgV0YXNrcxgCIAEoCzIXLmhvc3RjaGVjay52MS5UYXNrQmF0Y2hIABIrCgZjYW5jZWwYAyABKAsyGS5ob3N0Y2hlY2sudjEuQ2FuY2VsVGFza3NIABImCgNhY2sYBCABKAsyFy5ob3N0Y2hlY2sudjEuUmVzdWx0QWNrSAASJAoFZHJhaW4YBSABKAsyEy5ob3N0Y2hlY2sudjEuRHJhaW5IAEIJCgdtZXNzYWdlIlIKCkFnZW50SGVsbG8SDwoHdmVyc2lvbhgBIAEoCRIUCgxjYXBhYmlsaXRpZXMYAiADKAkSFwoPdW5hY2tlZF9yZXN1bHRzGAQgASgNSgQIAxAEIi8KDkFnZW50SGVhcnRiZWF0EhcKD3Rhc2tzX2luX2ZsaWdodBgBIAEoDUoECAIQAyI4CgtSZXN1bHRCYXRjaBIpCgdyZXN1bHRzGAEgAygLMhguaG9zdGNoZWNrLnYxLlRhc2tSZXN1bHQi6AIKClRhc2tSZXN1bHQSDwoHdGFza19pZBgBIAEoCRIQCghjaGVja19pZBgCIAEoCRISCgpjaGVja190eXBlGAMgASgJEg8KB3N1Y2Nlc3MYBCABKAgSJgoEZGF0YRgMIAEoCzIYLmhvc3RjaGVjay52MS5SZXN1bHREYXRhEg0KBWVycm9yGAYgASgJEhIKCmVycm9yX2NvZGUYByABKAkSEwoLZHVyYXRpb25fbXMYCCABKAESLgoKc3RhcnRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASQQoNdHJhY2VfY29udGV4dBgLIAMoCzIqLmhvc3RjaGVjay52MS5UYXNrUmVzdWx0LlRyYWNlQ29udGV4dEVudHJ5GjMKEVRyYWNlQ29udGV4dEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFKBAgFEAZKBAgKEAsiTwoHV2VsY29tZRIUCgxzY2hlZHVsZXJfaWQYASABKAkSEAoIYWdlbnRfaWQYAiABKAkSHAoUaGVhcnRiZWF0X2ludGVydmFsX3MYAyABKA0iwgIKBFRhc2sSDwoHdGFza19pZBgBIAEoCRIQCghjaGVja19pZBgCIAEoCRISCgpjaGVja190eXBlGAMgASgJEg4KBnRhcmdldBgEIAEoCRIrCgdvcHRpb25zGAUgASgLMhouaG9zdGNoZWNrLnYxLkNoZWNrT3B0aW9ucxISCgp0aW1lb3V0X21zGAYgASgNEiwKCGRlYWRsaW5lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgppcF92ZXJzaW9uGAggASgNEjsKDXRyYWNlX2NvbnRleHQYCSADKAsyJC5ob3N0Y2hlY2sudjEuVGFzay5UcmFjZUNvbnRleHRFbnRyeRozChFUcmFjZUNvbnRleHRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIi4KCVRhc2tCYXRjaBIhCgV0YXNrcxgBIAMoCzISLmhvc3RjaGVjay52MS5UYXNrIi8KC0NhbmNlbFRhc2tzEhAKCHRhc2tfaWRzGAEgAygJEg4KBnJlYXNvbhgCIAEoCSIdCglSZXN1bHRBY2sSEAoIdGFza19pZHMYASADKAkiFwoFRHJhaW4SDgoGcmVhc29uGAEgASgJIkcKC1JvdXRlZFRhc2tzEhAKCGFnZW50X2lkGAEgASgJEiYKBWJhdGNoGAIgASgLMhcuaG9zdGNoZWNrLnYxLlRhc2tCYXRjaDJ+ChBTY2hlZHVsZXJTZXJ2aWNlEmoKC0NyZWF0ZUNoZWNrEiAuaG9zdGNoZWNrLnYxLkNyZWF0ZUNoZWNrUmVxdWVzdBohLmhvc3RjaGVjay52MS5DcmVhdGVDaGVja1Jlc3BvbnNlIhaC0+STAhA6ASoiCy9hcGkvY2hlY2tzMmAKEkFnZW50U3RyZWFtU2VydmljZRJKCgdDb25uZWN0EhwuaG9zdGNoZWNrLnYxLkNvbm5lY3RSZXF1ZXN0Gh0uaG9zdGNoZWNrLnYxLkNvbm5lY3RSZXNwb25zZSgBMAFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp, file_hostcheck_v1_checks, file_hostcheck_v1_dns, file_hostcheck_v1_http, file_hostcheck_v1_ping, file_hostcheck_v1_tcp, file_hostcheck_v1_traceroute, file_hostcheck_v1_udp]);
+  fileDesc("Chxob3N0Y2hlY2svdjEvc2NoZWR1bGVyLnByb3RvEgxob3N0Y2hlY2sudjEi0wMKEkNyZWF0ZUNoZWNrUmVxdWVzdBIOCgZ0YXJnZXQYASABKAkSDgoGY2hlY2tzGAIgAygJEicKBGh0dHAYAyABKAsyGS5ob3N0Y2hlY2sudjEuSHR0cE9wdGlvbnMSJQoDdGNwGAQgASgLMhguaG9zdGNoZWNrLnYxLlRjcE9wdGlvbnMSJwoEcGluZxgFIAEoCzIZLmhvc3RjaGVjay52MS5QaW5nT3B0aW9ucxIlCgNkbnMYBiABKAsyGC5ob3N0Y2hlY2sudjEuRG5zT3B0aW9ucxIlCgN1ZHAYByABKAsyGC5ob3N0Y2hlY2sudjEuVWRwT3B0aW9ucxIzCgp0cmFjZXJvdXRlGAggASgLMh8uaG9zdGNoZWNrLnYxLlRyYWNlcm91dGVPcHRpb25zEisKBmFnZW50cxgJIAEoCzIbLmhvc3RjaGVjay52MS5BZ2VudFNlbGVjdG9yEhIKCnRpbWVvdXRfbXMYCiABKA0SEgoKaXBfdmVyc2lvbhgLIAEoDRIlCgN0bHMYDCABKAsyGC5ob3N0Y2hlY2sudjEuVGxzT3B0aW9ucxIlCgNtdHIYDSABKAsyGC5ob3N0Y2hlY2sudjEuTXRyT3B0aW9ucyJLChNDcmVhdGVDaGVja1Jlc3BvbnNlEhAKCGNoZWNrX2lkGAEgASgJEiIKBWNoZWNrGAIgASgLMhMuaG9zdGNoZWNrLnYxLkNoZWNrItgBCg5Db25uZWN0UmVxdWVzdBIpCgVoZWxsbxgBIAEoCzIYLmhvc3RjaGVjay52MS5BZ2VudEhlbGxvSAASMQoJaGVhcnRiZWF0GAIgASgLMhwuaG9zdGNoZWNrLnYxLkFnZW50SGVhcnRiZWF0SAASLAoHcmVzdWx0cxgDIAEoCzIZLmhvc3RjaGVjay52MS5SZXN1bHRCYXRjaEgAEi8KCHByb2dyZXNzGAQgASgLMhsuaG9zdGNoZWNrLnYxLlByb2dyZXNzQmF0Y2hIAEIJCgdtZXNzYWdlIusBCg9Db25uZWN0UmVzcG9uc2USKAoHd2VsY29tZRgBIAEoCzIVLmhvc3RjaGVjay52MS5XZWxjb21lSAASKAoFdGFza3MYAiABKAsyFy5ob3N0Y2hlY2sudjEuVGFza0JhdGNoSAASKwoGY2FuY2VsGAMgASgLMhkuaG9zdGNoZWNrLnYxLkNhbmNlbFRhc2tzSAASJgoDYWNrGAQgASgLMhcuaG9zdGNoZWNrLnYxLlJlc3VsdEFja0gAEiQKBWRyYWluGAUgASgLMhMuaG9zdGNoZWNrLnYxLkRyYWluSABCCQoHbWVzc2FnZSJSCgpBZ2VudEhlbGxvEg8KB3ZlcnNpb24YASABKAkSFAoMY2FwYWJpbGl0aWVzGAIgAygJEhcKD3VuYWNrZWRfcmVzdWx0cxgEIAEoDUoECAMQBCIvCg5BZ2VudEhlYXJ0YmVhdBIXCg90YXNrc19pbl9mbGlnaHQYASABKA1KBAgCEAMiOAoLUmVzdWx0QmF0Y2gSKQoHcmVzdWx0cxgBIAMoCzIYLmhvc3RjaGVjay52MS5UYXNrUmVzdWx0IugCCgpUYXNrUmVzdWx0Eg8KB3Rhc2tfaWQYASABKAkSEAoIY2hlY2tfaWQYAiABKAkSEgoKY2hlY2tfdHlwZRgDIAEoCRIPCgdzdWNjZXNzGAQgASgIEiYKBGRhdGEYDCABKAsyGC5ob3N0Y2hlY2sudjEuUmVzdWx0RGF0YRINCgVlcnJvchgGIAEoCRISCgplcnJvcl9jb2RlGAcgASgJEhMKC2R1cmF0aW9uX21zGAggASgBEi4KCnN0YXJ0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEkEKDXRyYWNlX2NvbnRleHQYCyADKAsyKi5ob3N0Y2hlY2sudjEuVGFza1Jlc3VsdC5UcmFjZUNvbnRleHRFbnRyeRozChFUcmFjZUNvbnRleHRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBSgQIBRAGSgQIChALItwBCgxUYXNrUHJvZ3Jlc3MSDwoHdGFza19pZBgBIAEoCRIQCghjaGVja19pZBgCIAEoCRISCgpjaGVja190eXBlGAMgASgJEg8KB3N0YXJ0ZWQYBCABKAgSLgoKc3RhcnRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHbWVzc2FnZRgGIAEoCRIMCgRkb25lGAcgASgNEg0KBXRvdGFsGAggASgNEiYKBGRhdGEYCSABKAsyGC5ob3N0Y2hlY2sudjEuUmVzdWx0RGF0YSI9Cg1Qcm9ncmVzc0JhdGNoEiwKCHByb2dyZXNzGAEgAygLMhouaG9zdGNoZWNrLnYxLlRhc2tQcm9ncmVzcyJPCgdXZWxjb21lEhQKDHNjaGVkdWxlcl9pZBgBIAEoCRIQCghhZ2VudF9pZBgCIAEoCRIcChRoZWFydGJlYXRfaW50ZXJ2YWxfcxgDIAEoDSLCAgoEVGFzaxIPCgd0YXNrX2lkGAEgASgJEhAKCGNoZWNrX2lkGAIgASgJEhIKCmNoZWNrX3R5cGUYAyABKAkSDgoGdGFyZ2V0GAQgASgJEisKB29wdGlvbnMYBSABKAsyGi5ob3N0Y2hlY2sudjEuQ2hlY2tPcHRpb25zEhIKCnRpbWVvdXRfbXMYBiABKA0SLAoIZGVhZGxpbmUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmlwX3ZlcnNpb24YCCABKA0SOwoNdHJhY2VfY29udGV4dBgJIAMoCzIkLmhvc3RjaGVjay52MS5UYXNrLlRyYWNlQ29udGV4dEVudHJ5GjMKEVRyYWNlQ29udGV4dEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiLgoJVGFza0JhdGNoEiEKBXRhc2tzGAEgAygLMhIuaG9zdGNoZWNrLnYxLlRhc2siLwoLQ2FuY2VsVGFza3MSEAoIdGFza19pZHMYASADKAkSDgoGcmVhc29uGAIgASgJIh0KCVJlc3VsdEFjaxIQCgh0YXNrX2lkcxgBIAMoCSIXCgVEcmFpbhIOCgZyZWFzb24YASABKAkiRwoLUm91dGVkVGFza3MSEAoIYWdlbnRfaWQYASABKAkSJgoFYmF0Y2gYAiABKAsyFy5ob3N0Y2hlY2sudjEuVGFza0JhdGNoMn4KEFNjaGVkdWxlclNlcnZpY2USagoLQ3JlYXRlQ2hlY2sSIC5ob3N0Y2hlY2sudjEuQ3JlYXRlQ2hlY2tSZXF1ZXN0GiEuaG9zdGNoZWNrLnYxLkNyZWF0ZUNoZWNrUmVzcG9uc2UiFoLT5JMCEDoBKiILL2FwaS9jaGVja3MyYAoSQWdlbnRTdHJlYW1TZXJ2aWNlEkoKB0Nvbm5lY3QSHC5ob3N0Y2hlY2sudjEuQ29ubmVjdFJlcXVlc3QaHS5ob3N0Y2hlY2sudjEuQ29ubmVjdFJlc3BvbnNlKAEwAWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_timestamp, file_hostcheck_v1_checks, file_hostcheck_v1_dns, file_hostcheck_v1_http, file_hostcheck_v1_mtr, file_hostcheck_v1_ping, file_hostcheck_v1_tcp, file_hostcheck_v1_tls, file_hostcheck_v1_traceroute, file_hostcheck_v1_udp]);
 
 /**
  * @generated from message hostcheck.v1.CreateCheckRequest
@@ -41,7 +45,7 @@ export type CreateCheckRequest = Message<"hostcheck.v1.CreateCheckRequest"> & {
   target: string;
 
   /**
-   * Check types: http, tcp, ping, dns, udp, traceroute.
+   * Check types: http, tcp, ping, dns, udp, traceroute, tls, ... (the cases of ResultData.result).
    *
    * @generated from field: repeated string checks = 2;
    */
@@ -99,6 +103,16 @@ export type CreateCheckRequest = Message<"hostcheck.v1.CreateCheckRequest"> & {
    * @generated from field: uint32 ip_version = 11;
    */
   ipVersion: number;
+
+  /**
+   * @generated from field: hostcheck.v1.TlsOptions tls = 12;
+   */
+  tls?: TlsOptions | undefined;
+
+  /**
+   * @generated from field: hostcheck.v1.MtrOptions mtr = 13;
+   */
+  mtr?: MtrOptions | undefined;
 };
 
 /**
@@ -155,6 +169,12 @@ export type ConnectRequest = Message<"hostcheck.v1.ConnectRequest"> & {
      */
     value: ResultBatch;
     case: "results";
+  } | {
+    /**
+     * @generated from field: hostcheck.v1.ProgressBatch progress = 4;
+     */
+    value: ProgressBatch;
+    case: "progress";
   } | { case: undefined; value?: undefined };
 };
 
@@ -348,6 +368,94 @@ export const TaskResultSchema: GenMessage<TaskResult> = /*@__PURE__*/
   messageDesc(file_hostcheck_v1_scheduler, 7);
 
 /**
+ * What a running task has done so far. The first one of a task says it started; then
+ * steps of long checks (ping per reply, traceroute and mtr per hop), at most one every
+ * 500 ms per task. Nothing here is stored but the start: the result supersedes it.
+ *
+ * @generated from message hostcheck.v1.TaskProgress
+ */
+export type TaskProgress = Message<"hostcheck.v1.TaskProgress"> & {
+  /**
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * @generated from field: string check_id = 2;
+   */
+  checkId: string;
+
+  /**
+   * @generated from field: string check_type = 3;
+   */
+  checkType: string;
+
+  /**
+   * The agent started the task (the first progress of a task).
+   *
+   * @generated from field: bool started = 4;
+   */
+  started: boolean;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp started_at = 5;
+   */
+  startedAt?: Timestamp | undefined;
+
+  /**
+   * The latest step in words, e.g. "reply 3 of 6 from 127.0.0.1: 0.051 ms".
+   *
+   * @generated from field: string message = 6;
+   */
+  message: string;
+
+  /**
+   * Steps done and expected (ping: replies and requests; traceroute: hops and max hops).
+   *
+   * @generated from field: uint32 done = 7;
+   */
+  done: number;
+
+  /**
+   * @generated from field: uint32 total = 8;
+   */
+  total: number;
+
+  /**
+   * What the task measured so far: the field of check_type is set.
+   *
+   * @generated from field: hostcheck.v1.ResultData data = 9;
+   */
+  data?: ResultData | undefined;
+};
+
+/**
+ * Describes the message hostcheck.v1.TaskProgress.
+ * Use `create(TaskProgressSchema)` to create a new message.
+ */
+export const TaskProgressSchema: GenMessage<TaskProgress> = /*@__PURE__*/
+  messageDesc(file_hostcheck_v1_scheduler, 8);
+
+/**
+ * Running tasks' progress, batched.
+ *
+ * @generated from message hostcheck.v1.ProgressBatch
+ */
+export type ProgressBatch = Message<"hostcheck.v1.ProgressBatch"> & {
+  /**
+   * @generated from field: repeated hostcheck.v1.TaskProgress progress = 1;
+   */
+  progress: TaskProgress[];
+};
+
+/**
+ * Describes the message hostcheck.v1.ProgressBatch.
+ * Use `create(ProgressBatchSchema)` to create a new message.
+ */
+export const ProgressBatchSchema: GenMessage<ProgressBatch> = /*@__PURE__*/
+  messageDesc(file_hostcheck_v1_scheduler, 9);
+
+/**
  * @generated from message hostcheck.v1.Welcome
  */
 export type Welcome = Message<"hostcheck.v1.Welcome"> & {
@@ -374,7 +482,7 @@ export type Welcome = Message<"hostcheck.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_scheduler, 8);
+  messageDesc(file_hostcheck_v1_scheduler, 10);
 
 /**
  * One unit of work for one agent.
@@ -439,7 +547,7 @@ export type Task = Message<"hostcheck.v1.Task"> & {
  * Use `create(TaskSchema)` to create a new message.
  */
 export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_scheduler, 9);
+  messageDesc(file_hostcheck_v1_scheduler, 11);
 
 /**
  * @generated from message hostcheck.v1.TaskBatch
@@ -456,7 +564,7 @@ export type TaskBatch = Message<"hostcheck.v1.TaskBatch"> & {
  * Use `create(TaskBatchSchema)` to create a new message.
  */
 export const TaskBatchSchema: GenMessage<TaskBatch> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_scheduler, 10);
+  messageDesc(file_hostcheck_v1_scheduler, 12);
 
 /**
  * @generated from message hostcheck.v1.CancelTasks
@@ -478,7 +586,7 @@ export type CancelTasks = Message<"hostcheck.v1.CancelTasks"> & {
  * Use `create(CancelTasksSchema)` to create a new message.
  */
 export const CancelTasksSchema: GenMessage<CancelTasks> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_scheduler, 11);
+  messageDesc(file_hostcheck_v1_scheduler, 13);
 
 /**
  * These results are stored; the agent may forget them.
@@ -497,7 +605,7 @@ export type ResultAck = Message<"hostcheck.v1.ResultAck"> & {
  * Use `create(ResultAckSchema)` to create a new message.
  */
 export const ResultAckSchema: GenMessage<ResultAck> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_scheduler, 12);
+  messageDesc(file_hostcheck_v1_scheduler, 14);
 
 /**
  * The scheduler is going away: reconnect (elsewhere) after finishing the batch.
@@ -516,7 +624,7 @@ export type Drain = Message<"hostcheck.v1.Drain"> & {
  * Use `create(DrainSchema)` to create a new message.
  */
 export const DrainSchema: GenMessage<Drain> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_scheduler, 13);
+  messageDesc(file_hostcheck_v1_scheduler, 15);
 
 /**
  * Internal: tasks routed through live state to the replica that holds the agent's stream.
@@ -540,7 +648,7 @@ export type RoutedTasks = Message<"hostcheck.v1.RoutedTasks"> & {
  * Use `create(RoutedTasksSchema)` to create a new message.
  */
 export const RoutedTasksSchema: GenMessage<RoutedTasks> = /*@__PURE__*/
-  messageDesc(file_hostcheck_v1_scheduler, 14);
+  messageDesc(file_hostcheck_v1_scheduler, 16);
 
 /**
  * Creates checks: validates, picks agents, plans and dispatches tasks.

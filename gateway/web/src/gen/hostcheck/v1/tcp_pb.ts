@@ -4,13 +4,15 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { TlsInfo } from "./http_pb";
+import { file_hostcheck_v1_http } from "./http_pb";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file hostcheck/v1/tcp.proto.
  */
 export const file_hostcheck_v1_tcp: GenFile = /*@__PURE__*/
-  fileDesc("ChZob3N0Y2hlY2svdjEvdGNwLnByb3RvEgxob3N0Y2hlY2sudjEiGgoKVGNwT3B0aW9ucxIMCgRwb3J0GAEgASgNImIKCVRjcFJlc3VsdBIPCgdhZGRyZXNzGAEgASgJEgwKBHBvcnQYAiABKA0SEgoKaXBfdmVyc2lvbhgDIAEoDRIOCgZkbnNfbXMYBCABKAESEgoKY29ubmVjdF9tcxgFIAEoAWIGcHJvdG8z");
+  fileDesc("ChZob3N0Y2hlY2svdjEvdGNwLnByb3RvEgxob3N0Y2hlY2sudjEiYAoKVGNwT3B0aW9ucxIMCgRwb3J0GAEgASgNEgwKBHNlbmQYAiABKAkSDgoGZXhwZWN0GAMgASgJEhAKCHN0YXJ0dGxzGAQgASgJEhQKDGluc2VjdXJlX3RscxgFIAEoCCLhAQoJVGNwUmVzdWx0Eg8KB2FkZHJlc3MYASABKAkSDAoEcG9ydBgCIAEoDRISCgppcF92ZXJzaW9uGAMgASgNEg4KBmRuc19tcxgEIAEoARISCgpjb25uZWN0X21zGAUgASgBEhMKC3N0YXJ0dGxzX21zGAYgASgBEg4KBnRsc19tcxgHIAEoARIiCgN0bHMYCCABKAsyFS5ob3N0Y2hlY2sudjEuVGxzSW5mbxITCgtyZXNwb25zZV9tcxgJIAEoARIQCghyZWNlaXZlZBgKIAEoCRINCgVwaGFzZRgLIAEoCWIGcHJvdG8z", [file_hostcheck_v1_http]);
 
 /**
  * Options of a `tcp` check.
@@ -24,6 +26,34 @@ export type TcpOptions = Message<"hostcheck.v1.TcpOptions"> & {
    * @generated from field: uint32 port = 1;
    */
   port: number;
+
+  /**
+   * Text sent after connecting (and after STARTTLS), as is (UTF-8).
+   *
+   * @generated from field: string send = 2;
+   */
+  send: string;
+
+  /**
+   * RE2 regular expression the data received must match (read until it does, up to 64 KiB).
+   *
+   * @generated from field: string expect = 3;
+   */
+  expect: string;
+
+  /**
+   * Upgrade to TLS first with the protocol's STARTTLS: smtp, imap, pop3 or ftp.
+   *
+   * @generated from field: string starttls = 4;
+   */
+  starttls: string;
+
+  /**
+   * With starttls: do not verify the certificate (it is still reported).
+   *
+   * @generated from field: bool insecure_tls = 5;
+   */
+  insecureTls: boolean;
 };
 
 /**
@@ -67,6 +97,44 @@ export type TcpResult = Message<"hostcheck.v1.TcpResult"> & {
    * @generated from field: double connect_ms = 5;
    */
   connectMs: number;
+
+  /**
+   * With starttls: the protocol's dialogue up to the handshake, and the handshake.
+   *
+   * @generated from field: double starttls_ms = 6;
+   */
+  starttlsMs: number;
+
+  /**
+   * @generated from field: double tls_ms = 7;
+   */
+  tlsMs: number;
+
+  /**
+   * @generated from field: hostcheck.v1.TlsInfo tls = 8;
+   */
+  tls?: TlsInfo | undefined;
+
+  /**
+   * With send or expect: from sending (or connecting) until `expect` matched (or the text was sent).
+   *
+   * @generated from field: double response_ms = 9;
+   */
+  responseMs: number;
+
+  /**
+   * What the server sent (after STARTTLS), up to 4 KiB, as text.
+   *
+   * @generated from field: string received = 10;
+   */
+  received: string;
+
+  /**
+   * On failure: the step it stopped in (connect, starttls, tls, send, expect).
+   *
+   * @generated from field: string phase = 11;
+   */
+  phase: string;
 };
 
 /**

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hostcheck/v1/traceroute.proto.
  */
 export const file_hostcheck_v1_traceroute: GenFile = /*@__PURE__*/
-  fileDesc("Ch1ob3N0Y2hlY2svdjEvdHJhY2Vyb3V0ZS5wcm90bxIMaG9zdGNoZWNrLnYxIlQKEVRyYWNlcm91dGVPcHRpb25zEhAKCG1heF9ob3BzGAEgASgNEhUKDXJlc29sdmVfbmFtZXMYAiABKAgSFgoOcHJvYmVzX3Blcl9ob3AYAyABKA0izgEKEFRyYWNlcm91dGVSZXN1bHQSDwoHYWRkcmVzcxgBIAEoCRISCgppcF92ZXJzaW9uGAIgASgNEhAKCG1heF9ob3BzGAMgASgNEhYKDnByb2Jlc19wZXJfaG9wGAQgASgNEhsKE2Rlc3RpbmF0aW9uX3JlYWNoZWQYBSABKAgSEAoIY29tcGxldGUYBiABKAgSEQoJaG9wX2NvdW50GAcgASgNEikKBGhvcHMYCCADKAsyGy5ob3N0Y2hlY2sudjEuVHJhY2Vyb3V0ZUhvcCKqAQoNVHJhY2Vyb3V0ZUhvcBILCgNob3AYASABKA0SDwoHYWRkcmVzcxgCIAEoCRIPCgdydHRzX21zGAMgAygBEhcKCmF2Z19ydHRfbXMYBCABKAFIAIgBARIMCgRsb3NzGAUgASgBEgwKBG5hbWUYBiABKAkSEQoJYWRkcmVzc2VzGAcgAygJEhMKC3VucmVhY2hhYmxlGAggASgJQg0KC19hdmdfcnR0X21zYgZwcm90bzM");
+  fileDesc("Ch1ob3N0Y2hlY2svdjEvdHJhY2Vyb3V0ZS5wcm90bxIMaG9zdGNoZWNrLnYxInQKEVRyYWNlcm91dGVPcHRpb25zEhAKCG1heF9ob3BzGAEgASgNEhUKDXJlc29sdmVfbmFtZXMYAiABKAgSFgoOcHJvYmVzX3Blcl9ob3AYAyABKA0SEAoIcHJvdG9jb2wYBCABKAkSDAoEcG9ydBgFIAEoDSLuAQoQVHJhY2Vyb3V0ZVJlc3VsdBIPCgdhZGRyZXNzGAEgASgJEhIKCmlwX3ZlcnNpb24YAiABKA0SEAoIbWF4X2hvcHMYAyABKA0SFgoOcHJvYmVzX3Blcl9ob3AYBCABKA0SGwoTZGVzdGluYXRpb25fcmVhY2hlZBgFIAEoCBIQCghjb21wbGV0ZRgGIAEoCBIRCglob3BfY291bnQYByABKA0SKQoEaG9wcxgIIAMoCzIbLmhvc3RjaGVjay52MS5UcmFjZXJvdXRlSG9wEhAKCHByb3RvY29sGAkgASgJEgwKBHBvcnQYCiABKA0iqgEKDVRyYWNlcm91dGVIb3ASCwoDaG9wGAEgASgNEg8KB2FkZHJlc3MYAiABKAkSDwoHcnR0c19tcxgDIAMoARIXCgphdmdfcnR0X21zGAQgASgBSACIAQESDAoEbG9zcxgFIAEoARIMCgRuYW1lGAYgASgJEhEKCWFkZHJlc3NlcxgHIAMoCRITCgt1bnJlYWNoYWJsZRgIIAEoCUINCgtfYXZnX3J0dF9tc2IGcHJvdG8z");
 
 /**
  * Options of a `traceroute` check.
@@ -38,6 +38,20 @@ export type TracerouteOptions = Message<"hostcheck.v1.TracerouteOptions"> & {
    * @generated from field: uint32 probes_per_hop = 3;
    */
   probesPerHop: number;
+
+  /**
+   * "icmp" (default, echo requests), "udp" (datagrams to a high port) or "tcp" (SYNs).
+   *
+   * @generated from field: string protocol = 4;
+   */
+  protocol: string;
+
+  /**
+   * Destination port of udp (default 33434) and tcp (default the target's port, else 80) probes.
+   *
+   * @generated from field: uint32 port = 5;
+   */
+  port: number;
 };
 
 /**
@@ -94,6 +108,20 @@ export type TracerouteResult = Message<"hostcheck.v1.TracerouteResult"> & {
    * @generated from field: repeated hostcheck.v1.TracerouteHop hops = 8;
    */
   hops: TracerouteHop[];
+
+  /**
+   * "icmp", "udp" or "tcp".
+   *
+   * @generated from field: string protocol = 9;
+   */
+  protocol: string;
+
+  /**
+   * Destination port of udp and tcp probes.
+   *
+   * @generated from field: uint32 port = 10;
+   */
+  port: number;
 };
 
 /**
