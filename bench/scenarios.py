@@ -82,11 +82,13 @@ class Scale:
 
 
 FULL = Scale()
+# Smoke retention at 200 calls/s: its sweep of 2,000 results lasts ~0.1 s, and at 10/s often no
+# RecordResults call fell inside it (a NaN ratio).
 SMOKE = Scale(sim_processes=1, streams_per_channel=5, stream_agents=20, stream_window_s=0.5, fanout_agents=10,
               fanout_runs=1, ingest_agents=10, ingest_checks=3, latency_runs=4, throughput_s=0.3,
               throughput_rounds=1, footprint_s=0.5, watch_checks=3, watchers_per_check=2, watch_agents=4,
               watch_tasks_per_check=2, watch_spread_s=0.2, retention_results=2_000, retention_window_s=0.5,
-              retention_rps=10.0, retention_sweep_max_s=5.0)
+              retention_rps=200.0, retention_sweep_max_s=5.0)
 
 # Tasks that agents hold back for a while get the longest tcp timeout (30 s), so none
 # times out before it is released.
