@@ -14,7 +14,7 @@ from hostcheck.gateway import envoy
 from hostcheck.v1 import results_pb2, results_pb2_grpc
 from tests.conftest import REDIS_URL, fresh_postgres_db
 from tests.gateway.conftest import Gateway, start_envoy, wait_envoy_ready
-from tests.helpers import assert_eventually, free_port, hostcheck_cmd
+from tests.helpers import assert_eventually, free_port, hostcheck_cmd, with_loopback_dns
 from tests.procs import ProcSystem
 
 
@@ -91,8 +91,9 @@ async def _lines(rest: httpx.AsyncClient, path: str):
 async def test_default_render_is_a_valid_envoy_config(tmp_path):
     """What `hostcheck gateway render` prints with no settings (Kubernetes service names) loads in Envoy."""
     config = tmp_path / "envoy.yaml"
-    config.write_text(envoy.render_from_env({}))
-    assert "address: scheduler, port_value: 50052" in config.read_text()
+    rendered = envoy.render_from_env({})
+    assert "address: scheduler, port_value: 50052" in rendered
+    config.write_text(with_loopback_dns(rendered))
     code, out = await run([envoy.envoy_binary(), "--mode", "validate", "-c", str(config)], clean_env())
     assert code == 0, out
 

@@ -31,6 +31,7 @@ import hostcheck
 from hostcheck.core import config as cfg
 from hostcheck.gateway.envoy import envoy_binary
 from hostcheck.services.grpcserver import LIVENESS_SERVICE
+from tests.helpers import with_loopback_dns
 from tests.k8s import envoy_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -774,7 +775,7 @@ def test_envoy_metrics_listener_exposes_only_prometheus_stats(docs) -> None:
 def test_envoy_accepts_the_configmap(tmp_path: Path) -> None:
     """`envoy --mode validate` on the shipped config, with the image's paths mapped to this checkout."""
     config = tmp_path / "envoy.yaml"
-    config.write_text(_local_paths(envoy_config.CHECKED_IN.read_text()))
+    config.write_text(with_loopback_dns(_local_paths(envoy_config.CHECKED_IN.read_text())))
     proc = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(config), "--disable-hot-restart",
                            "--log-level", "warn"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
