@@ -22,7 +22,15 @@ from tests.helpers import ROOT, Proc, assert_eventually, free_port, hostcheck_cm
 CHROMIUM = os.environ.get("HOSTCHECK_TEST_CHROMIUM", "/usr/bin/chromium")
 # Without the background-networking flags Chromium keeps dialing out on this closed network.
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-default-apps", "--no-pings", "--disable-domain-reliability",
+                  "--disable-client-side-phishing-detection", "--metrics-recording-only",
+                  "--disable-features=AutofillServerCommunication,OptimizationHints,Translate,MediaRouter",
+                  # Tests reach only loopback: Chromium's own calls home (autofill, accounts, updates)
+                  # resolve no name but localhost, and anything not on loopback goes to a proxy
+                  # that is not there (loopback bypasses proxies by default).
+                  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1, EXCLUDE [::1]",
+                  "--proxy-server=http://127.0.0.1:9"]
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
 AGENTS = 2
 
