@@ -19,6 +19,7 @@ command -v traceroute >/dev/null || need+=(traceroute)
 command -v mtr >/dev/null || need+=(mtr-tiny)
 command -v dig >/dev/null || need+=(dnsutils)
 command -v unbound >/dev/null || need+=(unbound)
+command -v nmap >/dev/null || need+=(nmap)  # the udp prober names port states as `nmap -sU` does
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
