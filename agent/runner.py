@@ -31,22 +31,30 @@ log = logging.getLogger(__name__)
 
 # A task's progress goes up the stream at most this often (the latest step wins).
 PROGRESS_INTERVAL_S = 0.5
+# A task's start goes up only once it has run this long (or with its first step, if sooner): a
+# task that ends sooner never shows `running`, its result being its first news, so fast checks
+# (tcp, most http) cost the pipeline no extra write. The start keeps the moment the task began.
+START_GRACE_S = 0.1
 PROGRESS_MESSAGE_LEN = 256
 
 
 class ProgressReporter:
-    """One running task's progress as TaskProgress messages for `send`: its start at once, then
-    its steps at most one every `interval_s`. A step that comes sooner waits for the interval
-    (replacing any step waiting before it), so the latest step is never lost and a prober that
+    """One running task's progress as TaskProgress messages for `send`: its start once it has run
+    `start_grace_s` (or with its first step), then its steps at most one every `interval_s`. A
+    step that comes sooner waits for the interval (replacing any step waiting before it), so the
+    latest step is never lost and a prober that
     reports every reply costs the stream two messages a second at most. Callable from any
     thread (a blocking hop loop runs in one); `close()` drops what waits once the result is out.
     """
 
     def __init__(self, task: scheduler_pb2.Task, send: Callable[[scheduler_pb2.TaskProgress], None], *,
-                 interval_s: float = PROGRESS_INTERVAL_S) -> None:
+                 interval_s: float = PROGRESS_INTERVAL_S, start_grace_s: float = START_GRACE_S) -> None:
         self.task = task
         self.send = send
         self.interval_s = interval_s
+        self.start_grace_s = start_grace_s
+        self._start: scheduler_pb2.TaskProgress | None = None
+        self._start_timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
         self._last = -math.inf
@@ -59,7 +67,20 @@ class ProgressReporter:
                                           check_type=self.task.check_type, **fields)
 
     def started(self) -> None:
-        self.send(self._message(started=True, started_at=now_ts()))
+        self._start = self._message(started=True, started_at=now_ts())
+        if self.start_grace_s <= 0:
+            self._announce()
+        else:
+            self._start_timer = self._loop.call_later(self.start_grace_s, self._announce)
+
+    def _announce(self) -> None:
+        """Sends the start, once, unless the task has already ended."""
+        if self._start_timer is not None:
+            self._start_timer.cancel()
+            self._start_timer = None
+        start, self._start = self._start, None
+        if start is not None and not self._closed:
+            self.send(start)
 
     def __call__(self, message: str, *, done: int = 0, total: int = 0, data: Message | None = None) -> None:
         if threading.get_ident() != self._thread:
@@ -84,6 +105,7 @@ class ProgressReporter:
             self._emit(self._waiting)
 
     def _emit(self, progress: scheduler_pb2.TaskProgress) -> None:
+        self._announce()  # a step never goes before its task's start
         self._waiting = None
         self._last = time.monotonic()
         self.send(progress)
@@ -93,6 +115,9 @@ class ProgressReporter:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._start_timer is not None:
+            self._start_timer.cancel()
+            self._start_timer = None
 
 
 async def run_task(task: scheduler_pb2.Task, guard: TargetGuard,

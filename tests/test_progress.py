@@ -53,10 +53,31 @@ def icmp_socket(privileged: bool) -> bool:
         return False
 
 
-async def test_the_start_goes_at_once_then_the_latest_step_at_most_every_interval():
+async def test_a_task_that_ends_within_the_grace_sends_no_start():
+    sent = Sent()
+    reporter = ProgressReporter(task("ping", ping=ping_pb2.PingOptions()), sent, start_grace_s=0.2)
+    reporter.started()
+    reporter.close()  # the result went out first
+    assert reporter._start_timer is None  # the pending start was cancelled
+    reporter._announce()  # and even a timer firing late sends nothing
+    assert sent.items == []
+
+
+async def test_the_start_goes_after_the_grace_with_the_moment_the_task_began():
+    sent = Sent()
+    reporter = ProgressReporter(task("ping", ping=ping_pb2.PingOptions()), sent, start_grace_s=0.1)
+    began = time.time()
+    reporter.started()
+    await sent.wait_for(1)
+    (_, start), = sent.items
+    assert start.started and abs(start.started_at.ToNanoseconds() / 1e9 - began) < 0.05
+    reporter.close()
+
+
+async def test_the_start_goes_first_then_the_latest_step_at_most_every_interval():
     sent = Sent()
     reporter = ProgressReporter(task("ping", ping=ping_pb2.PingOptions()), sent, interval_s=0.3)
-    reporter.started()
+    reporter.started()  # within its grace: the first step brings it along
     for i in range(1, 11):
         reporter(f"step {i}", done=i, total=10)
     await sent.wait_for(3)
