@@ -14,7 +14,6 @@ in time to report what it has (`complete: false`). Tracing needs a raw socket
 from __future__ import annotations
 
 import asyncio
-import socket
 import statistics
 import threading
 import time
@@ -141,18 +140,6 @@ def _trace(addr: IPAddress, *, max_hops: int, probes: int, hop_wait: float, dead
     return trace
 
 
-async def _names(addresses: set[str], deadline: float) -> dict[str, str | None]:
-    async def one(address: str) -> str | None:
-        try:
-            timeout = max(min(NAME_TIMEOUT, deadline - time.monotonic()), 0.001)
-            return (await asyncio.wait_for(asyncio.to_thread(socket.gethostbyaddr, address), timeout))[0]
-        except (OSError, TimeoutError):
-            return None
-
-    ordered = sorted(addresses)
-    return dict(zip(ordered, await asyncio.gather(*(one(a) for a in ordered)), strict=True))
-
-
 def _hop_data(hop: _Hop, probes: int, names: dict[str, str | None] | None) -> traceroute_pb2.TracerouteHop:
     address = Counter(hop.addresses).most_common(1)[0][0] if hop.addresses else ""
     out = traceroute_pb2.TracerouteHop(hop=hop.ttl, address=address, rtts_ms=[round(r, 3) for r in hop.rtts],
@@ -194,7 +181,7 @@ async def probe(request: ProbeRequest) -> ProbeResult:
             stop.set()
     names = None
     if request.options.resolve_names:
-        names = await _names({a for h in trace.hops for a in h.addresses}, end)
+        names = await _hops.reverse_names({a for h in trace.hops for a in h.addresses}, end, timeout=NAME_TIMEOUT)
     data = traceroute_pb2.TracerouteResult(
         address=str(addr), ip_version=addr.version, max_hops=max_hops, probes_per_hop=probes,
         destination_reached=trace.reached, complete=trace.complete, hop_count=len(trace.hops),

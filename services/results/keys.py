@@ -89,7 +89,7 @@ def validate_new_key(request: keys_pb2.CreateKeyRequest) -> tuple[str, int]:
     name = request.name.strip()
     if not name or len(request.name) > 255:
         raise InvalidArgument(field="name", reason="must be 1-255 characters")
-    if "\x00" in name:
+    if limits.nul_violations(request):
         raise InvalidArgument(field="name", reason=limits.NUL_REASON)
     quota = request.quota_per_hour or DEFAULT_QUOTA_PER_HOUR
     if quota > MAX_QUOTA_PER_HOUR:
