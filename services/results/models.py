@@ -39,6 +39,8 @@ class CheckRow(Base):
         # Listing a caller's own checks (migration 0004): a key's, or an anonymous IP's last 24 hours.
         Index("idx_checks_key_created", "created_by_key_id", "created_at"),
         Index("idx_checks_ip_created", "client_ip", "created_at"),
+        # A monitor's runs (migration 0007): one check per run, listed newest first.
+        Index("idx_checks_monitor_run", "monitor_id", "monitor_run", unique=True),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -54,6 +56,9 @@ class CheckRow(Base):
     client_ip: Mapped[str] = mapped_column(String(64), default="")
     # The API key that created the check (migration 0004); None: anonymous (client_ip says from where).
     created_by_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    # Set when the check is a monitor's run (migration 0007).
+    monitor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    monitor_run: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     tasks: Mapped[list[TaskRow]] = relationship(back_populates="check", cascade="all, delete-orphan",
                                                 passive_deletes=True, order_by="TaskRow.created_at")

@@ -214,7 +214,7 @@ class CheckTask(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., check_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., agent_name: _Optional[str] = ..., location: _Optional[str] = ..., region: _Optional[str] = ..., country: _Optional[str] = ..., city: _Optional[str] = ..., check_type: _Optional[str] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., result: _Optional[_Union[CheckResult, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Check(_message.Message):
-    __slots__ = ("check_id", "target", "check_types", "status", "created_at", "completed_at", "deadline", "options", "tasks", "results", "tasks_total", "tasks_done", "timeout_ms", "ip_version", "created_by_key_id", "tasks_succeeded", "tasks_failed", "tasks_timed_out", "tasks_running", "outcome")
+    __slots__ = ("check_id", "target", "check_types", "status", "created_at", "completed_at", "deadline", "options", "tasks", "results", "tasks_total", "tasks_done", "timeout_ms", "ip_version", "created_by_key_id", "tasks_succeeded", "tasks_failed", "tasks_timed_out", "tasks_running", "outcome", "monitor_id", "monitor_run")
     CHECK_ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     CHECK_TYPES_FIELD_NUMBER: _ClassVar[int]
@@ -235,6 +235,8 @@ class Check(_message.Message):
     TASKS_TIMED_OUT_FIELD_NUMBER: _ClassVar[int]
     TASKS_RUNNING_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    MONITOR_ID_FIELD_NUMBER: _ClassVar[int]
+    MONITOR_RUN_FIELD_NUMBER: _ClassVar[int]
     check_id: str
     target: str
     check_types: _containers.RepeatedScalarFieldContainer[str]
@@ -255,4 +257,6 @@ class Check(_message.Message):
     tasks_timed_out: int
     tasks_running: int
     outcome: str
-    def __init__(self, check_id: _Optional[str] = ..., target: _Optional[str] = ..., check_types: _Optional[_Iterable[str]] = ..., status: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., options: _Optional[_Union[CheckOptions, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[CheckTask, _Mapping]]] = ..., results: _Optional[_Iterable[_Union[CheckResult, _Mapping]]] = ..., tasks_total: _Optional[int] = ..., tasks_done: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., ip_version: _Optional[int] = ..., created_by_key_id: _Optional[str] = ..., tasks_succeeded: _Optional[int] = ..., tasks_failed: _Optional[int] = ..., tasks_timed_out: _Optional[int] = ..., tasks_running: _Optional[int] = ..., outcome: _Optional[str] = ...) -> None: ...
+    monitor_id: str
+    monitor_run: int
+    def __init__(self, check_id: _Optional[str] = ..., target: _Optional[str] = ..., check_types: _Optional[_Iterable[str]] = ..., status: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., options: _Optional[_Union[CheckOptions, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[CheckTask, _Mapping]]] = ..., results: _Optional[_Iterable[_Union[CheckResult, _Mapping]]] = ..., tasks_total: _Optional[int] = ..., tasks_done: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., ip_version: _Optional[int] = ..., created_by_key_id: _Optional[str] = ..., tasks_succeeded: _Optional[int] = ..., tasks_failed: _Optional[int] = ..., tasks_timed_out: _Optional[int] = ..., tasks_running: _Optional[int] = ..., outcome: _Optional[str] = ..., monitor_id: _Optional[str] = ..., monitor_run: _Optional[int] = ...) -> None: ...

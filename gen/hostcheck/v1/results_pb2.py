@@ -29,7 +29,7 @@ from hostcheck.v1 import registry_pb2 as hostcheck_dot_v1_dot_registry__pb2
 from hostcheck.v1 import scheduler_pb2 as hostcheck_dot_v1_dot_scheduler__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahostcheck/v1/results.proto\x12\x0chostcheck.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19hostcheck/v1/checks.proto\x1a\x1bhostcheck/v1/registry.proto\x1a\x1chostcheck/v1/scheduler.proto\"#\n\x0fGetCheckRequest\x12\x10\n\x08\x63heck_id\x18\x01 \x01(\t\"6\n\x10GetCheckResponse\x12\"\n\x05\x63heck\x18\x01 \x01(\x0b\x32\x13.hostcheck.v1.Check\"$\n\x10ReadCheckRequest\x12\x10\n\x08\x63heck_id\x18\x01 \x01(\t\"Z\n\x11ListChecksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0e\n\x06target\x18\x04 \x01(\t\"R\n\x12ListChecksResponse\x12#\n\x06\x63hecks\x18\x01 \x03(\x0b\x32\x13.hostcheck.v1.Check\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x12\x44\x65leteCheckRequest\x12\x10\n\x08\x63heck_id\x18\x01 \x01(\t\"\'\n\x13\x44\x65leteCheckResponse\x12\x10\n\x08\x63heck_id\x18\x01 \x01(\t\"%\n\x11WatchCheckRequest\x12\x10\n\x08\x63heck_id\x18\x01 \x01(\t\"\xdb\x01\n\x12WatchCheckResponse\x12\r\n\x05\x65vent\x18\x01 \x01(\t\x12\"\n\x05\x63heck\x18\x02 \x01(\x0b\x32\x13.hostcheck.v1.Check\x12%\n\x04task\x18\x03 \x01(\x0b\x32\x17.hostcheck.v1.CheckTask\x12\x14\n\x0c\x63heck_status\x18\x04 \x01(\t\x12\x12\n\ntasks_done\x18\x05 \x01(\r\x12\x13\n\x0btasks_total\x18\x06 \x01(\r\x12,\n\x08progress\x18\x07 \x01(\x0b\x32\x1a.hostcheck.v1.TaskProgress\"\xc7\x01\n\x0bPlannedTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x12\n\ncheck_type\x18\x03 \x01(\t\x12,\n\x08\x64\x65\x61\x64line\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nagent_name\x18\x05 \x01(\t\x12\x10\n\x08location\x18\x06 \x01(\t\x12\x0e\n\x06region\x18\x07 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x08 \x01(\t\x12\x0c\n\x04\x63ity\x18\t \x01(\t\"\xdd\x01\n\x10OpenCheckRequest\x12\x10\n\x08\x63heck_id\x18\x01 \x01(\t\x12\x31\n\x07request\x18\x02 \x01(\x0b\x32 .hostcheck.v1.CreateCheckRequest\x12(\n\x05tasks\x18\x03 \x03(\x0b\x32\x19.hostcheck.v1.PlannedTask\x12,\n\x08\x64\x65\x61\x64line\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tclient_ip\x18\x05 \x01(\t\x12\x19\n\x11\x63reated_by_key_id\x18\x06 \x01(\t\"7\n\x11OpenCheckResponse\x12\"\n\x05\x63heck\x18\x01 \x01(\x0b\x32\x13.hostcheck.v1.Check\"I\n\x0b\x41gentResult\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12(\n\x06result\x18\x02 \x01(\x0b\x32\x18.hostcheck.v1.TaskResult\"B\n\x14RecordResultsRequest\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.hostcheck.v1.AgentResult\"\x83\x01\n\x15RecordResultsResponse\x12\x17\n\x0fstored_task_ids\x18\x01 \x03(\t\x12\x18\n\x10unknown_task_ids\x18\x02 \x03(\t\x12\x1c\n\x14quarantined_task_ids\x18\x03 \x03(\t\x12\x19\n\x11rejected_task_ids\x18\x04 \x03(\t\"O\n\rAgentProgress\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12,\n\x08progress\x18\x02 \x01(\x0b\x32\x1a.hostcheck.v1.TaskProgress\"F\n\x15RecordProgressRequest\x12-\n\x08progress\x18\x01 \x03(\x0b\x32\x1b.hostcheck.v1.AgentProgress\"\x18\n\x16RecordProgressResponse\".\n\x1aGetAgentResultStatsRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"\x97\x01\n\x1bGetAgentResultStatsResponse\x12\x15\n\rresults_total\x18\x01 \x01(\x04\x12\x19\n\x11results_succeeded\x18\x02 \x01(\x04\x12\x17\n\x0ftasks_timed_out\x18\x03 \x01(\x04\x12-\n\x07\x62y_type\x18\x04 \x03(\x0b\x32\x1c.hostcheck.v1.CheckTypeStats2\x90\x04\n\x0eResultsService\x12I\n\x08GetCheck\x12\x1d.hostcheck.v1.GetCheckRequest\x1a\x1e.hostcheck.v1.GetCheckResponse\x12`\n\tReadCheck\x12\x1e.hostcheck.v1.ReadCheckRequest\x1a\x13.hostcheck.v1.Check\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/api/checks/{check_id}\x12\x64\n\nListChecks\x12\x1f.hostcheck.v1.ListChecksRequest\x1a .hostcheck.v1.ListChecksResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\x0b/api/checks\x12r\n\x0b\x44\x65leteCheck\x12 .hostcheck.v1.DeleteCheckRequest\x1a!.hostcheck.v1.DeleteCheckResponse\"\x1e\x82\xd3\xe4\x93\x02\x18*\x16/api/checks/{check_id}\x12w\n\nWatchCheck\x12\x1f.hostcheck.v1.WatchCheckRequest\x1a .hostcheck.v1.WatchCheckResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/api/checks/{check_id}/watch0\x01\x32\x87\x03\n\x14ResultsIngestService\x12L\n\tOpenCheck\x12\x1e.hostcheck.v1.OpenCheckRequest\x1a\x1f.hostcheck.v1.OpenCheckResponse\x12X\n\rRecordResults\x12\".hostcheck.v1.RecordResultsRequest\x1a#.hostcheck.v1.RecordResultsResponse\x12[\n\x0eRecordProgress\x12#.hostcheck.v1.RecordProgressRequest\x1a$.hostcheck.v1.RecordProgressResponse\x12j\n\x13GetAgentResultStats\x12(.hostcheck.v1.GetAgentResultStatsRequest\x1a).hostcheck.v1.GetAgentResultStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahostcheck/v1/results.proto\x12\x0chostcheck.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19hostcheck/v1/checks.proto\x1a\x1bhostcheck/v1/registry.proto\x1a\x1chostcheck/v1/scheduler.proto\"#\n\x0fGetCheckRequest\x12\x10\n\x08\x63heck_id\x18\x01 \x01(\t\"6\n\x10GetCheckResponse\x12\"\n\x05\x63heck\x18\x01 \x01(\x0b\x32\x13.hostcheck.v1.Check\"$\n\x10ReadCheckRequest\x12\x10\n\x08\x63heck_id\x18\x01 \x01(\t\"n\n\x11ListChecksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0e\n\x06target\x18\x04 \x01(\t\x12\x12\n\nmonitor_id\x18\x05 \x01(\t\"R\n\x12ListChecksResponse\x12#\n\x06\x63hecks\x18\x01 \x03(\x0b\x32\x13.hostcheck.v1.Check\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x12\x44\x65leteCheckRequest\x12\x10\n\x08\x63heck_id\x18\x01 \x01(\t\"\'\n\x13\x44\x65leteCheckResponse\x12\x10\n\x08\x63heck_id\x18\x01 \x01(\t\"%\n\x11WatchCheckRequest\x12\x10\n\x08\x63heck_id\x18\x01 \x01(\t\"\xdb\x01\n\x12WatchCheckResponse\x12\r\n\x05\x65vent\x18\x01 \x01(\t\x12\"\n\x05\x63heck\x18\x02 \x01(\x0b\x32\x13.hostcheck.v1.Check\x12%\n\x04task\x18\x03 \x01(\x0b\x32\x17.hostcheck.v1.CheckTask\x12\x14\n\x0c\x63heck_status\x18\x04 \x01(\t\x12\x12\n\ntasks_done\x18\x05 \x01(\r\x12\x13\n\x0btasks_total\x18\x06 \x01(\r\x12,\n\x08progress\x18\x07 \x01(\x0b\x32\x1a.hostcheck.v1.TaskProgress\"\xc7\x01\n\x0bPlannedTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x12\n\ncheck_type\x18\x03 \x01(\t\x12,\n\x08\x64\x65\x61\x64line\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nagent_name\x18\x05 \x01(\t\x12\x10\n\x08location\x18\x06 \x01(\t\x12\x0e\n\x06region\x18\x07 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x08 \x01(\t\x12\x0c\n\x04\x63ity\x18\t \x01(\t\"\x86\x02\n\x10OpenCheckRequest\x12\x10\n\x08\x63heck_id\x18\x01 \x01(\t\x12\x31\n\x07request\x18\x02 \x01(\x0b\x32 .hostcheck.v1.CreateCheckRequest\x12(\n\x05tasks\x18\x03 \x03(\x0b\x32\x19.hostcheck.v1.PlannedTask\x12,\n\x08\x64\x65\x61\x64line\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tclient_ip\x18\x05 \x01(\t\x12\x19\n\x11\x63reated_by_key_id\x18\x06 \x01(\t\x12\x12\n\nmonitor_id\x18\x07 \x01(\t\x12\x13\n\x0bmonitor_run\x18\x08 \x01(\r\"7\n\x11OpenCheckResponse\x12\"\n\x05\x63heck\x18\x01 \x01(\x0b\x32\x13.hostcheck.v1.Check\"I\n\x0b\x41gentResult\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12(\n\x06result\x18\x02 \x01(\x0b\x32\x18.hostcheck.v1.TaskResult\"B\n\x14RecordResultsRequest\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.hostcheck.v1.AgentResult\"\x83\x01\n\x15RecordResultsResponse\x12\x17\n\x0fstored_task_ids\x18\x01 \x03(\t\x12\x18\n\x10unknown_task_ids\x18\x02 \x03(\t\x12\x1c\n\x14quarantined_task_ids\x18\x03 \x03(\t\x12\x19\n\x11rejected_task_ids\x18\x04 \x03(\t\"O\n\rAgentProgress\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12,\n\x08progress\x18\x02 \x01(\x0b\x32\x1a.hostcheck.v1.TaskProgress\"F\n\x15RecordProgressRequest\x12-\n\x08progress\x18\x01 \x03(\x0b\x32\x1b.hostcheck.v1.AgentProgress\"\x18\n\x16RecordProgressResponse\".\n\x1aGetAgentResultStatsRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"\x97\x01\n\x1bGetAgentResultStatsResponse\x12\x15\n\rresults_total\x18\x01 \x01(\x04\x12\x19\n\x11results_succeeded\x18\x02 \x01(\x04\x12\x17\n\x0ftasks_timed_out\x18\x03 \x01(\x04\x12-\n\x07\x62y_type\x18\x04 \x03(\x0b\x32\x1c.hostcheck.v1.CheckTypeStats2\x90\x04\n\x0eResultsService\x12I\n\x08GetCheck\x12\x1d.hostcheck.v1.GetCheckRequest\x1a\x1e.hostcheck.v1.GetCheckResponse\x12`\n\tReadCheck\x12\x1e.hostcheck.v1.ReadCheckRequest\x1a\x13.hostcheck.v1.Check\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/api/checks/{check_id}\x12\x64\n\nListChecks\x12\x1f.hostcheck.v1.ListChecksRequest\x1a .hostcheck.v1.ListChecksResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\x0b/api/checks\x12r\n\x0b\x44\x65leteCheck\x12 .hostcheck.v1.DeleteCheckRequest\x1a!.hostcheck.v1.DeleteCheckResponse\"\x1e\x82\xd3\xe4\x93\x02\x18*\x16/api/checks/{check_id}\x12w\n\nWatchCheck\x12\x1f.hostcheck.v1.WatchCheckRequest\x1a .hostcheck.v1.WatchCheckResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/api/checks/{check_id}/watch0\x01\x32\x87\x03\n\x14ResultsIngestService\x12L\n\tOpenCheck\x12\x1e.hostcheck.v1.OpenCheckRequest\x1a\x1f.hostcheck.v1.OpenCheckResponse\x12X\n\rRecordResults\x12\".hostcheck.v1.RecordResultsRequest\x1a#.hostcheck.v1.RecordResultsResponse\x12[\n\x0eRecordProgress\x12#.hostcheck.v1.RecordProgressRequest\x1a$.hostcheck.v1.RecordProgressResponse\x12j\n\x13GetAgentResultStats\x12(.hostcheck.v1.GetAgentResultStatsRequest\x1a).hostcheck.v1.GetAgentResultStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,41 +51,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_READCHECKREQUEST']._serialized_start=286
   _globals['_READCHECKREQUEST']._serialized_end=322
   _globals['_LISTCHECKSREQUEST']._serialized_start=324
-  _globals['_LISTCHECKSREQUEST']._serialized_end=414
-  _globals['_LISTCHECKSRESPONSE']._serialized_start=416
-  _globals['_LISTCHECKSRESPONSE']._serialized_end=498
-  _globals['_DELETECHECKREQUEST']._serialized_start=500
-  _globals['_DELETECHECKREQUEST']._serialized_end=538
-  _globals['_DELETECHECKRESPONSE']._serialized_start=540
-  _globals['_DELETECHECKRESPONSE']._serialized_end=579
-  _globals['_WATCHCHECKREQUEST']._serialized_start=581
-  _globals['_WATCHCHECKREQUEST']._serialized_end=618
-  _globals['_WATCHCHECKRESPONSE']._serialized_start=621
-  _globals['_WATCHCHECKRESPONSE']._serialized_end=840
-  _globals['_PLANNEDTASK']._serialized_start=843
-  _globals['_PLANNEDTASK']._serialized_end=1042
-  _globals['_OPENCHECKREQUEST']._serialized_start=1045
-  _globals['_OPENCHECKREQUEST']._serialized_end=1266
-  _globals['_OPENCHECKRESPONSE']._serialized_start=1268
-  _globals['_OPENCHECKRESPONSE']._serialized_end=1323
-  _globals['_AGENTRESULT']._serialized_start=1325
-  _globals['_AGENTRESULT']._serialized_end=1398
-  _globals['_RECORDRESULTSREQUEST']._serialized_start=1400
-  _globals['_RECORDRESULTSREQUEST']._serialized_end=1466
-  _globals['_RECORDRESULTSRESPONSE']._serialized_start=1469
-  _globals['_RECORDRESULTSRESPONSE']._serialized_end=1600
-  _globals['_AGENTPROGRESS']._serialized_start=1602
-  _globals['_AGENTPROGRESS']._serialized_end=1681
-  _globals['_RECORDPROGRESSREQUEST']._serialized_start=1683
-  _globals['_RECORDPROGRESSREQUEST']._serialized_end=1753
-  _globals['_RECORDPROGRESSRESPONSE']._serialized_start=1755
-  _globals['_RECORDPROGRESSRESPONSE']._serialized_end=1779
-  _globals['_GETAGENTRESULTSTATSREQUEST']._serialized_start=1781
-  _globals['_GETAGENTRESULTSTATSREQUEST']._serialized_end=1827
-  _globals['_GETAGENTRESULTSTATSRESPONSE']._serialized_start=1830
-  _globals['_GETAGENTRESULTSTATSRESPONSE']._serialized_end=1981
-  _globals['_RESULTSSERVICE']._serialized_start=1984
-  _globals['_RESULTSSERVICE']._serialized_end=2512
-  _globals['_RESULTSINGESTSERVICE']._serialized_start=2515
-  _globals['_RESULTSINGESTSERVICE']._serialized_end=2906
+  _globals['_LISTCHECKSREQUEST']._serialized_end=434
+  _globals['_LISTCHECKSRESPONSE']._serialized_start=436
+  _globals['_LISTCHECKSRESPONSE']._serialized_end=518
+  _globals['_DELETECHECKREQUEST']._serialized_start=520
+  _globals['_DELETECHECKREQUEST']._serialized_end=558
+  _globals['_DELETECHECKRESPONSE']._serialized_start=560
+  _globals['_DELETECHECKRESPONSE']._serialized_end=599
+  _globals['_WATCHCHECKREQUEST']._serialized_start=601
+  _globals['_WATCHCHECKREQUEST']._serialized_end=638
+  _globals['_WATCHCHECKRESPONSE']._serialized_start=641
+  _globals['_WATCHCHECKRESPONSE']._serialized_end=860
+  _globals['_PLANNEDTASK']._serialized_start=863
+  _globals['_PLANNEDTASK']._serialized_end=1062
+  _globals['_OPENCHECKREQUEST']._serialized_start=1065
+  _globals['_OPENCHECKREQUEST']._serialized_end=1327
+  _globals['_OPENCHECKRESPONSE']._serialized_start=1329
+  _globals['_OPENCHECKRESPONSE']._serialized_end=1384
+  _globals['_AGENTRESULT']._serialized_start=1386
+  _globals['_AGENTRESULT']._serialized_end=1459
+  _globals['_RECORDRESULTSREQUEST']._serialized_start=1461
+  _globals['_RECORDRESULTSREQUEST']._serialized_end=1527
+  _globals['_RECORDRESULTSRESPONSE']._serialized_start=1530
+  _globals['_RECORDRESULTSRESPONSE']._serialized_end=1661
+  _globals['_AGENTPROGRESS']._serialized_start=1663
+  _globals['_AGENTPROGRESS']._serialized_end=1742
+  _globals['_RECORDPROGRESSREQUEST']._serialized_start=1744
+  _globals['_RECORDPROGRESSREQUEST']._serialized_end=1814
+  _globals['_RECORDPROGRESSRESPONSE']._serialized_start=1816
+  _globals['_RECORDPROGRESSRESPONSE']._serialized_end=1840
+  _globals['_GETAGENTRESULTSTATSREQUEST']._serialized_start=1842
+  _globals['_GETAGENTRESULTSTATSREQUEST']._serialized_end=1888
+  _globals['_GETAGENTRESULTSTATSRESPONSE']._serialized_start=1891
+  _globals['_GETAGENTRESULTSTATSRESPONSE']._serialized_end=2042
+  _globals['_RESULTSSERVICE']._serialized_start=2045
+  _globals['_RESULTSSERVICE']._serialized_end=2573
+  _globals['_RESULTSINGESTSERVICE']._serialized_start=2576
+  _globals['_RESULTSINGESTSERVICE']._serialized_end=2967
 # @@protoc_insertion_point(module_scope)

@@ -32,16 +32,18 @@ class ReadCheckRequest(_message.Message):
     def __init__(self, check_id: _Optional[str] = ...) -> None: ...
 
 class ListChecksRequest(_message.Message):
-    __slots__ = ("page_size", "page_token", "status", "target")
+    __slots__ = ("page_size", "page_token", "status", "target", "monitor_id")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
+    MONITOR_ID_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
     status: str
     target: str
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., status: _Optional[str] = ..., target: _Optional[str] = ...) -> None: ...
+    monitor_id: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., status: _Optional[str] = ..., target: _Optional[str] = ..., monitor_id: _Optional[str] = ...) -> None: ...
 
 class ListChecksResponse(_message.Message):
     __slots__ = ("checks", "next_page_token")
@@ -110,20 +112,24 @@ class PlannedTask(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., check_type: _Optional[str] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., agent_name: _Optional[str] = ..., location: _Optional[str] = ..., region: _Optional[str] = ..., country: _Optional[str] = ..., city: _Optional[str] = ...) -> None: ...
 
 class OpenCheckRequest(_message.Message):
-    __slots__ = ("check_id", "request", "tasks", "deadline", "client_ip", "created_by_key_id")
+    __slots__ = ("check_id", "request", "tasks", "deadline", "client_ip", "created_by_key_id", "monitor_id", "monitor_run")
     CHECK_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
     CLIENT_IP_FIELD_NUMBER: _ClassVar[int]
     CREATED_BY_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    MONITOR_ID_FIELD_NUMBER: _ClassVar[int]
+    MONITOR_RUN_FIELD_NUMBER: _ClassVar[int]
     check_id: str
     request: _scheduler_pb2.CreateCheckRequest
     tasks: _containers.RepeatedCompositeFieldContainer[PlannedTask]
     deadline: _timestamp_pb2.Timestamp
     client_ip: str
     created_by_key_id: str
-    def __init__(self, check_id: _Optional[str] = ..., request: _Optional[_Union[_scheduler_pb2.CreateCheckRequest, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[PlannedTask, _Mapping]]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., client_ip: _Optional[str] = ..., created_by_key_id: _Optional[str] = ...) -> None: ...
+    monitor_id: str
+    monitor_run: int
+    def __init__(self, check_id: _Optional[str] = ..., request: _Optional[_Union[_scheduler_pb2.CreateCheckRequest, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[PlannedTask, _Mapping]]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., client_ip: _Optional[str] = ..., created_by_key_id: _Optional[str] = ..., monitor_id: _Optional[str] = ..., monitor_run: _Optional[int] = ...) -> None: ...
 
 class OpenCheckResponse(_message.Message):
     __slots__ = ("check",)

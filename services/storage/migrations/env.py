@@ -4,6 +4,7 @@ from sqlalchemy import engine_from_config, pool
 # Every service's tables, so autogenerate sees the whole schema: the one module that imports them all.
 import hostcheck.services.registry.models  # noqa: F401
 import hostcheck.services.results.models  # noqa: F401
+import hostcheck.services.results.monitormodels  # noqa: F401
 from hostcheck.services.storage.models import Base
 
 config = context.config
