@@ -15,7 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from hostcheck.core.config import ConfigError, read_pem
-from hostcheck.v1 import keys_pb2, registry_pb2, results_pb2, scheduler_pb2
+from hostcheck.v1 import keys_pb2, monitors_pb2, registry_pb2, results_pb2, scheduler_pb2
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ PUBLIC_SERVICES = (
     results_pb2.DESCRIPTOR.services_by_name["ResultsService"].full_name,
     registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name,
     keys_pb2.DESCRIPTOR.services_by_name["KeysService"].full_name,
+    monitors_pb2.DESCRIPTOR.services_by_name["MonitorsService"].full_name,
 )
 
 SERVER_OPTIONS = [

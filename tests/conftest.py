@@ -108,7 +108,8 @@ class System:
         shared = MemoryLiveState() if self.live_url == "memory://" else None
         self.results = await results_service.start(ResultsConfig(
             listen="127.0.0.1:0",
-            **{"task_grace_s": 0.5, "sweep_interval_s": 0.2, "admin_token": ADMIN_TOKEN, **self.results_overrides},
+            **{"task_grace_s": 0.5, "sweep_interval_s": 0.2, "admin_token": ADMIN_TOKEN,
+               "allow_targets": ("127.0.0.0/8", "::1/128"), "monitor_min_interval_s": 1, **self.results_overrides},
             **common), live=shared)
         self.registry = await registry_service.start(RegistryConfig(
             listen="127.0.0.1:0", registration_token=REGISTRATION_TOKEN, results_addr=self.results_addr,

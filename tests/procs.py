@@ -50,7 +50,8 @@ class ProcSystem:
                         "HOSTCHECK_SCHEDULER_ID": name})
         if kind == "results":
             env.update({"HOSTCHECK_TASK_GRACE_S": "0.5", "HOSTCHECK_SWEEP_INTERVAL_S": "0.2",
-                        "HOSTCHECK_ADMIN_TOKEN": ADMIN_TOKEN})
+                        "HOSTCHECK_ADMIN_TOKEN": ADMIN_TOKEN, "HOSTCHECK_ALLOW_TARGETS": "127.0.0.0/8,::1/128",
+                        "HOSTCHECK_MONITOR_MIN_INTERVAL_S": "1"})
         env.update(self.extra_env.get(kind, {}))
         env.update(self.extra_env.get(name, {}) if name != kind else {})
         return env

@@ -97,6 +97,18 @@ async def test_subscribed_names_the_channels_someone_listens_to(live, live_prefi
     await assert_eventually(subscribed(["w1", "w2"], set()), message="nobody after unsubscribing")
 
 
+async def test_a_subscription_is_in_effect_when_subscribe_returns(live):
+    """Publishers skip channels nobody subscribes to (Events._watched): a subscriber, first or not,
+    must count, and get what is published, from the moment its subscribe returns."""
+    for i in range(20):
+        async with live.subscribe(f"now{i}") as first:
+            assert await live.subscribed([f"now{i}"]) == {f"now{i}"}
+            async with live.subscribe(f"now{i}") as second:
+                await live.publish_many([(f"now{i}", b"a"), (f"now{i}", b"b")])
+                assert [await second.get(timeout=5), await second.get(timeout=5)] == [b"a", b"b"]
+            assert [await first.get(timeout=5), await first.get(timeout=5)] == [b"a", b"b"]
+
+
 async def test_publish_keeps_order(live):
     async with live.subscribe("ordered") as sub:
         for i in range(50):

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -220,7 +220,8 @@ async def main(*, port: int, host: str, data_dir: str, allow_targets: tuple[str,
     async with stack:
         # Dev's defaults, then every HOSTCHECK_* setting, then the flags (hostcheck/cli/devconfig.py).
         # The results service takes its completion metrics only when it serves them: give it a port.
-        results_config = settings.results(metrics_port=_free_port())
+        # Monitors' targets and webhooks pass the same guard as the scheduler's checks.
+        results_config = replace(settings.results(metrics_port=_free_port()), allow_targets=allow_targets)
         # One live state for the three services: in-process by default, Redis if HOSTCHECK_LIVE_STATE_URL says so.
         live = create_live_state(results_config.live_state_url, results_config.live_state_prefix)
         stack.push_async_callback(live.close)

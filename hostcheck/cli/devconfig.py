@@ -70,7 +70,8 @@ class DevSettings:
 
     def results(self, *, metrics_port: int) -> cfg.ResultsConfig:
         admin = {} if self.admin_token_file is None else {"admin_token": token_file(self.admin_token_file)}
-        return self._load(cfg.ResultsConfig, {**self._common, **admin},
+        # Monitors every second or two on dev (a local target, quick feedback); production's minimum is 10 s.
+        return self._load(cfg.ResultsConfig, {**self._common, **admin, "monitor_min_interval_s": 1},
                           {"listen": "127.0.0.1:0", "metrics_port": metrics_port})
 
     def registry(self, *, results_addr: str) -> cfg.RegistryConfig:

@@ -11,6 +11,8 @@ import sys
 
 import click
 
+from hostcheck.cli.checkoptions import selector_options
+from hostcheck.cli.monitors import monitors
 from hostcheck.core import config as cfg
 from hostcheck.core import logs, telemetry
 from hostcheck.core.checktypes import CHECK_TYPES
@@ -21,6 +23,18 @@ def _load(cls, **overrides):
         return cfg.load(cls, **overrides)
     except (cfg.ConfigError, TypeError, ValueError) as exc:
         raise click.ClickException(f"configuration: {exc}") from exc
+
+
+def _tune_gc() -> None:
+    """Keeps what the imports made (~90,000 objects that live as long as the process) out of every
+    collection, and collects the young generation less often: a full collection scanned them all,
+    70-180 ms on a shared 2-core machine (up to 1 s under load), stalling every live event and
+    stream of the process meanwhile (issue 17, docs/benchmarks.md)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 async def _serve_until_signal(start, stop) -> None:
@@ -62,6 +76,7 @@ def _service_command(name: str, config_cls, summary: str) -> None:
         service = _part(f"hostcheck.services.{name}.service", "services")
         conf = _load(config_cls, listen=listen)
         telemetry.setup(name, conf)
+        _tune_gc()
         asyncio.run(_serve_until_signal(lambda: service.start(conf), lambda s: s.stop()))
 
 
@@ -188,20 +203,8 @@ def dev(port: int, host: str, data_dir: str, allow_targets: tuple[str, ...], age
 @click.option("--server", "-s", default="127.0.0.1:8080", show_default=True, envvar="HOSTCHECK_SERVER",
               help="API address (Envoy or the scheduler), host:port.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final check as JSON.")
-@click.option("--limit", "--agents", "limit", type=int, default=0, help="At most this many agents (default 10).")
-@click.option("--from", "magic", multiple=True, metavar="PLACE",
-              help="Only agents in this place: a continent, country, region, city, ASN (AS3320), network or "
-                   "label value; A+B: both (repeatable: any of them).")
-@click.option("--region", "regions", multiple=True, help="Only agents in this region (repeatable).")
-@click.option("--country", "countries", multiple=True, help="Only agents in this country (repeatable).")
-@click.option("--agent-id", "agent_ids", multiple=True, help="Exactly these agents (repeatable).")
-@click.option("--same-as", default="", metavar="CHECK_ID", help="The agents of an earlier check.")
-@click.option("--port", type=int, default=0,
-              help=f"Port for {'/'.join(t for t, spec in CHECK_TYPES.items() if spec.has_port_option)} checks.")
+@selector_options
 @click.option("--timeout-ms", type=int, default=0, help="Per-task timeout; 0 uses each type's default.")
-@click.option("--option", "-o", "options", multiple=True, metavar="TYPE.FIELD=VALUE",
-              help="A check type's option: a field of its options message (protos/hostcheck/v1/TYPE.proto); "
-                   "a map takes KEY:VALUE, a list A,B (repeatable).")
 @click.option("--api-key", default="", envvar="HOSTCHECK_API_KEY", show_envvar=True,
               help="Create the check with this API key (its quota; it owns the check); default: anonymous.")
 # Kept so that old scripts still run: any failed probe now exits 1 without it.
@@ -278,6 +281,10 @@ def keys_list(server: str, admin_token: str, as_json: bool) -> None:
 def keys_revoke(key_id: str, server: str, admin_token: str, as_json: bool) -> None:
     """Revoke the key KEY_ID: refused from now on, by every replica."""
     _keys_run(lambda k: k.revoke(server=server, admin_token=admin_token, key_id=key_id, as_json=as_json))
+
+
+# Monitors: recurring checks with quorum alerts (the commands live in hostcheck/cli/monitors.py).
+main.add_command(monitors)
 
 
 if __name__ == "__main__":

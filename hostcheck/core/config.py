@@ -88,6 +88,12 @@ class ResultsConfig(CommonConfig):
                                   "RESOURCE_EXHAUSTED.", 500)
     watchers_per_client_ip: int = doc("WatchCheck streams of one client IP at once (on this replica); more get "
                                       "RESOURCE_EXHAUSTED.", 32)
+    allow_targets: tuple[str, ...] = doc("CIDRs allowed despite the target guard (comma-separated): monitors' "
+                                         "targets and webhook URLs are checked against it, as the scheduler "
+                                         "checks targets.", default_factory=tuple)
+    monitor_min_interval_s: int = doc("The shortest interval between a monitor's runs, in seconds.", 10)
+    monitors_per_key: int = doc("Monitors one API key may own (the admin token: any number); more get "
+                                "RESOURCE_EXHAUSTED.", 100)
     migrate: bool = doc("Apply database migrations at start.", True)
 
 
@@ -108,6 +114,11 @@ class SchedulerConfig(TLSServerConfig, CommonConfig):
     agent_stream_max_age_s: float = doc("An agent stream older than this (less up to a fifth, at random) is asked "
                                         "to reconnect, so agents spread over replicas added since (a rollout, a "
                                         "scale-up); 0: streams never age.", 1800.0)
+    monitors: bool = doc("Run monitors: claim their due runs from the results service and create their "
+                         "checks (every replica may; each run is claimed by exactly one).", True)
+    monitor_poll_s: float = doc("Most seconds between asking the results service for due monitor runs (sooner "
+                                "when one is due sooner).", 0.5)
+    monitor_batch: int = doc("Monitor runs claimed at once and being started at most (1-1000).", 200)
 
 
 @dataclass(frozen=True)

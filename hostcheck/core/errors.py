@@ -5,6 +5,7 @@
     ├── NotFound             NOT_FOUND
     ├── Unauthenticated      UNAUTHENTICATED
     ├── PermissionDenied     PERMISSION_DENIED
+    ├── AlreadyExists        ALREADY_EXISTS (e.g. a monitor run's second check)
     ├── FailedPrecondition   FAILED_PRECONDITION (e.g. no agent online matches)
     ├── ResourceExhausted    RESOURCE_EXHAUSTED, with a retry delay
     └── Unavailable          UNAVAILABLE (a dependency is down; retry)
@@ -66,6 +67,10 @@ class Unauthenticated(HostcheckError):
 
 class PermissionDenied(HostcheckError):
     code = "PERMISSION_DENIED"
+
+
+class AlreadyExists(HostcheckError):
+    code = "ALREADY_EXISTS"
 
 
 class FailedPrecondition(HostcheckError):

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 # Seconds; spans probes of a few ms to traceroutes of a minute.
 PROBE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# Seconds a monitor run starts after it was due (the goal: p99 <= 1 s).
+LATENESS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
 CHECK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 
 
@@ -67,6 +69,14 @@ class SchedulerMetrics:
         # The seed's agent_heartbeats_total, with the project's prefix.
         self.heartbeats = Counter("hostcheck_agent_heartbeats", "Agent heartbeats received by this replica.",
                                   registry=r)
+        self.monitor_runs_started = Counter("hostcheck_monitor_runs_started",
+                                            "Monitor runs whose check this replica created.", registry=r)
+        self.monitor_runs_not_started = Counter(
+            "hostcheck_monitor_runs_not_started", "Monitor runs claimed by this replica whose check could not be "
+            "created, by status code (FAILED_PRECONDITION: no agent matched...).", ["code"], registry=r)
+        self.monitor_run_lateness = Histogram(
+            "hostcheck_monitor_run_lateness_seconds", "Time from when a monitor run was due to its check being "
+            "created and sent to its agents.", buckets=LATENESS_BUCKETS, registry=r)
         r.register(_Callbacks([
             ("gauge", "hostcheck_connected_agents", "Agents holding a stream to this replica.", connected_agents),
             ("gauge", "hostcheck_result_forwarder_queue",

@@ -7,6 +7,10 @@ check (checks.monitor_id / checks.monitor_run, unique together). When its check 
 evaluated in order of `seq` under the monitor's row lock (`last_evaluated_seq`), the state moves, and
 a transition is stored as an event; an event that notifies is also the webhook's outbox row
 (`notification` pending -> delivered), so a transition is notified once, at least once.
+
+Uptime reads an hourly rollup, monitor_uptime: the evaluator adds each judged run to its hour's
+bucket in the transaction that stores the verdict, so a page of monitors' 24 h / 7 d uptime reads
+at most 168 small rows per monitor instead of every run (60,000 a week at a 10 s interval).
 """
 
 from __future__ import annotations
@@ -121,3 +125,21 @@ class MonitorEventRow(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_delivery_error: Mapped[str] = mapped_column(Text, default="")
+
+
+class MonitorUptimeRow(Base):
+    """One monitor's judged runs in one UTC hour (by the run's scheduled_at), by verdict.
+
+    Counted once per run, under the monitor's row lock with the verdict (services/results/
+    monitors.py count_verdict); `unknown` and `missed` runs are not counted (they don't count for
+    uptime). Retention deletes buckets older than 8 days (uptime looks back 7).
+    """
+
+    __tablename__ = "monitor_uptime"
+
+    monitor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("monitors.id", ondelete="CASCADE"), primary_key=True)
+    # The hour's start (UTC, truncated to the hour).
+    hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    up: Mapped[int] = mapped_column(Integer, default=0)
+    degraded: Mapped[int] = mapped_column(Integer, default=0)
+    failing: Mapped[int] = mapped_column(Integer, default=0)

@@ -20,6 +20,9 @@ stop, as after DeleteCheck.
 
 One replica sweeps at a time: the job holds a Postgres session advisory lock while it works;
 a replica that cannot take it skips its turn. (SQLite is one process.)
+
+Monitor runs (monitor_runs rows) scheduled more than RETENTION_DAYS ago go too, exactly, in
+batches; monitors and their events (state changes) are kept.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionma
 
 from hostcheck.core.config import ConfigError
 from hostcheck.services.results.models import CheckRow, ResultRow, TaskRow
+from hostcheck.services.results.monitors import delete_runs_before, delete_uptime_before
 from hostcheck.services.results.store import TERMINAL_TASK
 from hostcheck.services.storage.livestate import CANCELS_CHANNEL, LiveState, check_channel
 from hostcheck.services.storage.models import utcnow
@@ -84,6 +88,7 @@ class SweepReport:
     made: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     checks_deleted: int = 0
+    monitor_runs_deleted: int = 0
     partitions_s: float = 0.0  # making and dropping partitions
     checks_s: float = 0.0  # the batched deletes
 
@@ -190,7 +195,8 @@ class Retention:
         started = time.monotonic()
         if not self.postgres:
             deleted = await self.delete_checks_before(before) if before else 0
-            return SweepReport(checks_deleted=deleted, checks_s=time.monotonic() - started)
+            return SweepReport(checks_deleted=deleted, checks_s=time.monotonic() - started,
+                               monitor_runs_deleted=await self.delete_monitor_runs(now))
         async with self.engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             if not await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": LOCK_KEY}):
@@ -205,12 +211,22 @@ class Retention:
                     report.partitions_s = time.monotonic() - started
                     report.checks_deleted = await self.delete_checks_before(before)
                     report.checks_s = time.monotonic() - started - report.partitions_s
+                report.monitor_runs_deleted = await self.delete_monitor_runs(now)
                 return report
             finally:
                 try:
                     await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
                 except Exception:  # noqa: BLE001 - e.g. cancelled mid-query: closing the connection unlocks
                     await conn.invalidate()
+
+    async def delete_monitor_runs(self, now: datetime) -> int:
+        """Monitor runs scheduled more than `days` ago (exactly: they are small rows, deleted in
+        batches); monitors and their events are kept. Uptime buckets older than 8 days go whatever
+        `days` is (uptime looks back 7)."""
+        await delete_uptime_before(self.sessions, now)
+        if self.days <= 0:
+            return 0
+        return await delete_runs_before(self.sessions, now - timedelta(days=self.days))
 
     async def delete_checks_before(self, before: datetime) -> int:
         """Deletes checks created before `before` with their tasks and results, in bounded batches.
@@ -290,9 +306,9 @@ class Retention:
         while True:
             try:
                 report = await self.sweep_once()
-                if report.made or report.dropped or report.checks_deleted:
-                    log.info("retention: made partitions %s, dropped %s, removed %d check(s)",
-                             report.made, report.dropped, report.checks_deleted)
+                if report.made or report.dropped or report.checks_deleted or report.monitor_runs_deleted:
+                    log.info("retention: made partitions %s, dropped %s, removed %d check(s), %d monitor run(s)",
+                             report.made, report.dropped, report.checks_deleted, report.monitor_runs_deleted)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - storage outage: try again next round

@@ -23,12 +23,19 @@ from hostcheck.core.config import ResultsConfig
 from hostcheck.core.errors import InvalidArgument, PermissionDenied, ResourceExhausted, Unauthenticated
 from hostcheck.core.limits import MAX_TASKS_PER_CHECK
 from hostcheck.core.metrics import MetricsServer, ResultsMetrics, serve_metrics
+from hostcheck.core.targets import TargetGuard
 from hostcheck.services.auth import ANONYMOUS, KEY, Caller, Verify, caller_of
 from hostcheck.services.grpcserver import Server, client_ip, start_server
 from hostcheck.services.results.ingest import Rejected, judge
 from hostcheck.services.results.keys import CallerAuthServicer, KeysServicer, KeyStore, LocalVerifier
 from hostcheck.services.results.models import CheckRow, TaskRow
+from hostcheck.services.results.monitoreval import MonitorEvaluator
+from hostcheck.services.results.monitors import MonitorStore
+from hostcheck.services.results.monitorservice import MonitorRunsServicer, MonitorsServicer
+from hostcheck.services.results.monitorviews import run_view
+from hostcheck.services.results.monitorwatch import MonitorEvents
 from hostcheck.services.results.retention import Retention
+from hostcheck.services.results.runopener import RunCheck, RunOpener
 from hostcheck.services.results.store import (
     TERMINAL_CHECK,
     TERMINAL_TASK,
@@ -40,6 +47,7 @@ from hostcheck.services.results.store import (
     ResultsStore,
 )
 from hostcheck.services.results.views import check_view, task_view
+from hostcheck.services.results.webhooks import Poster, WebhookDeliverer
 from hostcheck.services.rpcerrors import grpc_errors
 from hostcheck.services.storage import db
 from hostcheck.services.storage.livestate import CANCELS_CHANNEL, LiveState, check_channel, create_live_state
@@ -47,6 +55,8 @@ from hostcheck.v1 import (
     checks_pb2,
     keys_pb2,
     keys_pb2_grpc,
+    monitors_pb2,
+    monitors_pb2_grpc,
     registry_pb2,
     results_pb2,
     results_pb2_grpc,
@@ -74,9 +84,6 @@ SNAPSHOT_READS = 8
 # A progress message is cut to this many characters (agents send at most 256).
 PROGRESS_MESSAGE_LEN = 256
 
-# Live events published concurrently by one write.
-PUBLISH_AT_ONCE = 32
-
 
 class Events:
     """Publishes what a write changed to the check's channel."""
@@ -88,48 +95,77 @@ class Events:
     async def publish(self, changes: Changes) -> None:
         """Task events first (the write's own view of its tasks, no read back), then done events.
 
-        Only a finished check is read back, for the whole check its done event carries.
+        A write's events go out together (LiveState.publish_many: one Redis round trip), and the
+        checks it finished are read back together, for the whole check each done event carries
+        (one bulk read, after the task events are out). Before, each event was its own PUBLISH and
+        each finished check its own ORM load, one after another: a write finishing 170 checks
+        held every later write's events back by seconds (issue 17).
         """
-        done: list[uuid.UUID] = []
-        events: list[tuple[uuid.UUID, results_pb2.WatchCheckResponse]] = []
+        read_back = await self.publish_tasks(changes)
+        if read_back:
+            await self.publish_read_back(read_back)
+
+    async def publish_tasks(self, changes: Changes) -> dict[uuid.UUID, list[uuid.UUID]]:
+        """Publishes the write's task events; returns the checks to read back for the rest:
+        check id -> its changed tasks whose events need the read (none: just its done event)."""
+        messages: list[tuple[str, bytes]] = []
+        read_back: dict[uuid.UUID, list[uuid.UUID]] = {}
+        watched = await self._watched(list(changes.tasks))
         for check_id, task_ids in changes.tasks.items():
+            if check_id not in watched:
+                continue
             state = changes.checks.get(check_id)
             if state is None:
-                await self._publish_read_back(check_id, task_ids)
+                read_back[check_id] = task_ids
                 continue
-            events.extend((check_id, results_pb2.WatchCheckResponse(
+            channel = check_channel(check_id)
+            messages.extend((channel, results_pb2.WatchCheckResponse(
                 event="task", task=task_view(cast(TaskRow, state.tasks[t])), check_status=state.status,
-                tasks_done=state.tasks_done, tasks_total=state.tasks_total)) for t in task_ids if t in state.tasks)
+                tasks_done=state.tasks_done, tasks_total=state.tasks_total).SerializeToString())
+                for t in task_ids if t in state.tasks)
             if state.status in TERMINAL_CHECK:
-                done.append(check_id)
-        # Published a few at a time: a batch of results can change hundreds of tasks.
-        for i in range(0, len(events), PUBLISH_AT_ONCE):
-            await asyncio.gather(*(self._send(c, e) for c, e in events[i:i + PUBLISH_AT_ONCE]))
-        for check_id in done:
-            try:
-                check = check_view(await self.store.get_check(check_id))
-            except Exception:  # noqa: BLE001 - deleted meanwhile
-                continue
-            await self._send(check_id, results_pb2.WatchCheckResponse(
-                event="done", check=check, check_status=check.status, tasks_done=check.tasks_done,
-                tasks_total=check.tasks_total))
+                read_back[check_id] = []
+        await self._send_many(messages)
+        return read_back
 
-    async def _publish_read_back(self, check_id: uuid.UUID, task_ids: list[uuid.UUID]) -> None:
+    async def _watched(self, check_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of these checks someone watches now (on any replica; one PUBSUB NUMSUB).
+
+        Events of the others would reach nobody: building them (a view per task, timestamps and
+        the result's data through json_format) was a quarter of the results service's CPU when
+        ingesting (issue 17). A watcher subscribing later reads its snapshot after subscribing,
+        so it sees this write, which is committed already.
+        """
         try:
-            row = await self.store.get_check(check_id)
-        except Exception:  # noqa: BLE001 - deleted meanwhile
+            channels = {check_channel(c): c for c in check_ids}
+            return {channels[ch] for ch in await self.live.subscribed(list(channels))}
+        except Exception as exc:  # noqa: BLE001 - publish to all rather than lose events
+            log.warning("cannot tell which checks are watched: %s", exc)
+            return set(check_ids)
+
+    async def publish_read_back(self, changed: dict[uuid.UUID, list[uuid.UUID]]) -> None:
+        """Reads these checks back: events of their changed tasks, and done events of the finished ones."""
+        try:
+            rows = await self.store.read_checks(list(changed))
+        except Exception as exc:  # noqa: BLE001 - watchers resync from storage
+            log.warning("cannot read back %d check(s) to publish their events: %s", len(changed), exc)
             return
-        check = check_view(row)
-        changed = {str(t) for t in task_ids}
-        for task in check.tasks:
-            if task.task_id in changed:
-                await self._send(check_id, results_pb2.WatchCheckResponse(
-                    event="task", task=task, check_status=check.status, tasks_done=check.tasks_done,
-                    tasks_total=check.tasks_total))
-        if check.status in TERMINAL_CHECK:
-            await self._send(check_id, results_pb2.WatchCheckResponse(
-                event="done", check=check, check_status=check.status, tasks_done=check.tasks_done,
-                tasks_total=check.tasks_total))
+        messages: list[tuple[str, bytes]] = []
+        for check_id, task_ids in changed.items():
+            row = rows.get(check_id)
+            if row is None:
+                continue  # deleted meanwhile
+            check = check_view(cast(CheckRow, row))
+            channel = check_channel(check_id)
+            wanted = {str(t) for t in task_ids}
+            messages.extend((channel, results_pb2.WatchCheckResponse(
+                event="task", task=task, check_status=check.status, tasks_done=check.tasks_done,
+                tasks_total=check.tasks_total).SerializeToString()) for task in check.tasks if task.task_id in wanted)
+            if check.status in TERMINAL_CHECK:
+                messages.append((channel, results_pb2.WatchCheckResponse(
+                    event="done", check=check, check_status=check.status, tasks_done=check.tasks_done,
+                    tasks_total=check.tasks_total).SerializeToString()))
+        await self._send_many(messages)
 
     async def publish_progress(self, check_id: uuid.UUID, progress: scheduler_pb2.TaskProgress) -> None:
         await self._send(check_id, results_pb2.WatchCheckResponse(event="progress", progress=progress,
@@ -140,6 +176,14 @@ class Events:
             await self.live.publish(check_channel(check_id), event.SerializeToString())
         except Exception as exc:  # noqa: BLE001 - watchers resync from storage
             log.warning("cannot publish event of check %s: %s", check_id, exc)
+
+    async def _send_many(self, messages: list[tuple[str, bytes]]) -> None:
+        if not messages:
+            return
+        try:
+            await self.live.publish_many(messages)
+        except Exception as exc:  # noqa: BLE001 - watchers resync from storage
+            log.warning("cannot publish %d event(s): %s", len(messages), exc)
 
 
 class Watcher:
@@ -246,6 +290,7 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
         self._reads: dict[uuid.UUID, tuple[float, asyncio.Future]] = {}  # reading now, since when
         self._next_reads: dict[uuid.UUID, asyncio.Future] = {}  # to start when the current one ends
         self._read_slots = asyncio.Semaphore(SNAPSHOT_READS)
+        self._progress_reads: dict[uuid.UUID, asyncio.Future] = {}  # resyncs' small reads (_progress)
         # One view per read, shared by every watcher that shares the read (and encoded once, see WatchEvents).
         self._views: weakref.WeakKeyDictionary[asyncio.Future, tuple[CheckRow, checks_pb2.Check]] = \
             weakref.WeakKeyDictionary()
@@ -266,7 +311,9 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
         caller = await caller_of(context, self.verify)
         rows, token = await self.store.list_checks(page_size=request.page_size, page_token=request.page_token,
                                                    status=request.status, target=request.target,
-                                                   owner=listing_owner(caller, datetime.now(UTC)))
+                                                   owner=listing_owner(caller, datetime.now(UTC)),
+                                                   monitor_id=require_uuid("monitor_id", request.monitor_id)
+                                                   if request.monitor_id else None)
         return results_pb2.ListChecksResponse(
             checks=[check_view(r, with_tasks=False, counts=c) for r, c in rows],
             next_page_token=token)
@@ -352,6 +399,23 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
             self._views[read] = shared
         return shared[1]
 
+    async def _progress(self, check_id: uuid.UUID) -> tuple[str, dict[str, int]] | None:
+        """ResultsStore.check_progress, one read per check at a time (None: unknown or unreadable)."""
+        read = self._progress_reads.get(check_id)
+        if read is None:
+            read = asyncio.ensure_future(self._read_progress(check_id))
+            self._progress_reads[check_id] = read
+            read.add_done_callback(
+                lambda done: self._progress_reads.pop(check_id) if self._progress_reads.get(check_id) is done else None)
+        try:
+            return await asyncio.shield(read)
+        except Exception:  # noqa: BLE001 - the whole read decides (and reports) instead
+            return None
+
+    async def _read_progress(self, check_id: uuid.UUID) -> tuple[str, dict[str, int]] | None:
+        async with self._read_slots:
+            return await self.store.check_progress(check_id)
+
     async def _read_after(self, check_id: uuid.UUID, previous: asyncio.Future | None) -> CheckRow:
         if previous is not None:
             with contextlib.suppress(Exception):
@@ -368,6 +432,15 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
                     del self._reads[check_id]
 
     async def _resync(self, check_id: uuid.UUID, sent: dict[str, str]) -> list[results_pb2.WatchCheckResponse]:
+        """What the watcher missed. First a small read (the check's status, its tasks' count by status),
+        shared by the watchers of the check resyncing at once: a task's status only moves forward
+        (pending, running, an end), so counts equal to what the watcher was sent mean it missed
+        nothing. Only otherwise is the whole check read. Idle watchers each re-read their whole check
+        every WATCH_RESYNC_S; 2,000 of them doing so during a burst of events held the events back by
+        up to seconds (issue 17, docs/benchmarks.md)."""
+        progress = await self._progress(check_id)
+        if progress is not None and progress[0] not in TERMINAL_CHECK and progress[1] == Counter(sent.values()):
+            return []
         check = await self._view(check_id, not_before=time.monotonic())
         events = [results_pb2.WatchCheckResponse(event="task", task=t, check_status=check.status,
                                                  tasks_done=check.tasks_done, tasks_total=check.tasks_total)
@@ -434,12 +507,17 @@ PUBLISH_BACKLOG = 8
 
 
 class ResultsIngestServicer(results_pb2_grpc.ResultsIngestServiceServicer):
-    def __init__(self, store: ResultsStore, events: Events, metrics: ResultsMetrics | None = None) -> None:
+    def __init__(self, store: ResultsStore, events: Events, metrics: ResultsMetrics | None = None, *,
+                 monitor_eval: MonitorEvaluator | None = None) -> None:
         self.store = store
         self.events = events
         self.metrics = metrics
+        # Evaluates the monitor runs among the checks a write finished (off the publishing path).
+        self.monitor_eval = monitor_eval
+        self.run_opener = RunOpener(store)  # monitor runs' OpenCheck, batched
         self._backlog = asyncio.Semaphore(PUBLISH_BACKLOG)
         self._last_publish: asyncio.Task | None = None
+        self._after: set[asyncio.Task] = set()  # done events still going out (_after_task_events)
 
     @grpc_errors
     async def OpenCheck(self, request, context):
@@ -456,12 +534,21 @@ class ResultsIngestServicer(results_pb2_grpc.ResultsIngestServiceServicer):
                                          agent=AgentSnapshot(name=t.agent_name, location=t.location,
                                                              region=t.region, country=t.country, city=t.city)))
             deadline = _dt(request.deadline) or datetime.now(UTC) + timedelta(minutes=2)
-            row = await self.store.open_check(
-                check_id=check_id, target=request.request.target, check_types=list(request.request.checks),
-                request=json_format.MessageToDict(request.request, preserving_proto_field_name=True),
-                tasks=tasks, deadline=deadline, client_ip=request.client_ip,
-                created_by_key_id=require_uuid("created_by_key_id", request.created_by_key_id)
-                if request.created_by_key_id else None)
+            monitor_id = require_uuid("monitor_id", request.monitor_id) if request.monitor_id else None
+            owner = require_uuid("created_by_key_id", request.created_by_key_id) if request.created_by_key_id else None
+            target, check_types = request.request.target, list(request.request.checks)
+            as_dict = json_format.MessageToDict(request.request, preserving_proto_field_name=True)
+            if monitor_id is not None:  # runs arrive together: opened in batches (services/results/runopener.py)
+                row = await self.run_opener.open(RunCheck(
+                    check_id=check_id, target=target, check_types=check_types, request=as_dict, tasks=tasks,
+                    deadline=deadline, client_ip=request.client_ip, created_by_key_id=owner, monitor_id=monitor_id,
+                    monitor_run=request.monitor_run))
+            else:
+                row = await self.store.open_check(
+                    check_id=check_id, target=target, check_types=check_types, request=as_dict, tasks=tasks,
+                    deadline=deadline, client_ip=request.client_ip, created_by_key_id=owner)
+        if monitor_id is not None and row.started_run is not None:
+            await MonitorEvents(self.events.live).run(monitor_id, run_view(row.started_run))
         return results_pb2.OpenCheckResponse(check=check_view(row))
 
     @grpc_errors
@@ -503,24 +590,49 @@ class ResultsIngestServicer(results_pb2_grpc.ResultsIngestServiceServicer):
         previous = self._last_publish
 
         async def publish() -> None:
+            handed_on = False
             try:
                 if previous is not None:
                     with contextlib.suppress(BaseException):
                         await previous
-                await observe_finished(self.store, self.metrics, changes)
-                await self.events.publish(changes)
+                read_back = await self.events.publish_tasks(changes)
+                # Done events (a read of the finished checks), the monitors' evaluation and the
+                # metrics' reads go on their own: the next write's task events do not wait for
+                # them (issue 17). Each check's done event still follows its task events.
+                after = asyncio.create_task(self._after_task_events(changes, read_back), name="publish-done")
+                self._after.add(after)
+                after.add_done_callback(self._after.discard)
+                handed_on = True  # it releases the backlog
             except Exception as exc:  # noqa: BLE001 - watchers resync from storage
                 log.warning("cannot publish the events of a write: %s", exc)
             finally:
-                self._backlog.release()
+                if not handed_on:
+                    self._backlog.release()
 
         self._last_publish = asyncio.create_task(publish(), name="publish-results")
 
+    async def _after_task_events(self, changes: Changes, read_back: dict[uuid.UUID, list[uuid.UUID]]) -> None:
+        try:
+            if read_back:
+                await self.events.publish_read_back(read_back)
+            if self.monitor_eval is not None:
+                self.monitor_eval.checks_finished_soon(changes.finished_checks)
+            await observe_finished(self.store, self.metrics, changes)
+        except Exception as exc:  # noqa: BLE001 - watchers resync from storage
+            log.warning("cannot publish the events of a write: %s", exc)
+        finally:
+            self._backlog.release()
+
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Waits (up to `timeout_s`) for the events of writes already answered to go out."""
+        deadline = time.monotonic() + timeout_s
         if self._last_publish is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(asyncio.shield(self._last_publish), timeout_s)
+        if self._after:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(asyncio.gather(*self._after, return_exceptions=True)),
+                                       max(0.0, deadline - time.monotonic()))
 
     def _report_unstored(self, rejected: list[Rejected], changes: Changes) -> None:
         """Counts and logs what was quarantined or dead-lettered: one line per batch, a few examples.
@@ -592,9 +704,10 @@ class DeadlineSweeper:
 
     def __init__(self, store: ResultsStore, live: LiveState, events: Events, *, grace_s: float,
                  interval_s: float, offline_after_s: float = 30.0,
-                 metrics: ResultsMetrics | None = None) -> None:
+                 metrics: ResultsMetrics | None = None, monitor_eval: MonitorEvaluator | None = None) -> None:
         self.store = store
         self.metrics = metrics
+        self.monitor_eval = monitor_eval
         self.live = live
         self.events = events
         self.grace = timedelta(seconds=grace_s)
@@ -630,6 +743,8 @@ class DeadlineSweeper:
         changes = await self.store.time_out(reasons, datetime.now(UTC))
         await observe_finished(self.store, self.metrics, changes)
         await self.events.publish(changes)
+        if self.monitor_eval is not None:
+            await self.monitor_eval.on_checks_finished(changes.finished_checks)
         return sum(len(v) for v in changes.tasks.values())
 
     async def sweep_once(self) -> int:
@@ -653,6 +768,8 @@ class DeadlineSweeper:
         changes = await self.store.time_out(reasons, now)
         await observe_finished(self.store, self.metrics, changes)
         await self.events.publish(changes)
+        if self.monitor_eval is not None:
+            await self.monitor_eval.on_checks_finished(changes.finished_checks)
         return sum(len(v) for v in changes.tasks.values())
 
     async def run(self) -> None:
@@ -682,13 +799,17 @@ class ResultsService:
         self.owns_live = owns_live
         # Waits for the live events of stored results still going out (ResultsIngestServicer.drain).
         self.drain_events: Callable[[], Awaitable[None]] | None = None
+        # Monitors: the evaluator's sweep and the webhook deliverer (services/results/monitoreval.py,
+        # webhooks.py), stopped with the service.
+        self.monitor_eval: MonitorEvaluator | None = None
+        self.monitor_tasks: list[asyncio.Task] = []
 
     @property
     def port(self) -> int:
         return self.server.port
 
     async def stop(self) -> None:
-        for background in (self.sweeper_task, self.retention_task):
+        for background in (self.sweeper_task, self.retention_task, *self.monitor_tasks):
             if background is not None:
                 background.cancel()
                 with contextlib.suppress(BaseException):
@@ -696,6 +817,8 @@ class ResultsService:
         await self.server.stop()
         if self.drain_events is not None:
             await self.drain_events()
+        if self.monitor_eval is not None:  # evaluations the drained writes started
+            await self.monitor_eval.stop()
         if self.metrics_server is not None:
             await self.metrics_server.stop()
         await self.engine.dispose()
@@ -708,6 +831,7 @@ async def start(config: ResultsConfig, *, live: LiveState | None = None) -> Resu
         await asyncio.to_thread(db.migrate, config.database_url)
     engine = db.create_engine(config.database_url)
     store = ResultsStore(db.sessionmaker(engine))
+    monitors = MonitorStore(store.sessions)
     verify = LocalVerifier(KeyStore(db.sessionmaker(engine)), config.admin_token)
     if not config.admin_token:
         log.warning("HOSTCHECK_ADMIN_TOKEN is not set: no admin (no API keys can be made, anonymous checks cannot "
@@ -719,26 +843,37 @@ async def start(config: ResultsConfig, *, live: LiveState | None = None) -> Resu
                           interval_s=config.retention_interval_s)
     metrics = ResultsMetrics()
     metrics.served = bool(config.metrics_port)
-    ingest = ResultsIngestServicer(store, events, metrics)
+    deliverer = WebhookDeliverer(store.sessions, Poster(TargetGuard.from_cidrs(config.allow_targets)))
+    monitor_eval = MonitorEvaluator(store.sessions, MonitorEvents(live), on_pending=deliverer.wake)
+    ingest = ResultsIngestServicer(store, events, metrics, monitor_eval=monitor_eval)
     server = await start_server(config.listen, [
         (results_pb2_grpc.add_ResultsServiceServicer_to_server, ResultsServicer(
             store, live, verify, watchers=Watchers(config.watchers_per_check, config.watchers_per_client_ip))),
         (results_pb2_grpc.add_ResultsIngestServiceServicer_to_server, ingest),
         (keys_pb2_grpc.add_KeysServiceServicer_to_server, KeysServicer(verify.store, verify)),
         (keys_pb2_grpc.add_CallerAuthServiceServicer_to_server, CallerAuthServicer(verify)),
+        (monitors_pb2_grpc.add_MonitorsServiceServicer_to_server, MonitorsServicer(
+            monitors, live, verify, guard=TargetGuard.from_cidrs(config.allow_targets),
+            min_interval_s=config.monitor_min_interval_s, per_key=config.monitors_per_key)),
+        (monitors_pb2_grpc.add_MonitorRunsServiceServicer_to_server, MonitorRunsServicer(monitors, live)),
     ], [results_pb2.DESCRIPTOR.services_by_name["ResultsService"].full_name,
         results_pb2.DESCRIPTOR.services_by_name["ResultsIngestService"].full_name,
         keys_pb2.DESCRIPTOR.services_by_name["KeysService"].full_name,
-        keys_pb2.DESCRIPTOR.services_by_name["CallerAuthService"].full_name], trusted_hops=config.trusted_hops,
+        keys_pb2.DESCRIPTOR.services_by_name["CallerAuthService"].full_name,
+        monitors_pb2.DESCRIPTOR.services_by_name["MonitorsService"].full_name,
+        monitors_pb2.DESCRIPTOR.services_by_name["MonitorRunsService"].full_name], trusted_hops=config.trusted_hops,
         serving=config.migrate)
     if not config.migrate:  # someone else migrates (an init container): not ready before they did
         await server.serve_when(lambda: db.schema_at_head(engine), "the database schema is at head")
     sweeper = DeadlineSweeper(store, live, events, grace_s=config.task_grace_s, interval_s=config.sweep_interval_s,
-                              offline_after_s=config.offline_after_s, metrics=metrics)
+                              offline_after_s=config.offline_after_s, metrics=metrics, monitor_eval=monitor_eval)
     task = asyncio.create_task(sweeper.run(), name="deadline-sweeper")
     retention_task = asyncio.create_task(retention.run(), name="retention")
     metrics_server = await serve_metrics(metrics.registry, config.metrics_port, near=config.listen)
     service = ResultsService(server, engine, live, task, owns_live, metrics_server, retention_task)
     service.drain_events = ingest.drain
+    service.monitor_eval = monitor_eval
+    service.monitor_tasks = [asyncio.create_task(monitor_eval.run(), name="monitor-eval-sweep"),
+                             asyncio.create_task(deliverer.run(), name="webhook-deliverer")]
     return service
 

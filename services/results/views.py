@@ -85,6 +85,9 @@ def check_view(row: CheckRow, *, with_tasks: bool = True, counts: dict[str, int]
         created_at=ts_or_none(row.created_at), completed_at=ts_or_none(row.completed_at), deadline=ts_or_none(row.deadline_at),
         options=options, timeout_ms=request.timeout_ms, ip_version=request.ip_version,
         created_by_key_id=str(row.created_by_key_id) if row.created_by_key_id else "")
+    monitor_id = getattr(row, "monitor_id", None)
+    if monitor_id is not None:  # a monitor's run
+        view.monitor_id, view.monitor_run = str(monitor_id), row.monitor_run or 0
     if with_tasks:
         tasks = [task_view(t) for t in row.tasks]
         view.tasks.extend(tasks)

@@ -17,6 +17,15 @@ from hostcheck.services.storage.livestate import LiveState
 from hostcheck.v1 import results_pb2, results_pb2_grpc, scheduler_pb2
 
 
+class NotOpened(Unavailable):
+    """The results service did not store the check; `rpc_code` says why (its status code's name: for a
+    monitor run, NOT_FOUND when the monitor was deleted meanwhile, ALREADY_EXISTS when the run has its check)."""
+
+    def __init__(self, message: str, *, rpc_code: str) -> None:
+        super().__init__(message)
+        self.rpc_code = rpc_code
+
+
 class Dispatcher:
     def __init__(self, results: results_pb2_grpc.ResultsIngestServiceStub, live: LiveState, router: Router,
                  metrics: SchedulerMetrics) -> None:
@@ -30,9 +39,11 @@ class Dispatcher:
         try:
             opened = await self.results.OpenCheck(results_pb2.OpenCheckRequest(
                 check_id=plan.check_id, request=plan.request, tasks=plan.tasks, deadline=ts(plan.deadline),
-                client_ip=plan.client_ip, created_by_key_id=plan.created_by_key_id), timeout=15, metadata=telemetry.grpc_metadata())
+                client_ip=plan.client_ip, created_by_key_id=plan.created_by_key_id, monitor_id=plan.monitor_id,
+                monitor_run=plan.monitor_run), timeout=15, metadata=telemetry.grpc_metadata())
         except grpc.aio.AioRpcError as exc:
-            raise Unavailable(f"cannot store the check: results service {exc.code().name}: {exc.details()}") from None
+            raise NotOpened(f"cannot store the check: results service {exc.code().name}: {exc.details()}",
+                            rpc_code=exc.code().name) from None
         await self.push(plan.by_agent)
         self.metrics.checks_created.inc()
         return opened

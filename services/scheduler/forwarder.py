@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -54,6 +55,12 @@ class ResultForwarder:
     A result goes at once when a call slot is free; while `max_in_flight` calls
     are out, results gather in the queue, so batches grow with load instead of
     every result waiting for a timer.
+
+    A result whose check has a call in flight waits for that call to end and then goes with the
+    others of its check that came meanwhile, in one call: the results service serialises a check's
+    writes on its row lock, so a second call would only have waited there, and one transaction
+    per check is cheaper than one per result (issue 17: three agents' results of one check were
+    three transactions one after another, most of create -> completed).
     """
 
     def __init__(self, results: results_pb2_grpc.ResultsIngestServiceStub, live: LiveState, *,
@@ -62,10 +69,14 @@ class ResultForwarder:
         self.live = live
         self.call_timeout_s = call_timeout_s
         self.dropped = 0  # results the results service kept refusing (see _record)
-        self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        # Results to store; None wakes run() for results released from holding (see _take).
+        self.queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self.max_batch = max_batch
         self._slots = asyncio.Semaphore(max_in_flight)
         self._in_flight: set[asyncio.Task] = set()
+        self._busy: Counter[str] = Counter()  # check id -> calls in flight with results of it
+        self._held: dict[str, list[_Pending]] = {}  # check id -> results waiting for its call to end
+        self._ready: list[_Pending] = []  # held results whose check's call ended: sent first
 
     def submit(self, agent_id: str, results: Iterable[scheduler_pb2.TaskResult], session: AgentSession) -> None:
         for r in results:
@@ -76,9 +87,10 @@ class ResultForwarder:
             while True:
                 first = await self.queue.get()
                 await self._slots.acquire()
-                batch = [first]
-                while len(batch) < self.max_batch and not self.queue.empty():
-                    batch.append(self.queue.get_nowait())
+                batch = self._take(first)
+                if not batch:
+                    self._slots.release()
+                    continue
                 task = asyncio.create_task(self._store_batch(batch))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
@@ -86,10 +98,53 @@ class ResultForwarder:
             for task in list(self._in_flight):
                 task.cancel()
 
+    def _take(self, first: _Pending | None) -> list[_Pending]:
+        """The next call's results: those released by ended calls first, then the queue's; a result
+        of a check with a call in flight is held for it (see the class). Every result taken off the
+        queue stays unfinished (queue.join) until its call ends."""
+        candidates, self._ready = self._ready[:self.max_batch], self._ready[self.max_batch:]
+        if self._ready:
+            self.queue.put_nowait(None)  # more released than one call takes: come round again
+        if first is None:
+            self.queue.task_done()
+        else:
+            candidates.append(first)
+        while len(candidates) < self.max_batch and not self.queue.empty():
+            p = self.queue.get_nowait()
+            if p is None:
+                self.queue.task_done()
+            else:
+                candidates.append(p)
+        batch: list[_Pending] = []
+        for p in candidates:
+            check_id = p.result.check_id
+            if check_id and self._busy[check_id]:
+                self._held.setdefault(check_id, []).append(p)
+            else:
+                batch.append(p)
+        for check_id in {p.result.check_id for p in batch if p.result.check_id}:
+            self._busy[check_id] += 1
+        return batch
+
+    def _release(self, batch: list[_Pending]) -> None:
+        """The call of `batch` ended: the results held for its checks go next."""
+        released = False
+        for check_id in {p.result.check_id for p in batch if p.result.check_id}:
+            self._busy[check_id] -= 1
+            if self._busy[check_id] <= 0:
+                del self._busy[check_id]
+                held = self._held.pop(check_id, None)
+                if held:
+                    self._ready.extend(held)
+                    released = True
+        if released:
+            self.queue.put_nowait(None)  # wakes run()
+
     async def _store_batch(self, batch: list[_Pending]) -> None:
         try:
             by_agent = await self._store(batch)
         finally:
+            self._release(batch)
             self._slots.release()
             for _ in batch:
                 self.queue.task_done()

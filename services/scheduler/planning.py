@@ -109,6 +109,10 @@ class Plan:
     by_agent: dict[str, AgentTasks]
     # The API key that created the check; "" when anonymous or the admin (see Planner.plan).
     created_by_key_id: str = ""
+    # Set when the check is a monitor's run (services/scheduler/monitors.py): the results service
+    # opens at most one check per run.
+    monitor_id: str = ""
+    monitor_run: int = 0
 
 
 def plan_tasks(valid: ValidCheck, picked: Sequence[tuple[Presence, Sequence[str]]], *, client_ip: str,
@@ -158,7 +162,11 @@ class Planner:
         self.grace = timedelta(seconds=dispatch_grace_s)
         self.check_agents = check_agents
 
-    async def plan(self, request: scheduler_pb2.CreateCheckRequest, caller: Caller) -> Plan:
+    async def plan(self, request: scheduler_pb2.CreateCheckRequest, caller: Caller, *, check_id: str | None = None,
+                   charge: bool = True) -> Plan:
+        """`check_id`: the id the check must have (a monitor run's, claimed with it); `charge=False`: the
+        check does not count against the caller's rate limit or quota (a monitor's run: monitors are
+        bounded by their number per key and their minimum interval instead)."""
         # A request refused (invalid, or no agent matches) does not count against the caller's quota.
         valid = validate_create(request, self.guard)
         sel = valid.request.agents
@@ -173,8 +181,10 @@ class Planner:
             raise InvalidArgument(field="agents.limit", reason=f"{len(picked)} agents x {len(valid.check_types)} "
                                   f"check types is over {limits.MAX_TASKS_PER_CHECK} tasks per check; "
                                   "ask for fewer agents")
-        await self.rate_limit.hit(caller)
-        plan = plan_tasks(valid, picked, client_ip=caller.ip, now=datetime.now(UTC), grace=self.grace)
+        if charge:
+            await self.rate_limit.hit(caller)
+        plan = plan_tasks(valid, picked, client_ip=caller.ip, now=datetime.now(UTC), grace=self.grace,
+                          check_id=check_id)
         # The admin's checks are anonymous-owned (deletable by the admin only); a key owns its own.
         plan.created_by_key_id = caller.key_id
         return plan

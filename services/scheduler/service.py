@@ -32,11 +32,19 @@ from hostcheck.services.restbody import refuse_unknown_fields
 from hostcheck.services.rpcerrors import grpc_errors, translate
 from hostcheck.services.scheduler.dispatch import Dispatcher
 from hostcheck.services.scheduler.forwarder import ProgressForwarder, ResultForwarder
+from hostcheck.services.scheduler.monitors import MonitorRunner
 from hostcheck.services.scheduler.planning import CheckAgents, OnlineAgents, Planner, RateLimit
 from hostcheck.services.scheduler.routing import Router
 from hostcheck.services.scheduler.sessions import AgentSessions, authenticate
 from hostcheck.services.storage.livestate import LiveState, create_live_state
-from hostcheck.v1 import registry_pb2_grpc, results_pb2, results_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
+from hostcheck.v1 import (
+    monitors_pb2_grpc,
+    registry_pb2_grpc,
+    results_pb2,
+    results_pb2_grpc,
+    scheduler_pb2,
+    scheduler_pb2_grpc,
+)
 
 
 class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
@@ -88,8 +96,10 @@ class SchedulerService:
 
     def __init__(self, *, server: Server, sessions: AgentSessions, forwarder: ResultForwarder,
                  metrics_server: MetricsServer, background: list[asyncio.Task],
-                 channels: list[grpc.aio.Channel], live: LiveState, owns_live: bool) -> None:
+                 channels: list[grpc.aio.Channel], live: LiveState, owns_live: bool,
+                 monitors: MonitorRunner | None = None) -> None:
         self.server = server
+        self.monitors = monitors
         self.sessions = sessions
         self.forwarder = forwarder
         self.metrics_server = metrics_server
@@ -107,7 +117,10 @@ class SchedulerService:
         return self.server.port
 
     async def stop(self, *, drain_s: float = 2.0) -> None:
-        """Tells every agent to reconnect elsewhere, stores what they sent, then stops."""
+        """Stops claiming monitor runs, tells every agent to reconnect elsewhere, stores what they sent, then stops."""
+        # First, so the other replicas claim the next runs; runs claimed already start while agents are here.
+        if self.monitors is not None:
+            await self.monitors.stop(drain_s)
         await self.server.set_serving(False)
         self.sessions.drain("scheduler shutting down")
         with contextlib.suppress(TimeoutError):
@@ -160,6 +173,11 @@ async def start(config: SchedulerConfig, *, live: LiveState | None = None) -> Sc
     # Routed tasks, cancels and revocations published from now on reach this replica.
     await subscribed.wait()
     metrics_server = await serve_metrics(metrics.registry, config.metrics_port, near=config.listen)
+    monitors = None
+    if config.monitors:
+        monitors = MonitorRunner(monitors_pb2_grpc.MonitorRunsServiceStub(results_channel), planner, dispatcher,
+                                 metrics, scheduler_id=scheduler_id, poll_s=config.monitor_poll_s,
+                                 batch=config.monitor_batch)
     server = await start_server(config.listen, [
         (scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server,
          SchedulerServicer(planner, dispatcher, RemoteVerifier(results_channel))),
@@ -168,6 +186,8 @@ async def start(config: SchedulerConfig, *, live: LiveState | None = None) -> Sc
     ], [scheduler_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name,
         scheduler_pb2.DESCRIPTOR.services_by_name["AgentStreamService"].full_name], reflect=PUBLIC_SERVICES,
         tls=config, trusted_hops=config.trusted_hops)
+    if monitors is not None:
+        monitors.start()
     return SchedulerService(server=server, sessions=sessions, forwarder=forwarder, metrics_server=metrics_server,
                             background=background, channels=[registry_channel, results_channel], live=live,
-                            owns_live=owns_live)
+                            owns_live=owns_live, monitors=monitors)

@@ -84,8 +84,13 @@ class Subscription:
         self.on_overflow: Callable[[], object] | None = None
 
     async def get(self, timeout: float | None = None) -> bytes | None:
+        # A message already waiting is taken at once, and a wait is bounded by asyncio.timeout:
+        # wait_for wraps every get in a new task, which was a watcher's biggest cost per event.
+        if not self.queue.empty():
+            return self.queue.get_nowait()
         try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
+            async with asyncio.timeout(timeout):
+                return await self.queue.get()
         except TimeoutError:
             return None
 
@@ -150,6 +155,11 @@ class LiveState(ABC):
     @abstractmethod
     async def publish(self, channel: str, payload: bytes) -> None: ...
 
+    async def publish_many(self, messages: list[tuple[str, bytes]]) -> None:
+        """Publishes (channel, payload) pairs in this order (one round trip on Redis)."""
+        for channel, payload in messages:
+            await self.publish(channel, payload)
+
     @abstractmethod
     async def subscribed(self, channels: list[str]) -> set[str]:
         """Those of `channels` that someone (in any process sharing this live state) subscribes to now:
@@ -157,6 +167,9 @@ class LiveState(ABC):
 
     @abstractmethod
     async def _subscribe_remote(self, channel: str) -> None: ...
+
+    async def _subscribed_remote(self, channel: str) -> None:
+        """Returns once the channel's subscription (made by another subscriber) is in effect."""
 
     @abstractmethod
     async def _unsubscribe_remote(self, channel: str) -> None: ...
@@ -181,6 +194,8 @@ class LiveState(ABC):
         try:
             if first:
                 await self._subscribe_remote(channel)
+            else:
+                await self._subscribed_remote(channel)
             yield sub
         finally:
             self._fanout.subs[channel].discard(sub)
@@ -290,6 +305,10 @@ return n
 """
 # Presences written by one script call (a call blocks Redis while it runs: ~1 ms per 1,000).
 PRESENCE_CHUNK = 1000
+# Messages published by one pipeline.
+PUBLISH_CHUNK = 1000
+# Seconds a subscriber waits for Redis to confirm its channel's SUBSCRIBE.
+SUBSCRIBE_CONFIRM_S = 5.0
 
 _RATE_LIMIT = """
 local n = redis.call('INCR', KEYS[1])
@@ -321,6 +340,8 @@ class RedisLiveState(LiveState):
         self._pubsub = self.redis.pubsub()
         self._reader: asyncio.Task | None = None
         self._subscribed = asyncio.Event()  # the reader sleeps on it while no channel is subscribed
+        # channel -> resolved when Redis confirms its SUBSCRIBE (see _subscribe_remote)
+        self._confirmations: dict[str, asyncio.Future[None]] = {}
         self._clear = self.redis.register_script(_CLEAR_IF_HOLDER)
         self._rate = self.redis.register_script(_RATE_LIMIT)
         self._set_presences = self.redis.register_script(_SET_PRESENCES)
@@ -388,6 +409,15 @@ class RedisLiveState(LiveState):
     async def publish(self, channel: str, payload: bytes) -> None:
         await self.redis.publish(self._k("ch", channel), payload)
 
+    async def publish_many(self, messages: list[tuple[str, bytes]]) -> None:
+        # One pipeline per chunk: a write's hundreds of events were as many PUBLISH round trips,
+        # each taking a pooled connection, and queued behind each other (issue 17).
+        for start in range(0, len(messages), PUBLISH_CHUNK):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for channel, payload in messages[start:start + PUBLISH_CHUNK]:
+                    pipe.publish(self._k("ch", channel), payload)
+                await pipe.execute()
+
     async def subscribed(self, channels: list[str]) -> set[str]:
         if not channels:
             return set()
@@ -396,19 +426,33 @@ class RedisLiveState(LiveState):
         return {c for c, (_, n) in zip(channels, counts, strict=True) if n}
 
     async def _subscribe_remote(self, channel: str) -> None:
+        """Subscribes and waits for Redis to confirm it: from then on a publish reaches this process,
+        and `subscribed()` (PUBSUB NUMSUB, which publishers use to skip unwatched checks) counts it.
+        Without the wait, a watcher could read its snapshot, and an event be published to nobody,
+        before Redis had taken the SUBSCRIBE off the socket."""
+        confirmed = asyncio.get_running_loop().create_future()
+        self._confirmations[channel] = confirmed
         await self._pubsub.subscribe(self._k("ch", channel))
         self._subscribed.set()
         if self._reader is None or self._reader.done():
             self._reader = asyncio.create_task(self._read(), name="livestate-pubsub")
+        await self._subscribed_remote(channel)
+
+    async def _subscribed_remote(self, channel: str) -> None:
+        confirmed = self._confirmations.get(channel)
+        if confirmed is not None and not confirmed.done():
+            with contextlib.suppress(TimeoutError):  # Redis restarting: the reader resubscribes
+                await asyncio.wait_for(asyncio.shield(confirmed), SUBSCRIBE_CONFIRM_S)
 
     async def _unsubscribe_remote(self, channel: str) -> None:
+        self._confirmations.pop(channel, None)
         await self._pubsub.unsubscribe(self._k("ch", channel))
 
     async def _read(self) -> None:
         strip = len(self._k("ch", ""))
         while True:
             try:
-                msg = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                msg = await self._pubsub.get_message(ignore_subscribe_messages=False, timeout=1.0)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - Redis restarted: resubscribe and carry on
@@ -423,8 +467,13 @@ class RedisLiveState(LiveState):
                     self._subscribed.clear()
                     await self._subscribed.wait()
                 continue
-            if msg.get("type") == "message":
+            kind = msg.get("type")
+            if kind == "message":
                 self._fanout.deliver(msg["channel"].decode()[strip:], msg["data"])
+            elif kind == "subscribe":
+                confirmed = self._confirmations.get(msg["channel"].decode()[strip:])
+                if confirmed is not None and not confirmed.done():
+                    confirmed.set_result(None)
 
     async def hit_rate_limit(self, key: str, limit: int, window_s: int) -> tuple[bool, int]:
         count, ttl = await self._rate(keys=[self._k("rate", key)], args=[window_s])
@@ -451,3 +500,4 @@ def create_live_state(url: str, prefix: str = "hc:") -> LiveState:
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisLiveState(url, prefix=prefix)
     raise ValueError(f"live state URL {url!r}: use redis://host:port/db or memory://")
+

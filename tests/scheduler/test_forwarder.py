@@ -151,3 +151,37 @@ async def test_two_calls_at_most_while_results_gather_into_the_next_batch(forwar
     await asyncio.wait_for(forwarder.queue.join(), 5)
     assert ingest.calls == [["r1"], ["r2"], later], "the ten waiting results went in one call"
     assert ingest.most_running == 2
+
+
+def of_check(check_id: str, *task_ids: str) -> list[scheduler_pb2.TaskResult]:
+    return [scheduler_pb2.TaskResult(task_id=t, check_id=check_id, success=True) for t in task_ids]
+
+
+async def test_a_checks_results_wait_for_its_call_in_flight_then_go_together(forwarder, ingest):
+    """The results service serialises a check's writes on its row lock: a second call for the same
+    check would only wait there, so its results wait here and go in one call (issue 17). Results of
+    other checks take the free slot at once."""
+    s = session()
+    ingest.gate.clear()
+    forwarder.submit(s.agent_id, of_check("A", "a1"), s)
+    await assert_eventually(lambda: ingest.calls == [["a1"]], timeout=5, message="first call out")
+    forwarder.submit(s.agent_id, of_check("A", "a2") + of_check("B", "b1") + of_check("A", "a3"), s)
+    await assert_eventually(lambda: ingest.calls == [["a1"], ["b1"]], timeout=5, message="B not held")
+    ingest.gate.set()
+    await asyncio.wait_for(forwarder.queue.join(), 5)
+    assert ingest.calls == [["a1"], ["b1"], ["a2", "a3"]]
+    assert sorted([*await acked(s), *await acked(s), *await acked(s)]) == ["a1", "a2", "a3", "b1"]
+    assert not forwarder._busy and not forwarder._held and not forwarder._ready
+
+
+async def test_held_results_survive_a_failed_call_of_their_check(forwarder, ingest):
+    """A call that fails transiently is retried while the check's other results wait; all are stored."""
+    s = session()
+    ingest.gate.clear()
+    ingest.failures = [rpc_error(grpc.StatusCode.UNAVAILABLE)]
+    forwarder.submit(s.agent_id, of_check("A", "a1"), s)
+    await assert_eventually(lambda: len(ingest.calls) == 1, timeout=5, message="first call out")
+    forwarder.submit(s.agent_id, of_check("A", "a2"), s)
+    ingest.gate.set()
+    await asyncio.wait_for(forwarder.queue.join(), 10)
+    assert ingest.calls == [["a1"], ["a1"], ["a2"]]

@@ -6,8 +6,12 @@ import { Layout } from "./components/Layout";
 import "./index.css";
 import { AgentsPage } from "./pages/Agents";
 import { Dashboard } from "./pages/Dashboard";
+import { MonitorPage } from "./pages/MonitorsDetail";
+import { NewMonitorPage } from "./pages/MonitorsForm";
+import { MonitorsPage } from "./pages/Monitors";
 import { NotFoundPage } from "./pages/NotFound";
 import { ResultsPage } from "./pages/Results";
+import { StatusPage } from "./pages/StatusPage";
 
 const queryClient = new QueryClient({
   defaultOptions: { queries: { retry: 1, refetchOnWindowFocus: true } },
@@ -22,8 +26,13 @@ createRoot(document.getElementById("root")!).render(
             <Route index element={<Dashboard />} />
             <Route path="results/:checkId" element={<ResultsPage />} />
             <Route path="agents" element={<AgentsPage />} />
+            <Route path="monitors" element={<MonitorsPage />} />
+            <Route path="monitors/new" element={<NewMonitorPage />} />
+            <Route path="monitors/:monitorId" element={<MonitorPage />} />
             <Route path="*" element={<NotFoundPage />} />
           </Route>
+          {/* Public and read-only: no header, no API key. */}
+          <Route path="status/:slug" element={<StatusPage />} />
         </Routes>
       </BrowserRouter>
     </QueryClientProvider>

@@ -20,6 +20,9 @@ export function Layout() {
           <NavLink to="/agents" className={link}>
             Agents
           </NavLink>
+          <NavLink to="/monitors" className={link}>
+            Monitors
+          </NavLink>
           <ApiKeyControl />
         </nav>
       </header>

@@ -3,6 +3,7 @@
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { BadRequestSchema } from "../gen/google/rpc/error_details_pb";
+import { MonitorsService } from "../gen/hostcheck/v1/monitors_pb";
 import { RegistryService } from "../gen/hostcheck/v1/registry_pb";
 import { ResultsService } from "../gen/hostcheck/v1/results_pb";
 import { SchedulerService } from "../gen/hostcheck/v1/scheduler_pb";
@@ -20,6 +21,7 @@ const transport = createGrpcWebTransport({ baseUrl: window.location.origin, inte
 export const scheduler = createClient(SchedulerService, transport);
 export const results = createClient(ResultsService, transport);
 export const registry = createClient(RegistryService, transport);
+export const monitors = createClient(MonitorsService, transport);
 
 /** Field violations of an INVALID_ARGUMENT, keyed by the server's field name ("agents.limit", "checks[0]"). */
 export function fieldViolations(err: unknown): { field: string; description: string }[] {

@@ -8,7 +8,7 @@ import { addOptions, CHECK_TYPES, initialOptions, optionPath, type CheckTypeModu
 import { describeError, fieldViolations, scheduler } from "../lib/api";
 import { CreateCheckRequestSchema, type CreateCheckRequest } from "../gen/hostcheck/v1/scheduler_pb";
 
-type Form = {
+export type Form = {
   target: string;
   /** Ticked check types, by name. */
   checks: Record<string, boolean>;
@@ -26,7 +26,7 @@ type Form = {
   sameAs: string;
 };
 
-const INITIAL: Form = {
+export const INITIAL: Form = {
   target: "",
   checks: Object.fromEntries(CHECK_TYPES.map((m) => [m.name, !!m.checkedByDefault])),
   options: Object.fromEntries(CHECK_TYPES.map((m) => [m.name, initialOptions(m)])),
@@ -42,10 +42,10 @@ const INITIAL: Form = {
 };
 
 /** Errors keyed by the server's field name, with list indexes dropped ("checks[1]" -> "checks"). */
-type Errors = Record<string, string[]>;
+export type Errors = Record<string, string[]>;
 
 // Inputs on this form, by the server field they answer for; anything else is listed above the form.
-const FIELDS_ON_FORM = new Set([
+export const FIELDS_ON_FORM = new Set([
   "target", "checks", "agents.regions", "agents.countries", "agents.labels", "agents.limit",
   "agents.magic", "agents.continents", "agents.asns", "agents.exclude_labels", "agents.same_as",
   ...CHECK_TYPES.flatMap((m) => m.form.fields.map((f) => optionPath(m, f.key))),
@@ -57,7 +57,7 @@ function normalField(field: string): string {
   return CHECK_TYPES.some((m) => m.name === f) ? "checks" : f;
 }
 
-function addError(errors: Errors, field: string, message: string) {
+export function addError(errors: Errors, field: string, message: string) {
   const key = normalField(field);
   (errors[key] ??= []).push(message);
 }
@@ -67,7 +67,7 @@ function splitList(value: string): string[] {
 }
 
 /** "" -> undefined; digits -> number; anything else -> an error on `field`. */
-function parseUint(value: string, field: string, errors: Errors): number | undefined {
+export function parseUint(value: string, field: string, errors: Errors): number | undefined {
   const v = value.trim();
   if (!v) return undefined;
   if (!/^\d{1,10}$/.test(v) || Number(v) > 4294967295) {
@@ -91,7 +91,7 @@ function optionsReader(module: CheckTypeModule, values: Record<string, string>, 
   };
 }
 
-function buildRequest(form: Form): { request?: CreateCheckRequest; errors: Errors } {
+export function buildRequest(form: Form): { request?: CreateCheckRequest; errors: Errors } {
   const errors: Errors = {};
   const chosen = CHECK_TYPES.filter((m) => form.checks[m.name]);
   const init: CreateCheckInit = { target: form.target.trim(), checks: chosen.map((m) => m.name) };
@@ -124,12 +124,12 @@ function buildRequest(form: Form): { request?: CreateCheckRequest; errors: Error
   return { request: create(CreateCheckRequestSchema, init), errors };
 }
 
-const inputClass = (invalid: boolean) =>
+export const inputClass = (invalid: boolean) =>
   `block w-full rounded-md border bg-white px-3 py-2 text-sm shadow-sm focus:outline-none focus:ring-2 ${
     invalid ? "border-rose-400 focus:ring-rose-300" : "border-slate-300 focus:border-sky-500 focus:ring-sky-200"
   }`;
 
-function FieldErrors({ id, messages }: { id: string; messages?: string[] }) {
+export function FieldErrors({ id, messages }: { id: string; messages?: string[] }) {
   if (!messages?.length) return null;
   return (
     <p id={id} className="mt-1 text-sm text-rose-700" data-field-error>
@@ -148,7 +148,7 @@ type FieldProps = {
 };
 
 /** A label, an input (rendered by `children` with the right ids) and the server's messages for `field`. */
-function Field({ label, field, errors, hint, className, children }: FieldProps) {
+export function Field({ label, field, errors, hint, className, children }: FieldProps) {
   const id = useId();
   const messages = errors[field];
   const invalid = !!messages?.length;
@@ -175,10 +175,6 @@ export function NewCheckForm() {
   const formRef = useRef<HTMLFormElement>(null);
   const navigate = useNavigate();
   const queryClient = useQueryClient();
-  const set = <K extends keyof Form>(key: K, value: Form[K]) => setForm((f) => ({ ...f, [key]: value }));
-  const toggle = (type: string) => setForm((f) => ({ ...f, checks: { ...f.checks, [type]: !f.checks[type] } }));
-  const setOption = (type: string, key: string, value: string) =>
-    setForm((f) => ({ ...f, options: { ...f.options, [type]: { ...f.options[type], [key]: value } } }));
 
   // After the errors are rendered, focus the first field to fix (keyboard and screen-reader users land on it).
   const [focusRequest, setFocusRequest] = useState(0);
@@ -233,6 +229,31 @@ export function NewCheckForm() {
         </div>
       )}
 
+      <CheckSpecFields form={form} errors={errors} update={setForm} />
+
+      <div className="flex items-center gap-3">
+        <button
+          type="submit"
+          disabled={mutation.isPending}
+          className="rounded-md bg-sky-700 px-4 py-2 text-sm font-semibold text-white shadow-sm hover:bg-sky-800 focus:outline-none focus-visible:ring-2 focus-visible:ring-sky-400 focus-visible:ring-offset-2 disabled:opacity-60"
+        >
+          {mutation.isPending ? "Starting…" : "Run check"}
+        </button>
+        {mutation.isPending && <span className="text-sm text-slate-500" role="status">Picking agents…</span>}
+      </div>
+    </form>
+  );
+}
+
+/** What a check asks (target, types and their options, which agents): the new-check form's
+ * inputs, shared with the monitor form (a monitor's runs are checks). */
+export function CheckSpecFields({ form, errors, update }: { form: Form; errors: Errors; update: (change: (f: Form) => Form) => void }) {
+  const set = <K extends keyof Form>(key: K, value: Form[K]) => update((f) => ({ ...f, [key]: value }));
+  const toggle = (type: string) => update((f) => ({ ...f, checks: { ...f.checks, [type]: !f.checks[type] } }));
+  const setOption = (type: string, key: string, value: string) =>
+    update((f) => ({ ...f, options: { ...f.options, [type]: { ...f.options[type], [key]: value } } }));
+  return (
+    <>
       <Field label="Target" field="target" errors={errors} hint="Host name, IP address, host:port or URL.">
         {(p) => (
           <input
@@ -329,22 +350,11 @@ export function NewCheckForm() {
           {(p) => <input {...p} name="agents.limit" inputMode="numeric" placeholder="10" value={form.limit} onChange={(e) => set("limit", e.target.value)} />}
         </Field>
       </Options>
-
-      <div className="flex items-center gap-3">
-        <button
-          type="submit"
-          disabled={mutation.isPending}
-          className="rounded-md bg-sky-700 px-4 py-2 text-sm font-semibold text-white shadow-sm hover:bg-sky-800 focus:outline-none focus-visible:ring-2 focus-visible:ring-sky-400 focus-visible:ring-offset-2 disabled:opacity-60"
-        >
-          {mutation.isPending ? "Starting…" : "Run check"}
-        </button>
-        {mutation.isPending && <span className="text-sm text-slate-500" role="status">Picking agents…</span>}
-      </div>
-    </form>
+    </>
   );
 }
 
-function Options({ title, hint, children }: { title: string; hint?: string; children: ReactNode }) {
+export function Options({ title, hint, children }: { title: string; hint?: string; children: ReactNode }) {
   return (
     <fieldset className="rounded-md border border-slate-200 p-3">
       <legend className="px-1 text-sm font-semibold text-slate-700">{title}</legend>

@@ -1,4 +1,4 @@
-"""monitors: monitors, monitor_runs, monitor_events; checks.monitor_id and checks.monitor_run
+"""monitors: monitors, monitor_runs, monitor_events, monitor_uptime; checks.monitor_id and checks.monitor_run
 
 See services/results/monitormodels.py for what each table is for.
 
@@ -89,6 +89,15 @@ def upgrade() -> None:
     op.create_index("idx_monitor_events_monitor_at", "monitor_events", ["monitor_id", "at"])
     op.create_index("idx_monitor_events_outbox", "monitor_events", ["notification", "next_attempt_at"])
 
+    op.create_table(
+        "monitor_uptime",
+        sa.Column("monitor_id", sa.Uuid(), sa.ForeignKey("monitors.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("hour", sa.DateTime(timezone=True), primary_key=True),
+        sa.Column("up", sa.Integer(), nullable=False),
+        sa.Column("degraded", sa.Integer(), nullable=False),
+        sa.Column("failing", sa.Integer(), nullable=False),
+    )
+
     with op.batch_alter_table("checks") as batch:
         batch.add_column(sa.Column("monitor_id", sa.Uuid(), nullable=True))
         batch.add_column(sa.Column("monitor_run", sa.Integer(), nullable=True))
@@ -100,6 +109,7 @@ def downgrade() -> None:
     with op.batch_alter_table("checks") as batch:
         batch.drop_column("monitor_run")
         batch.drop_column("monitor_id")
+    op.drop_table("monitor_uptime")
     op.drop_table("monitor_events")
     op.drop_table("monitor_runs")
     op.drop_table("monitors")

@@ -278,7 +278,8 @@ export type Monitor = Message<"hostcheck.v1.Monitor"> & {
   failingRuns: number;
 
   /**
-   * Share of evaluated runs (0-1) that were up in the last 24 hours and 7 days; unset: no runs.
+   * Share (0-1) of the runs judged up, degraded or failing that were not failing, over the last 24
+   * and 168 whole UTC hours (the current hour included); unset: no such runs.
    *
    * @generated from field: optional double uptime_24h = 16;
    */
