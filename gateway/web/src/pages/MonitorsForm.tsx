@@ -14,6 +14,7 @@ import {
   addError, buildRequest, CheckSpecFields, Field, FIELDS_ON_FORM, INITIAL as CHECK_INITIAL, Options, parseUint,
   type Errors, type Form as CheckForm,
 } from "./NewCheckForm";
+import { FormErrors } from "../components/FormErrors";
 
 type Form = {
   name: string;
@@ -116,26 +117,12 @@ function NewMonitorForm() {
     mutation.mutate(request);
   };
 
-  const elsewhere = Object.entries(errors).filter(([k]) => !ON_FORM.has(k));
   const hasFieldErrors = Object.keys(errors).length > 0;
   const otherError = mutation.isError && !hasFieldErrors ? describeError(mutation.error) : null;
 
   return (
     <form ref={formRef} onSubmit={onSubmit} noValidate aria-label="New monitor" className="space-y-5">
-      {(hasFieldErrors || otherError) && (
-        <div role="alert" className="rounded-md border border-rose-200 bg-rose-50 p-3 text-sm text-rose-800">
-          {otherError ?? "The monitor was not created: fix the fields marked below."}
-          {elsewhere.length > 0 && (
-            <ul className="mt-1 list-inside list-disc">
-              {elsewhere.map(([k, msgs]) => (
-                <li key={k}>
-                  <code>{k}</code>: {msgs.join("; ")}
-                </li>
-              ))}
-            </ul>
-          )}
-        </div>
-      )}
+      <FormErrors errors={errors} onForm={ON_FORM} otherError={otherError} what="monitor" />
 
       <Field label="Name" field="name" errors={errors} hint="For people, 1-100 characters.">
         {(p) => <input {...p} name="name" autoComplete="off" placeholder="shop front page" value={form.name} onChange={(e) => set("name", e.target.value)} />}

@@ -7,6 +7,7 @@ import { useNavigate } from "react-router";
 import { addOptions, CHECK_TYPES, initialOptions, optionPath, type CheckTypeModule, type CreateCheckInit, type OptionsReader } from "../checks";
 import { describeError, fieldViolations, scheduler } from "../lib/api";
 import { CreateCheckRequestSchema, type CreateCheckRequest } from "../gen/hostcheck/v1/scheduler_pb";
+import { FormErrors } from "../components/FormErrors";
 
 export type Form = {
   target: string;
@@ -208,26 +209,12 @@ export function NewCheckForm() {
     mutation.mutate(request);
   };
 
-  const elsewhere = Object.entries(errors).filter(([k]) => !FIELDS_ON_FORM.has(k));
   const hasFieldErrors = Object.keys(errors).length > 0;
   const otherError = mutation.isError && !hasFieldErrors ? describeError(mutation.error) : null;
 
   return (
     <form ref={formRef} onSubmit={onSubmit} noValidate aria-label="New check" className="space-y-5">
-      {(hasFieldErrors || otherError) && (
-        <div role="alert" className="rounded-md border border-rose-200 bg-rose-50 p-3 text-sm text-rose-800">
-          {otherError ?? "The check was not created: fix the fields marked below."}
-          {elsewhere.length > 0 && (
-            <ul className="mt-1 list-inside list-disc">
-              {elsewhere.map(([k, msgs]) => (
-                <li key={k}>
-                  <code>{k}</code>: {msgs.join("; ")}
-                </li>
-              ))}
-            </ul>
-          )}
-        </div>
-      )}
+      <FormErrors errors={errors} onForm={FIELDS_ON_FORM} otherError={otherError} what="check" />
 
       <CheckSpecFields form={form} errors={errors} update={setForm} />
 
