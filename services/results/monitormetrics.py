@@ -11,7 +11,7 @@ was evaluated (an alert on its age catches a monitor whose runs stopped).
 
 Where our data differs from blackbox_exporter's (docs/monitors.md lists each):
 - probe_http_duration_seconds is the last hop of a redirect chain (blackbox sums the chain);
-- probe_icmp_duration_seconds{phase="rtt"} is the average of the ping's packets (blackbox sends one);
+- probe_icmp_duration_seconds{phase="rtt"} is the average of the echo replies (blackbox sends one request);
 - a phase that was not measured (no TLS, an IP target: no resolve) has no series (blackbox says 0).
 
 One query, whatever the number of monitors: monitors joined to their last evaluated run (its
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hostcheck.core.checktypes import CHECK_TYPES
+from hostcheck.core.checktypes._blackbox import seconds, value_of
 from hostcheck.core.errors import Unauthenticated
 from hostcheck.services.results.models import ResultRow, TaskRow
 from hostcheck.services.results.monitormodels import MonitorRow, MonitorRunRow
@@ -85,10 +86,6 @@ FAMILIES = _families(
     ("hostcheck_monitor_interval_seconds", "Seconds between the monitor's runs"),
     ("hostcheck_monitor_last_run_timestamp_seconds", "When the monitor's last evaluated run finished (unixtime)"),
 )
-
-# blackbox_exporter's spelling of a TLS version (prober/tls.go getTLSVersion), from Python's ssl.
-_TLS_VERSIONS = {"TLSv1": "TLS 1.0", "TLSv1.1": "TLS 1.1", "TLSv1.2": "TLS 1.2", "TLSv1.3": "TLS 1.3"}
-
 
 def label_value(text: str) -> str:
     """A label value as the text format writes it: backslash, double quote and line feed escaped."""
@@ -140,39 +137,13 @@ class Exposition:
         return "\n".join(out) + "\n" if out else ""
 
 
-def _ms(value: Any) -> float | None:
-    """A measured duration in seconds; None when unset (MessageToDict leaves zero out)."""
-    seconds = _float(value)
-    return seconds / 1000.0 if seconds else None
-
-
-def _float(value: Any) -> float | None:
-    """A number read from the data (Postgres' #>> gives text, SQLite's json_extract the value)."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _unix(rfc3339: Any) -> float | None:
-    if not isinstance(rfc3339, str) or not rfc3339:
-        return None
-    try:
-        return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 # What the metrics read of a result's data, by dotted path inside its type's object: each is one
 # column of the query (so only these values leave the database, not the result's kilobytes).
 _DURATION_FIELDS = tuple(dict.fromkeys(d.field for spec in CHECK_TYPES.values() for d in spec.durations))
-FIELDS = tuple(dict.fromkeys((
-    "ip_version", "status_code", "body_size", "http_version", "headers.content-length", "tls.version", "version",
-    "rcode", "query_ms", "rtt_avg_ms", "ttl", "protocol", *_DURATION_FIELDS)))
-# Lists whose length a metric is.
-COUNTED = ("redirects", "answers", "authority")
+_TYPE_FIELDS = tuple(dict.fromkeys(f for spec in CHECK_TYPES.values() for f in spec.probe_fields))
+FIELDS = tuple(dict.fromkeys(("ip_version", *_DURATION_FIELDS, *(f for f in _TYPE_FIELDS if not f.startswith("#")))))
+# Lists whose length a metric is ("#name" in a spec's probe_fields; "#expiry" is the chain's).
+COUNTED = tuple(f[1:] for f in _TYPE_FIELDS if f.startswith("#") and f != "#expiry")
 # Where a type's certificate chain is. The database takes the least not_after of it: the agent
 # writes them all as YYYY-MM-DDTHH:MM:SSZ (agent/probers/_certs.py), so text order is time order.
 CHAINS = (("tls", "chain"), ("chain",))
@@ -182,69 +153,6 @@ Fields = dict[str, Any]
 _DURATIONS = {name: tuple((d.field, d.histogram.name, "".join(f',{k}="{label_value(v)}"' for k, v in d.labels))
                           for d in spec.durations if d.histogram.name in FAMILIES)
               for name, spec in CHECK_TYPES.items()}
-
-
-def _tls(out: Exposition, labels: str, version: Any, f: Fields) -> None:
-    """probe_ssl_earliest_cert_expiry and probe_tls_version_info of a TLS session."""
-    expiry = _unix(f.get("#expiry"))
-    if expiry is not None:
-        out.add("probe_ssl_earliest_cert_expiry", labels, expiry)
-    if isinstance(version, str) and version:
-        out.add("probe_tls_version_info", f'{labels},version="{label_value(_TLS_VERSIONS.get(version, version))}"', 1)
-
-
-def _http(out: Exposition, labels: str, f: Fields) -> None:
-    out.add("probe_http_status_code", labels, _float(f["status_code"]) or 0)
-    length = _float(f["headers.content-length"])
-    out.add("probe_http_content_length", labels, -1 if length is None else length)
-    out.add("probe_http_uncompressed_body_length", labels, _float(f["body_size"]) or 0)
-    out.add("probe_http_redirects", labels, f["#redirects"] or 0)
-    tls_version = f["tls.version"]
-    out.add("probe_http_ssl", labels, 1 if tls_version else 0)
-    version = f["http_version"]
-    if isinstance(version, str) and version.startswith("HTTP/"):
-        number_of_version = _float(version[5:])
-        if number_of_version is not None:
-            out.add("probe_http_version", labels, number_of_version)
-    if tls_version:
-        _tls(out, labels, tls_version, f)
-
-
-def _tcp(out: Exposition, labels: str, f: Fields) -> None:
-    if f["tls.version"]:
-        _tls(out, labels, f["tls.version"], f)
-
-
-def _tls_type(out: Exposition, labels: str, f: Fields) -> None:
-    _tls(out, labels, f["version"], f)
-
-
-def _dns(out: Exposition, labels: str, f: Fields) -> None:
-    answered = bool(f["rcode"])
-    out.add("probe_dns_query_succeeded", labels, 1 if answered else 0)
-    if answered:
-        out.add("probe_dns_answer_rrs", labels, f["#answers"] or 0)
-        out.add("probe_dns_authority_rrs", labels, f["#authority"] or 0)
-    seconds = _ms(f["query_ms"])
-    if seconds is not None:
-        out.add("probe_dns_duration_seconds", f'{labels},phase="request"', seconds)
-
-
-def _ping(out: Exposition, labels: str, f: Fields) -> None:
-    if (f["protocol"] or "icmp") != "icmp":
-        return  # a TCP or UDP ping: not what blackbox's icmp prober measures
-    rtt = _float(f["rtt_avg_ms"])
-    if rtt is not None:
-        out.add("probe_icmp_duration_seconds", f'{labels},phase="rtt"', rtt / 1000.0)
-    ttl = _float(f["ttl"])
-    if ttl is not None:
-        out.add("probe_icmp_reply_hop_limit", labels, ttl)
-
-
-# The metrics of a type's own data, beside the generic ones (success, duration, IP protocol and
-# the type's phase durations from its spec): one function per type, as blackbox has one per prober.
-TypeMetrics = Callable[[Exposition, str, Fields], None]
-TYPE_METRICS: dict[str, TypeMetrics] = {"http": _http, "tcp": _tcp, "tls": _tls_type, "dns": _dns, "ping": _ping}
 
 
 def probe_metrics(out: Exposition, labels: str, *, check_type: str, status: str, success: bool | None,
@@ -257,16 +165,17 @@ def probe_metrics(out: Exposition, labels: str, *, check_type: str, status: str,
         out.add("probe_duration_seconds", labels, duration_ms / 1000.0)
     if fields is None:
         return
-    ip_version = _float(fields["ip_version"])
+    ip_version = value_of(fields["ip_version"])
     if ip_version in (4, 6):
         out.add("probe_ip_protocol", labels, ip_version)
     for field, family, phase in _DURATIONS.get(check_type, ()):
-        seconds = _ms(fields[field])
-        if seconds is not None:
-            out.add(family, labels + phase, seconds)
-    type_metrics = TYPE_METRICS.get(check_type)
-    if type_metrics is not None:
-        type_metrics(out, labels, fields)
+        value = seconds(fields[field])
+        if value is not None:
+            out.add(family, labels + phase, value)
+    spec = CHECK_TYPES.get(check_type)
+    if spec is not None:
+        for family, extra, value in spec.probe_metrics(fields):
+            out.add(family, labels + "".join(f',{k}="{label_value(v)}"' for k, v in extra), value)
 
 
 def monitor_metrics(out: Exposition, *, monitor_id: str, name: str, state: str, interval_s: int,

@@ -13,11 +13,13 @@ API and the CLI all load these modules.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf.message import Message
 
+from hostcheck.core.checktypes._blackbox import ProbeSeries
 from hostcheck.core.errors import FieldViolation
 from hostcheck.core.targets import IPAddress, Target
 
@@ -25,6 +27,8 @@ from hostcheck.core.targets import IPAddress, Target
 Validator = Callable[[Message, Target | None, list[FieldViolation]], None]
 # The type's result message -> one line for the CLI.
 Summarizer = Callable[[Message], str]
+# A type's own blackbox_exporter series from the values its probe_fields name (checktypes/_blackbox.py).
+ProbeMetrics = Callable[[Mapping[str, Any]], Iterable[ProbeSeries]]
 # The type's options message -> addresses in it that the agent sends packets to besides the target
 # (e.g. dns.resolver), as (field, address): the API's target guard judges each like an IP target.
 Addresses = Callable[[Message], list[tuple[str, IPAddress]]]
@@ -64,6 +68,10 @@ def _no_rules(options: Message, target: Target | None, violations: list[FieldVio
     """A type whose options need no checks beyond the generic ones."""
 
 
+def _no_probe_metrics(fields: Mapping[str, Any]) -> Iterable[ProbeSeries]:
+    return ()
+
+
 def _no_addresses(options: Message) -> list[tuple[str, IPAddress]]:
     """A type whose options name no address to send packets to."""
     return []
@@ -94,6 +102,10 @@ class CheckType:
     durations: tuple[Duration, ...] = ()
     # Addresses in the options the agent sends packets to (guarded at the API like a target IP).
     addresses: Addresses = _no_addresses
+    # For monitors' Prometheus scrape: what the type reads of a result's data, and the series
+    # blackbox_exporter's prober of its kind would export from it (checktypes/_blackbox.py).
+    probe_fields: tuple[str, ...] = ()
+    probe_metrics: ProbeMetrics = _no_probe_metrics
 
     def __post_init__(self) -> None:
         for duration in self.durations:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator, Mapping
+from typing import Any
 
+from hostcheck.core.checktypes._blackbox import ProbeSeries, seconds
 from hostcheck.core.checktypes.base import CheckType, number
 from hostcheck.core.errors import FieldViolation
 from hostcheck.core.targets import IPAddress, Target
 from hostcheck.v1 import dns_pb2
 
-# The types aiodns (c-ares) parses; the others go through dnspython (see agent/probers/dns.py).
+# The types c-ares (pycares) parses; the others go through dnspython (see agent/probers/dns.py).
 ARES_RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "PTR", "SRV", "CAA")
 RECORD_TYPES = (*ARES_RECORD_TYPES, "DNSKEY", "DS", "HTTPS", "SVCB", "NAPTR", "TLSA", "SSHFP")
 PROTOCOLS = ("udp", "tcp", "tls")
@@ -78,7 +81,20 @@ def summary(result: dns_pb2.DnsResult) -> str:
             f"in {number(result.query_ms)} ms: {shown}")
 
 
+def probe_metrics(f: Mapping[str, Any]) -> Iterator[ProbeSeries]:
+    """blackbox_exporter's dns prober series (prober/dns.go)."""
+    answered = bool(f["rcode"])
+    yield "probe_dns_query_succeeded", (), 1 if answered else 0
+    if answered:
+        yield "probe_dns_answer_rrs", (), f["#answers"] or 0
+        yield "probe_dns_authority_rrs", (), f["#authority"] or 0
+    request = seconds(f["query_ms"])
+    if request is not None:
+        yield "probe_dns_duration_seconds", (("phase", "request"),), request
+
+
 SPEC = CheckType(
     name="dns", order=4, options=dns_pb2.DnsOptions, result=dns_pb2.DnsResult,
     default_timeout_ms=5_000, max_timeout_ms=30_000, validate=validate, summary=summary, addresses=addresses,
+    probe_fields=("rcode", "query_ms", "#answers", "#authority"), probe_metrics=probe_metrics,
 )

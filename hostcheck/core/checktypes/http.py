@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from hostcheck.core.checktypes._blackbox import TLS_FIELDS, ProbeSeries, tls_series, value_of
 from hostcheck.core.checktypes.base import DNS_LOOKUP, CheckType, Duration, ProbeHistogram, number
 from hostcheck.core.errors import FieldViolation
 from hostcheck.core.targets import Target
@@ -63,10 +67,31 @@ def summary(result: http_pb2.HttpResult) -> str:
     return line
 
 
+def probe_metrics(f: Mapping[str, Any]) -> Iterator[ProbeSeries]:
+    """blackbox_exporter's http prober series (prober/http.go)."""
+    yield "probe_http_status_code", (), value_of(f["status_code"]) or 0
+    length = value_of(f["headers.content-length"])
+    yield "probe_http_content_length", (), -1 if length is None else length
+    yield "probe_http_uncompressed_body_length", (), value_of(f["body_size"]) or 0
+    yield "probe_http_redirects", (), f["#redirects"] or 0
+    tls_version = f["tls.version"]
+    yield "probe_http_ssl", (), 1 if tls_version else 0
+    version = f["http_version"]
+    if isinstance(version, str) and version.startswith("HTTP/"):
+        version_number = value_of(version[5:])
+        if version_number is not None:
+            yield "probe_http_version", (), version_number
+    if tls_version:
+        yield from tls_series(tls_version, f)
+
+
 SPEC = CheckType(
     name="http", order=1, options=http_pb2.HttpOptions, result=http_pb2.HttpResult,
     default_timeout_ms=10_000, max_timeout_ms=60_000, validate=validate, summary=summary,
     durations=(*(Duration(PHASES, f"timings.{timing}", (("phase", phase),))
                  for timing, phase in _PHASE_OF_TIMING.items()),
                Duration(DNS_LOOKUP, "timings.dns_ms")),
+    probe_fields=("status_code", "body_size", "http_version", "headers.content-length", "tls.version", "#redirects",
+                  *TLS_FIELDS),
+    probe_metrics=probe_metrics,
 )

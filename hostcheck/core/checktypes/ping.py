@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from hostcheck.core.checktypes._blackbox import ProbeSeries, value_of
 from hostcheck.core.checktypes.base import CheckType, optional
 from hostcheck.core.errors import FieldViolation
 from hostcheck.core.targets import Target
@@ -45,7 +49,21 @@ def summary(result: ping_pb2.PingResult) -> str:
             f"rtt min/avg/max {rtts} ms, ttl {optional(result, 'ttl')}")
 
 
+def probe_metrics(f: Mapping[str, Any]) -> Iterator[ProbeSeries]:
+    """blackbox_exporter's icmp prober series (prober/icmp.go); a TCP ping is not what it measures.
+    The rtt is the average of the packets (blackbox sends one)."""
+    if (f["protocol"] or "icmp") != "icmp":
+        return
+    rtt = value_of(f["rtt_avg_ms"])
+    if rtt is not None:
+        yield "probe_icmp_duration_seconds", (("phase", "rtt"),), rtt / 1000.0
+    ttl = value_of(f["ttl"])
+    if ttl is not None:
+        yield "probe_icmp_reply_hop_limit", (), ttl
+
+
 SPEC = CheckType(
     name="ping", order=3, options=ping_pb2.PingOptions, result=ping_pb2.PingResult,
     default_timeout_ms=10_000, max_timeout_ms=60_000, validate=validate, summary=summary,
+    probe_fields=("protocol", "rtt_avg_ms", "ttl"), probe_metrics=probe_metrics,
 )

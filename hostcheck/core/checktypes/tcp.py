@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from hostcheck.core.checktypes._blackbox import TLS_FIELDS, ProbeSeries, tls_series
 from hostcheck.core.checktypes.base import DNS_LOOKUP, CheckType, Duration, number
 from hostcheck.core.errors import FieldViolation, InvalidArgument
 from hostcheck.core.regex import compile_pattern
@@ -33,8 +37,15 @@ def summary(result: tcp_pb2.TcpResult) -> str:
     return line
 
 
+def probe_metrics(f: Mapping[str, Any]) -> Iterator[ProbeSeries]:
+    """blackbox_exporter's tcp prober series (prober/tcp.go): the TLS ones when it spoke TLS."""
+    if f["tls.version"]:
+        yield from tls_series(f["tls.version"], f)
+
+
 SPEC = CheckType(
     name="tcp", order=2, options=tcp_pb2.TcpOptions, result=tcp_pb2.TcpResult,
     default_timeout_ms=5_000, max_timeout_ms=30_000, validate=validate, summary=summary, needs_port=True,
     durations=(Duration(DNS_LOOKUP, "dns_ms"),),
+    probe_fields=("tls.version", *TLS_FIELDS), probe_metrics=probe_metrics,
 )

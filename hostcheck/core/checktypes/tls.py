@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from hostcheck.core.checktypes._blackbox import TLS_FIELDS, ProbeSeries, tls_series
 from hostcheck.core.checktypes.base import DNS_LOOKUP, CheckType, Duration, ProbeHistogram, number
 from hostcheck.core.errors import FieldViolation
 from hostcheck.core.targets import Target, parse_target
@@ -52,6 +56,11 @@ def summary(result: tls_pb2.TlsResult) -> str:
     return line
 
 
+def probe_metrics(f: Mapping[str, Any]) -> Iterator[ProbeSeries]:
+    """blackbox_exporter's TLS series (prober/tls.go) of the session."""
+    yield from tls_series(f["version"], f)
+
+
 SPEC = CheckType(
     name="tls", order=7, options=tls_pb2.TlsOptions, result=tls_pb2.TlsResult,
     default_timeout_ms=10_000, max_timeout_ms=60_000, validate=validate, summary=summary,
@@ -59,4 +68,5 @@ SPEC = CheckType(
                Duration(PHASES, "starttls_ms", (("phase", "starttls"),)),
                Duration(PHASES, "handshake_ms", (("phase", "handshake"),)),
                Duration(DNS_LOOKUP, "dns_ms")),
+    probe_fields=("version", *TLS_FIELDS), probe_metrics=probe_metrics,
 )
