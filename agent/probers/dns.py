@@ -1,8 +1,12 @@
 """dns: one query of one record type to a resolver over udp, tcp or tls, or a trace from the root servers.
 
 Two libraries, each for what it does well:
-- aiodns (c-ares) for plain queries: over udp, of the types c-ares parses (A, AAAA, CNAME,
-  MX, NS, SOA, PTR, SRV, CAA). Fast, asynchronous, and what agents have always used.
+- c-ares (pycares) for plain queries: over udp, of the types c-ares parses (A, AAAA, CNAME,
+  MX, NS, SOA, PTR, SRV, CAA). Fast, and what agents have always used. Its sockets are
+  driven by the agent's event loop (`_ares_query`), not by the thread c-ares starts per
+  channel by default (what aiodns uses): a check needs a fresh channel (c-ares caches
+  answers inside one), and a thread started and stopped per check cost two thirds of a
+  check's CPU (issue 17).
 - dnspython for what c-ares cannot do: TCP as the transport and DNS over TLS (c-ares has
   neither DoT nor a way to verify a resolver's certificate), the trace (queries without
   recursion to each authoritative server, reading the referrals), and record types
@@ -31,10 +35,10 @@ import ipaddress
 import random
 import ssl
 import time
+import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 
-import aiodns
 import dns.asyncquery
 import dns.exception
 import dns.flags
@@ -45,7 +49,6 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 import pycares
-from aiodns.error import DNSError
 
 from hostcheck.agent.probers.base import ProbeError, ProbeRequest, ProbeResult, ProbeSettings, budget, ms
 from hostcheck.core.checktypes import dns as spec
@@ -77,7 +80,8 @@ ROOT_SERVERS_V6 = ("2001:503:ba3e::2:30", "2801:1b8:10::b", "2001:500:2::c", "20
 PRIVATE_ZONES = ("cluster.local", "internal", "local", "localhost", "localdomain", "home.arpa", "lan", "intranet",
                  "corp", "private")
 
-_TYPE_NAMES = {getattr(pycares, f"QUERY_TYPE_{name}"): name for name in ARES_RECORD_TYPES}
+_QUERY_TYPES = {name: getattr(pycares, f"QUERY_TYPE_{name}") for name in ARES_RECORD_TYPES}
+_TYPE_NAMES = {number: name for name, number in _QUERY_TYPES.items()}
 # Types c-ares answers with their strings joined (TXT) or does not parse: dnspython's.
 _ARES_TYPES = frozenset(ARES_RECORD_TYPES) - {"TXT"}
 
@@ -353,33 +357,131 @@ async def probe(request: ProbeRequest) -> ProbeResult:
     return await _python_probe(request, name, record_type, protocol, server, started)
 
 
+class _AresError(Exception):
+    """c-ares gave up on the query: args are (errno, its text), as aiodns's DNSError had them."""
+
+
+class _AresLookup:
+    """One query on a fresh c-ares channel whose sockets the running event loop watches.
+
+    c-ares calls `_sock_state` when it opens, closes or changes interest in a socket (a udp
+    socket per server; a tcp connection for a truncated answer), and `_on_timer` at the
+    channel's next timeout makes it resend (TRIES) or give up. The answer or the error comes
+    through `_done`, inside one of those calls, on the loop's thread.
+    """
+
+    def __init__(self, nameservers: list[str] | None, timeout: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.future: asyncio.Future[pycares.DNSResult] = self.loop.create_future()
+        self._readers: set[int] = set()
+        self._writers: set[int] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._called_back = False  # c-ares ended the query (answer or error): nothing of it left to cancel
+        self._closed = False
+        # Through a weak reference: the channel outlives close() on pycares's thread, and a cycle
+        # through it would leave each check's lookup to the garbage collector.
+        this = weakref.ref(self)
+
+        def sock_state(fd: int, readable: bool, writable: bool) -> None:
+            lookup = this()
+            if lookup is not None:
+                lookup._sock_state(fd, readable, writable)
+
+        self.channel = pycares.Channel(sock_state_cb=sock_state, timeout=timeout, tries=TRIES, servers=nameservers)
+
+    def _sock_state(self, fd: int, readable: bool, writable: bool) -> None:
+        if self._closed:  # the channel is destroyed on pycares's own thread: nothing to watch any more
+            return
+        loop = self.loop
+        if readable and fd not in self._readers:
+            loop.add_reader(fd, self.channel.process_read_fd, fd)
+            self._readers.add(fd)
+        elif not readable and fd in self._readers:
+            loop.remove_reader(fd)
+            self._readers.discard(fd)
+        if writable and fd not in self._writers:
+            loop.add_writer(fd, self.channel.process_write_fd, fd)
+            self._writers.add(fd)
+        elif not writable and fd in self._writers:
+            loop.remove_writer(fd)
+            self._writers.discard(fd)
+
+    def _done(self, result: pycares.DNSResult | None, errno: int | None) -> None:
+        self._called_back = True
+        if self.future.done():
+            return
+        if errno is not None or result is None:
+            errno = pycares.errno.ARES_EBADRESP if errno is None else errno
+            self.future.set_exception(_AresError(errno, pycares.errno.strerror(errno)))
+        else:
+            self.future.set_result(result)
+
+    def _arm(self) -> None:
+        """Wakes c-ares at its next timeout (ares_timeout: 0 when one is due, or none is set)."""
+        if not self.future.done() and not self._closed:
+            self._timer = self.loop.call_later(max(self.channel.timeout(), 0.001), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.channel.process_fd(pycares.ARES_SOCKET_BAD, pycares.ARES_SOCKET_BAD)
+        self._arm()
+
+    async def query(self, name: str, record_type: str) -> pycares.DNSResult:
+        try:
+            self.channel.query(name, _QUERY_TYPES[record_type], callback=self._done)
+        except pycares.AresError as exc:
+            # c-ares may have called back first with the same error (a malformed name).
+            errno = exc.args[0] if exc.args else pycares.errno.ARES_EFORMERR
+            self._done(None, errno)
+        self._arm()
+        return await self.future
+
+    def close(self) -> None:
+        """Cancels what is pending (its callback runs here, on the loop), stops watching, frees the channel."""
+        if self._closed:
+            return
+        if not self._called_back:
+            self.channel.cancel()
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for fd in self._readers:
+            self.loop.remove_reader(fd)
+        for fd in self._writers:
+            self.loop.remove_writer(fd)
+        self._readers.clear()
+        self._writers.clear()
+        self.channel.close()
+
+
 async def _ares_probe(request: ProbeRequest, name: str, record_type: str, server: _Server | None,
                       started: float) -> ProbeResult:
     nameservers = [str(server)] if server is not None else None
     seconds = budget(request)
-    # A fresh resolver per check: c-ares caches answers inside one.
-    resolver = aiodns.DNSResolver(nameservers=nameservers, timeout=max(seconds / TRIES, 0.01), tries=TRIES)
-    servers = nameservers or list(resolver.nameservers)
+    # A fresh channel per check: c-ares caches answers inside one.
+    lookup = _AresLookup(nameservers, max(seconds / TRIES, 0.01))
+    # The system's (/etc/resolv.conf, read by c-ares) without their ports, as aiodns gave them.
+    servers = nameservers or [s.rsplit(":", 1)[0] for s in lookup.channel.servers]
     data = dns_pb2.DnsResult(query=name, record_type=record_type, resolver=servers[0] if servers else "",
                              protocol="udp")
     try:
         sent = time.perf_counter()
         try:
             async with asyncio.timeout(max(seconds - (sent - started), 0.001)):
-                result = await resolver.query_dns(name, record_type)
+                result = await lookup.query(name, record_type)
         except TimeoutError as exc:
             data.query_ms = ms(time.perf_counter() - sent)
             raise ProbeError("timeout", f"no answer from {data.resolver} for {name} {record_type}", data) from exc
-        except DNSError as exc:
+        except _AresError as exc:
             data.query_ms = ms(time.perf_counter() - sent)
-            errno = exc.args[0] if exc.args else -1
+            errno, text = exc.args
             rcode, code = _ERRORS.get(errno, ("", "dns_error"))
             data.rcode = rcode
-            text = exc.args[1] if len(exc.args) > 1 else str(exc)
             return ProbeResult(False, data, f"{name} {record_type} via {data.resolver}: {text}", code)
         data.query_ms = ms(time.perf_counter() - sent)
     finally:
-        await resolver.close()
+        lookup.close()
     data.rcode = "NOERROR"
     data.answers.extend(_answer(r) for r in result.answer)
     data.authority.extend(_answer(r) for r in result.authority)
