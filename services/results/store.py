@@ -12,15 +12,27 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import cast
 
 import sqlalchemy.exc
-from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -101,6 +113,9 @@ class IncomingResult:
     check_type: str = ""
     # Why this stands in for a result that could not be stored as sent (a metric label); "": it is the result.
     quarantine: str = ""
+    # `data` as JSON text when the caller encoded it already (ingest.judge does, to check its size):
+    # stored as it is on Postgres instead of being encoded again. None: encoded when stored.
+    data_json: str | None = field(default=None, compare=False, repr=False)
 
     def quarantined(self, kind: str, message: str) -> IncomingResult:
         """The failed result stored in place of this one: error code QUARANTINED, `message` saying why."""
@@ -118,14 +133,23 @@ class _Write:
     incoming: IncomingResult
     late: bool
 
-    def result_row(self, now: datetime) -> dict:
+    def result(self, now: datetime) -> ResultSnapshot:
+        """The result as written, kept on its task's snapshot (live events are built from it)."""
         task, incoming = self.task, self.incoming
         task.result = ResultSnapshot(
             task_id=task.id, check_id=task.check_id, agent_id=task.agent_id, check_type=task.check_type,
             success=incoming.success, data=incoming.data, error=incoming.error or None,
             error_code=incoming.error_code, duration_ms=incoming.duration_ms,
             started_at=incoming.started_at, created_at=now, late=self.late)
-        return {"id": uuid.uuid4(), **vars(task.result)}
+        return task.result
+
+    def result_row(self, now: datetime) -> dict:
+        return {"id": uuid.uuid4(), **vars(self.result(now))}
+
+    def data_json(self) -> str:
+        """The result's data as the JSON text Postgres parses into the jsonb column."""
+        encoded = self.incoming.data_json
+        return encoded if encoded is not None else _JSON.encode(self.incoming.data)
 
     def task_update(self, now: datetime) -> dict | None:
         if self.late:
@@ -245,11 +269,29 @@ _UPDATE_TASK = update(_TASKS).where(_TASKS.c.id == bindparam("t_id")).values(
     reason=bindparam("t_reason"))
 
 
-_UPDATE_TASKS_PG = text(
-    "UPDATE check_tasks SET status = v.status, started_at = v.started_at, completed_at = v.completed_at, "
-    "reason = v.reason FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS varchar[]), "
-    "CAST(:started AS timestamptz[]), CAST(:completed AS timestamptz[]), CAST(:reasons AS text[])) "
-    "AS v(id, status, started_at, completed_at, reason) WHERE check_tasks.id = v.id")
+# A batch's results, its tasks' updates and the checks it ends, in one statement (one round trip).
+# The rows go as three JSON parameters (json.dumps is C): a row of parameters per result
+# (SQLAlchemy's executemany) or an array parameter per column (psycopg dumps a list with a
+# Python call per element) was most of a write's Python (issue 17). The checks ended are returned.
+_WRITE_PG = text(
+    "WITH r AS (INSERT INTO check_results (id, task_id, check_id, agent_id, check_type, success, data, error, "
+    "error_code, duration_ms, started_at, created_at, late) "
+    "SELECT gen_random_uuid(), v.task_id, v.check_id, v.agent_id, v.check_type, v.success, CAST(v.data AS jsonb), "
+    "v.error, v.error_code, v.duration_ms, v.started_at, :now, v.late "
+    "FROM json_to_recordset(CAST(:results AS json)) AS v(task_id uuid, check_id uuid, agent_id uuid, "
+    "check_type varchar, success boolean, data text, error text, error_code varchar, duration_ms float8, "
+    "started_at timestamptz, late boolean)), "
+    "t AS (UPDATE check_tasks SET status = v.status, started_at = v.started_at, completed_at = :now, "
+    "reason = v.reason FROM json_to_recordset(CAST(:tasks AS json)) "
+    "AS v(id uuid, status varchar, started_at timestamptz, reason text) WHERE check_tasks.id = v.id), "
+    "c AS (UPDATE checks SET status = v.status, completed_at = :now "
+    "FROM json_to_recordset(CAST(:checks AS json)) AS v(id uuid, status varchar) "
+    "WHERE checks.id = v.id AND checks.status NOT IN ('completed', 'failed') RETURNING checks.id) "
+    "SELECT id FROM c")
+
+_CHECKS = cast(Table, CheckRow.__table__)
+_COUNTED = _TASKS.alias("counted")
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def _db_error(exc: sqlalchemy.exc.DBAPIError) -> str:
@@ -401,6 +443,9 @@ class ResultsStore:
         return await self._record(by_task, isolate=True)
 
     async def _record(self, by_task: dict[uuid.UUID, IncomingResult], *, isolate: bool) -> Changes:
+        """Four statements however big the batch: the checks' locks, their tasks (with whether each
+        has a result, and the checks' task counts), the write, the commit (issue 17: a write was
+        eight round trips and one more per check it ended)."""
         changes = Changes()
         async with self.sessions() as session, session.begin():
             # The checks of these tasks, locked in id order (one statement: this is every result's path).
@@ -410,18 +455,28 @@ class ResultsStore:
                 .order_by(CheckRow.id), session))).all())
             # task id -> (the task, whether it has a result already)
             found: dict[uuid.UUID, tuple[TaskSnapshot, bool]] = {}
+            # check id -> (its tasks, those still open, those that ended with a result), before this write
+            counts: dict[uuid.UUID, tuple[int, int, int]] = {}
             if statuses:
-                # Read under the checks' locks. Plain rows, no ORM objects: a batch has hundreds.
+                # Read under the checks' locks, so no other write changes these counts before ours
+                # commits. Plain rows, no ORM objects: a batch has hundreds.
+                counted = (select(_COUNTED.c.check_id, func.count().label("total"),
+                                  func.count().filter(_COUNTED.c.status.in_(OPEN_TASK)).label("open"),
+                                  func.count().filter(_COUNTED.c.status.in_(("completed", "failed"))).label("produced"))
+                           .where(_COUNTED.c.check_id.in_(list(statuses)))
+                           .group_by(_COUNTED.c.check_id).subquery())
                 rows = (await session.execute(
                     select(TaskRow.id, TaskRow.check_id, TaskRow.agent_id, TaskRow.agent_name, TaskRow.location,
                            TaskRow.region, TaskRow.country, TaskRow.city, TaskRow.check_type, TaskRow.status,
                            TaskRow.reason, TaskRow.created_at, TaskRow.started_at, TaskRow.completed_at,
-                           TaskRow.deadline_at, ResultRow.id)
+                           TaskRow.deadline_at, ResultRow.id, counted.c.total, counted.c.open, counted.c.produced)
+                    .join(counted, counted.c.check_id == TaskRow.check_id)
                     .outerjoin(ResultRow, ResultRow.task_id == TaskRow.id)
                     .where(TaskRow.id.in_(by_task)))).all()
                 for r in rows:
                     snapshot = TaskSnapshot(*r[:15])
                     found[r[0]] = (snapshot, r[15] is not None)
+                    counts[snapshot.check_id] = (r[16], r[17], r[18])
             now = utcnow()
             writes: list[_Write] = []
             for task_id, incoming in by_task.items():
@@ -441,35 +496,75 @@ class ResultsStore:
                 writes.append(_Write(task, incoming, task.status in TERMINAL_TASK))
             if isolate:
                 writes = await self._write_each(session, writes, now, changes)
+            # check id -> its tasks, those still open, those that ended with a result, once written:
+            # each write that is not late ends an open task of its check with a result.
+            ending = Counter(w.task.check_id for w in writes if not w.late)
+            after = {c: (total, still_open - ending[c], produced + ending[c])
+                     for c, (total, still_open, produced) in counts.items()}
+            ends = {c: "completed" if produced else "failed" for c, (total, still_open, produced) in after.items()
+                    if c in ending and total and not still_open and statuses.get(c) not in TERMINAL_CHECK}
+            if isolate:
+                ended = await self._end_checks(session, ends, now)
             else:
-                await self._write(session, writes, now)
+                ended = await self._write(session, writes, now, ends)
             for w in writes:
                 (changes.quarantined if w.incoming.quarantine else changes.stored).append(str(w.task.id))
                 if w.incoming.quarantine:
                     changes.quarantine_kinds.append(w.incoming.quarantine)
                 changes.tasks[w.task.check_id].append(w.task.id)
-            await self._finish_checks(session, list(changes.tasks), now, changes, statuses,
-                                      {task_id: task for task_id, (task, _) in found.items()})
+            for check_id, task_ids in changes.tasks.items():
+                total, still_open, _ = after.get(check_id, (0, 0, 0))
+                status = statuses.get(check_id, "in_progress")
+                if check_id in ended:
+                    changes.finished_checks.add(check_id)
+                    status = ended[check_id]
+                changes.checks[check_id] = CheckState(
+                    status=status, tasks_done=total - still_open, tasks_total=total,
+                    tasks={t: found[t][0] for t in task_ids if t in found})
         return changes
 
-    async def _write(self, session: AsyncSession, writes: list[_Write], now: datetime) -> None:
-        """The results and their tasks' updates, each in one statement (the batch's fast path)."""
-        new_results = [w.result_row(now) for w in writes]
-        task_updates = [u for u in (w.task_update(now) for w in writes) if u is not None]
-        if new_results:
-            await session.execute(insert(cast(Table, ResultRow.__table__)), new_results)
-        if not task_updates:
-            return
-        if session.get_bind().dialect.name == "postgresql":
-            # One statement over arrays: executemany sent one UPDATE per task (~0.1 ms each, a batch
-            # has hundreds), and a VALUES list of hundreds of rows costs as much to compile.
-            await session.execute(_UPDATE_TASKS_PG, {
-                "ids": [u["t_id"] for u in task_updates], "statuses": [u["t_status"] for u in task_updates],
-                "started": [u["t_started_at"] for u in task_updates],
-                "completed": [u["t_completed_at"] for u in task_updates],
-                "reasons": [u["t_reason"] for u in task_updates]})
-        else:
-            await session.execute(_UPDATE_TASK, task_updates)
+    async def _write(self, session: AsyncSession, writes: list[_Write], now: datetime,
+                     ending: dict[uuid.UUID, str] | None = None) -> dict[uuid.UUID, str]:
+        """The results, their tasks' updates and the checks they end (`ending`: check id -> status);
+        returns the checks ended. On Postgres one statement (_WRITE_PG), on SQLite a few."""
+        ending = ending or {}
+        if not writes and not ending:
+            return {}
+        if session.get_bind().dialect.name != "postgresql":
+            new_results = [w.result_row(now) for w in writes]
+            task_updates = [u for u in (w.task_update(now) for w in writes) if u is not None]
+            if new_results:
+                await session.execute(insert(cast(Table, ResultRow.__table__)), new_results)
+            if task_updates:
+                await session.execute(_UPDATE_TASK, task_updates)
+            return await self._end_checks(session, ending, now)
+        rows, tasks = [], []
+        for w in writes:
+            r = w.result(now)  # the snapshot live events are built from
+            rows.append({"task_id": str(r.task_id), "check_id": str(r.check_id), "agent_id": str(r.agent_id),
+                         "check_type": r.check_type, "success": r.success, "data": w.data_json(), "error": r.error,
+                         "error_code": r.error_code, "duration_ms": r.duration_ms,
+                         "started_at": r.started_at.isoformat() if r.started_at else None, "late": r.late})
+            if w.task_update(now) is not None:
+                t = w.task
+                tasks.append({"id": str(t.id), "status": t.status, "reason": t.reason,
+                              "started_at": t.started_at.isoformat() if t.started_at else None})
+        ended = (await session.execute(_WRITE_PG, {
+            "now": now, "results": _JSON.encode(rows), "tasks": _JSON.encode(tasks),
+            "checks": _JSON.encode([{"id": str(c), "status": s} for c, s in ending.items()])})).scalars().all()
+        return {c: ending[c] for c in ended}
+
+    async def _end_checks(self, session: AsyncSession, ending: dict[uuid.UUID, str], now: datetime
+                          ) -> dict[uuid.UUID, str]:
+        """Ends these checks (check id -> status) unless already ended; returns those it ended."""
+        ended: dict[uuid.UUID, str] = {}
+        for status in sorted(set(ending.values())):
+            ids = [c for c, s in ending.items() if s == status]
+            result = await session.execute(
+                update(_CHECKS).where(_CHECKS.c.id.in_(ids), _CHECKS.c.status.not_in(TERMINAL_CHECK))
+                .values(status=status, completed_at=now).returning(_CHECKS.c.id))
+            ended.update((c, status) for c in result.scalars().all())
+        return ended
 
     async def _write_each(self, session: AsyncSession, writes: list[_Write], now: datetime,
                           changes: Changes) -> list[_Write]:
