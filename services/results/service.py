@@ -50,7 +50,13 @@ from hostcheck.services.results.views import check_view, task_view
 from hostcheck.services.results.webhooks import Poster, WebhookDeliverer
 from hostcheck.services.rpcerrors import grpc_errors
 from hostcheck.services.storage import db
-from hostcheck.services.storage.livestate import CANCELS_CHANNEL, LiveState, check_channel, create_live_state
+from hostcheck.services.storage.livestate import (
+    CANCELS_CHANNEL,
+    LiveState,
+    Subscription,
+    check_channel,
+    create_live_state,
+)
 from hostcheck.v1 import (
     checks_pb2,
     keys_pb2,
@@ -65,8 +71,11 @@ from hostcheck.v1 import (
 
 log = logging.getLogger(__name__)
 
-# A watcher re-reads the check from storage when no event came for this long, so
-# an event lost in a Redis restart delays an update but never hides it.
+# A watcher that got no event for this long compares the check's progress in storage with what it
+# was sent (a small read); storage still ahead of it a whole interval later means an event was lost
+# (a failed publish, a publisher gone between its commit and its publish): then the whole check is
+# read. So a lost event delays an update but never hides it, and events in flight are not re-read.
+# A lost connection to Redis is caught up at once (Subscription.take_gap).
 WATCH_RESYNC_S = 5.0
 # Watcher bounds (per results replica; docs/security.md). Events of a check waiting for one
 # watcher: past this the watcher is dropped (RESOURCE_EXHAUSTED); a client that stops reading
@@ -186,12 +195,37 @@ class Events:
             log.warning("cannot publish %d event(s): %s", len(messages), exc)
 
 
+# A task's status moves forward through these steps only (Watcher.caught_up).
+_TASK_STEP = {"pending": 0, "running": 1, **dict.fromkeys(TERMINAL_TASK, 2)}
+_STEPS = (0, 1, 2)
+
+
 class Watcher:
     """One WatchCheck stream, holding its slot under the caps until it ends."""
 
     def __init__(self, check_id: uuid.UUID) -> None:
         self.check_id = check_id
         self.dropped = False
+        # task id -> the status this stream last sent for it
+        self.sent: dict[str, str] = {}
+        # What storage had (check status, tasks by status) when it was last found ahead of `sent`.
+        self.behind: tuple[str, dict[str, int]] | None = None
+        # The small read of the check's progress running for this stream's resync, if any.
+        self.checking: asyncio.Future | None = None
+
+    def caught_up(self, progress: tuple[str, dict[str, int]]) -> bool:
+        """Whether this stream was sent all of `progress` (a check's status and its tasks' count by
+        status). A task's status only moves forward (pending, running, an end), so it was when, at
+        each step, as many tasks were sent at or past it as storage has there; a finished check's
+        `done` ends the stream, so a stream still running was not sent a finished check."""
+        if progress[0] in TERMINAL_CHECK:
+            return False
+        sent = Counter(_TASK_STEP.get(s, 0) for s in self.sent.values())
+        stored: Counter[int] = Counter()
+        for status, n in progress[1].items():
+            stored[_TASK_STEP.get(status, 0)] += n
+        return all(sum(sent[s] for s in _STEPS if s >= step) >= sum(stored[s] for s in _STEPS if s >= step)
+                   for step in _STEPS[1:])
 
     def drop(self) -> None:
         """Called at the first event past WATCH_MAX_PENDING: the subscription has already freed
@@ -347,16 +381,21 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
             if check.status in TERMINAL_CHECK:
                 yield self.events.encoded_view("done", check)
                 return
-            sent = {t.task_id: t.status for t in check.tasks}
+            sent = watcher.sent
+            sent.update((t.task_id, t.status) for t in check.tasks)
+            silence_at = time.monotonic() + WATCH_RESYNC_S
             while True:
-                raw = await sub.get(timeout=WATCH_RESYNC_S)
+                raw = await sub.get(timeout=max(0.0, silence_at - time.monotonic()))
                 if sub.overflowed:
                     raise ResourceExhausted(f"watch of check {check_id} dropped: more than {WATCH_MAX_PENDING} "
                                             f"events waited to be read; watch again", retry_after_s=1)
-                if raw is None:
-                    events = await self._resync(check_id, sent)
-                else:
-                    events = [self.events.decode(raw)]
+                now = time.monotonic()
+                silent = raw is None and now >= silence_at  # else an event, or woken (Subscription.wake)
+                if raw is not None or silent:
+                    silence_at = now + WATCH_RESYNC_S
+                events = [] if raw is None else [self.events.decode(raw)]
+                if raw is None or sub.gap or watcher.checking is not None:
+                    events += await self._resync(watcher, sub, silent=silent)
                 for event in events:
                     if event.event == "deleted":
                         yield event
@@ -399,22 +438,24 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
             self._views[read] = shared
         return shared[1]
 
-    async def _progress(self, check_id: uuid.UUID) -> tuple[str, dict[str, int]] | None:
-        """ResultsStore.check_progress, one read per check at a time (None: unknown or unreadable)."""
+    def _progress(self, check_id: uuid.UUID) -> asyncio.Future:
+        """ResultsStore.check_progress running, one read per check at a time, shared by the watchers
+        that ask meanwhile; it resolves to None when the check is unknown or unreadable. Watchers
+        do not await it: they keep sending events while it runs (see _resync)."""
         read = self._progress_reads.get(check_id)
         if read is None:
             read = asyncio.ensure_future(self._read_progress(check_id))
             self._progress_reads[check_id] = read
             read.add_done_callback(
                 lambda done: self._progress_reads.pop(check_id) if self._progress_reads.get(check_id) is done else None)
-        try:
-            return await asyncio.shield(read)
-        except Exception:  # noqa: BLE001 - the whole read decides (and reports) instead
-            return None
+        return read
 
     async def _read_progress(self, check_id: uuid.UUID) -> tuple[str, dict[str, int]] | None:
-        async with self._read_slots:
-            return await self.store.check_progress(check_id)
+        try:
+            async with self._read_slots:
+                return await self.store.check_progress(check_id)
+        except Exception:  # noqa: BLE001 - the whole read decides (and reports) instead
+            return None
 
     async def _read_after(self, check_id: uuid.UUID, previous: asyncio.Future | None) -> CheckRow:
         if previous is not None:
@@ -431,16 +472,41 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
                 if self._reads.get(check_id, (0, None))[1] is me:
                     del self._reads[check_id]
 
-    async def _resync(self, check_id: uuid.UUID, sent: dict[str, str]) -> list[results_pb2.WatchCheckResponse]:
-        """What the watcher missed. First a small read (the check's status, its tasks' count by status),
-        shared by the watchers of the check resyncing at once: a task's status only moves forward
-        (pending, running, an end), so counts equal to what the watcher was sent mean it missed
-        nothing. Only otherwise is the whole check read. Idle watchers each re-read their whole check
-        every WATCH_RESYNC_S; 2,000 of them doing so during a burst of events held the events back by
-        up to seconds (issue 17, docs/benchmarks.md)."""
-        progress = await self._progress(check_id)
-        if progress is not None and progress[0] not in TERMINAL_CHECK and progress[1] == Counter(sent.values()):
-            return []
+    async def _resync(self, watcher: Watcher, sub: Subscription, *, silent: bool) -> list[results_pb2.WatchCheckResponse]:
+        """What the watcher missed: called after WATCH_RESYNC_S without an event (`silent`), when its
+        subscription reports a gap (lost and made again: the whole check is read at once), and
+        when its small read below is done (the subscription is woken then).
+
+        After a silence the watcher starts a small read (the check's status, its tasks' count by
+        status; one read per check shared by the watchers asking meanwhile) and goes on sending
+        events while it runs. Storage no further than what the watcher was sent then: nothing
+        missed. Storage ahead: events may be on their way (stored, not yet published: in a burst
+        the publishing chain is behind by up to seconds), so the watcher only notes what storage
+        had (`Watcher.behind`); if at its next silence it still was not sent that much, the events
+        were lost and the whole check is read. Before, a silent watcher waited for its reads and read
+        the whole check whenever storage was ahead: 386 watchers doing so during a burst of events
+        held the events back by seconds (issue 17, docs/benchmarks.md)."""
+        check_id = watcher.check_id
+        if not sub.take_gap():
+            checking = watcher.checking
+            if checking is None:
+                if silent:
+                    watcher.checking = checking = self._progress(check_id)
+                    checking.add_done_callback(lambda _: sub.wake())
+                return []
+            if not checking.done():
+                return []
+            watcher.checking = None
+            progress = None if checking.cancelled() else checking.result()
+            if progress is not None:
+                if watcher.caught_up(progress):
+                    watcher.behind = None
+                    return []
+                if watcher.behind is None or watcher.caught_up(watcher.behind):
+                    watcher.behind = progress  # on their way, maybe: look again at the next silence
+                    return []
+        watcher.behind = watcher.checking = None
+        sent = watcher.sent
         check = await self._view(check_id, not_before=time.monotonic())
         events = [results_pb2.WatchCheckResponse(event="task", task=t, check_status=check.status,
                                                  tasks_done=check.tasks_done, tasks_total=check.tasks_total)

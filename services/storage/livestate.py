@@ -82,15 +82,36 @@ class Subscription:
         # Called once, at the first dropped message; when set, the consumer is dropped: what waited
         # is freed and nothing more is delivered (a watcher that stopped reading).
         self.on_overflow: Callable[[], object] | None = None
+        # Messages may have been lost since the consumer last looked (take_gap): the connection to
+        # Redis was lost and the channel subscribed again. Until then nothing is lost (Redis pub/sub
+        # delivers every message published while subscribed), so a consumer that re-reads state
+        # only after a gap, or after a failed publish, does no reads while messages flow (issue 17).
+        self.gap = False
+
+    def mark_gap(self) -> None:
+        """Some messages may have been lost; the consumer's next get() returns None at once."""
+        self.gap = True
+        self.wake()
+
+    def wake(self) -> None:
+        """A consumer waiting in get() returns None now (one busy reading messages gets them first)."""
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(b"")
+
+    def take_gap(self) -> bool:
+        """Whether messages may have been lost since the last call."""
+        gap, self.gap = self.gap, False
+        return gap
 
     async def get(self, timeout: float | None = None) -> bytes | None:
+        """The next message; None after `timeout` s without one, or at a gap (see mark_gap)."""
         # A message already waiting is taken at once, and a wait is bounded by asyncio.timeout:
         # wait_for wraps every get in a new task, which was a watcher's biggest cost per event.
         if not self.queue.empty():
-            return self.queue.get_nowait()
+            return self.queue.get_nowait() or None
         try:
             async with asyncio.timeout(timeout):
-                return await self.queue.get()
+                return await self.queue.get() or None
         except TimeoutError:
             return None
 
@@ -471,9 +492,15 @@ class RedisLiveState(LiveState):
             if kind == "message":
                 self._fanout.deliver(msg["channel"].decode()[strip:], msg["data"])
             elif kind == "subscribe":
-                confirmed = self._confirmations.get(msg["channel"].decode()[strip:])
+                channel = msg["channel"].decode()[strip:]
+                confirmed = self._confirmations.get(channel)
                 if confirmed is not None and not confirmed.done():
                     confirmed.set_result(None)
+                else:
+                    # Subscribed again after a lost connection (here or by redis-py's reconnect):
+                    # what was published meanwhile reached nobody here.
+                    for sub in list(self._fanout.subs.get(channel, ())):
+                        sub.mark_gap()
 
     async def hit_rate_limit(self, key: str, limit: int, window_s: int) -> tuple[bool, int]:
         count, ttl = await self._rate(keys=[self._k("rate", key)], args=[window_s])
