@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable
 
@@ -48,6 +49,8 @@ MIN_PAUSE_S = 0.02
 # due within its CLAIM_AHEAD_S (0.25 s), and start_run starts each at its time, so the claim's round
 # trip is not in the run's lateness.
 WAKE_AHEAD_S = 0.2
+# Up to this much earlier still, at random (within the results service's CLAIM_AHEAD_S, 0.25 s).
+WAKE_JITTER_S = 0.04
 # OpenCheck refusals that mean the run needs nothing more: the monitor was deleted meanwhile, or the
 # run already has its check.
 RUN_GONE = frozenset({"NOT_FOUND", "ALREADY_EXISTS"})
@@ -82,6 +85,8 @@ class MonitorRunner:
         self._starting: set[asyncio.Task] = set()
         self._loop: asyncio.Task | None = None
         self._failing = False
+        # The due time of the run the last early claim was made for (None: none).
+        self._asked_early_for: float | None = None
 
     def start(self) -> None:
         self._loop = asyncio.create_task(self.run(), name="monitor-runner")
@@ -130,10 +135,18 @@ class MonitorRunner:
             return 0.0  # there may be more due now
         pause = self.poll_s
         if reply.HasField("next_due_at"):
-            # Early by WAKE_AHEAD_S, unless this claim came back empty: that results service hands
-            # out nothing ahead (an older one), and asking again before the run is due would spin.
-            ahead = WAKE_AHEAD_S if reply.runs else 0.0
-            pause = min(pause, reply.next_due_at.ToMicroseconds() / 1e6 - ahead - self._clock())
+            due = reply.next_due_at.ToMicroseconds() / 1e6
+            if reply.runs or due != self._asked_early_for:
+                # Early by WAKE_AHEAD_S plus a random bit, so replicas take turns claiming (the
+                # one that woke first takes what is due within CLAIM_AHEAD_S; without the jitter a
+                # replica that once lost always woke after the winner and never claimed again).
+                ahead = WAKE_AHEAD_S + random.uniform(0.0, WAKE_JITTER_S)
+                self._asked_early_for = due
+            else:
+                # Asked early for this very run and got nothing: that results service hands out
+                # nothing ahead (an older one), and asking again before the run is due would spin.
+                ahead = 0.0
+            pause = min(pause, due - ahead - self._clock())
         return max(pause, MIN_PAUSE_S)
 
     async def _claim(self, limit: int) -> monitors_pb2.ClaimDueRunsResponse | None:
