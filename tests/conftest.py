@@ -19,6 +19,7 @@ from hostcheck.core.config import AgentConfig, RegistryConfig, ResultsConfig, Sc
 from hostcheck.services.registry import service as registry_service
 from hostcheck.services.results import service as results_service
 from hostcheck.services.scheduler import service as scheduler_service
+from hostcheck.services.storage import db
 from hostcheck.services.storage.livestate import MemoryLiveState, RedisLiveState
 from hostcheck.v1 import registry_pb2, registry_pb2_grpc, results_pb2_grpc, scheduler_pb2_grpc
 from tests.helpers import HttpTarget, assert_eventually
@@ -53,6 +54,28 @@ def fresh_postgres_db():
 def pg_url():
     with fresh_postgres_db() as url:
         yield url
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+async def migrated_engine(request, tmp_path):
+    """An engine on a freshly migrated database of each kind (stores built on it in the tests)."""
+    async def made(url: str):
+        await asyncio.to_thread(db.migrate, url)
+        return db.create_engine(url)
+
+    if request.param == "postgres":
+        with fresh_postgres_db() as url:
+            engine = await made(url)
+            try:
+                yield engine
+            finally:
+                await engine.dispose()
+    else:
+        engine = await made(f"sqlite:///{tmp_path / 'hostcheck.db'}")
+        try:
+            yield engine
+        finally:
+            await engine.dispose()
 
 
 @pytest.fixture

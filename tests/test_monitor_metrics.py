@@ -19,25 +19,13 @@ from hostcheck.services.results.monitormetrics import CONTENT_TYPE, label_value,
 from hostcheck.services.results.monitormodels import MonitorRow, MonitorRunRow
 from hostcheck.services.results.store import ResultsStore
 from hostcheck.services.storage import db
-from tests.conftest import fresh_postgres_db
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["postgres", "sqlite"])
-async def store(request, tmp_path):
-    def made(url: str):
-        db.migrate(url)
-        return db.create_engine(url)
-    if request.param == "postgres":
-        with fresh_postgres_db() as url:
-            engine = made(url)
-            yield ResultsStore(db.sessionmaker(engine))
-            await engine.dispose()
-    else:
-        engine = made(f"sqlite:///{tmp_path / 'results.db'}")
-        yield ResultsStore(db.sessionmaker(engine))
-        await engine.dispose()
+@pytest.fixture
+def store(migrated_engine):
+    return ResultsStore(db.sessionmaker(migrated_engine))
 
 
 def http_data(*, status: int = 200, body: str = "ok", tls: bool = True) -> dict:

@@ -39,7 +39,7 @@ from hostcheck.v1 import (
     results_pb2,
     scheduler_pb2,
 )
-from tests.conftest import ADMIN, fresh_postgres_db
+from tests.conftest import ADMIN
 from tests.helpers import within
 
 # The scheduler's monitor loop would claim the runs these tests claim themselves, and its runs (no agent
@@ -492,27 +492,10 @@ async def test_a_status_page_shows_public_fields_only_and_belongs_to_one_owner(s
 # -- MonitorStore directly: claims and uptime ----------------------------------------------------
 
 
-@pytest.fixture(params=["postgres", "sqlite"])
-async def store(request, tmp_path):
-    """A MonitorStore (and the ResultsStore beside it) on a migrated database of each kind."""
-    async def made(url: str):
-        await asyncio.to_thread(db.migrate, url)
-        engine = db.create_engine(url)
-        return engine, MonitorStore(db.sessionmaker(engine))
-
-    if request.param == "postgres":
-        with fresh_postgres_db() as url:
-            engine, monitor_store = await made(url)
-            try:
-                yield monitor_store
-            finally:
-                await engine.dispose()
-    else:
-        engine, monitor_store = await made(f"sqlite:///{tmp_path / 'monitors.db'}")
-        try:
-            yield monitor_store
-        finally:
-            await engine.dispose()
+@pytest.fixture
+def store(migrated_engine):
+    """A MonitorStore on a migrated database of each kind."""
+    return MonitorStore(db.sessionmaker(migrated_engine))
 
 
 def values(**fields) -> MonitorValues:

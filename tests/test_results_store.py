@@ -9,23 +9,11 @@ import pytest
 
 from hostcheck.services.results.store import AgentSnapshot, IncomingResult, PlannedTask, ResultsStore
 from hostcheck.services.storage import db
-from tests.conftest import fresh_postgres_db
 
 
-@pytest.fixture(params=["postgres", "sqlite"])
-async def store(request, tmp_path):
-    def made(url: str):
-        db.migrate(url)
-        return db.create_engine(url)
-    if request.param == "postgres":
-        with fresh_postgres_db() as url:
-            engine = made(url)
-            yield ResultsStore(db.sessionmaker(engine))
-            await engine.dispose()
-    else:
-        engine = made(f"sqlite:///{tmp_path / 'results.db'}")
-        yield ResultsStore(db.sessionmaker(engine))
-        await engine.dispose()
+@pytest.fixture
+def store(migrated_engine):
+    return ResultsStore(db.sessionmaker(migrated_engine))
 
 
 async def open_check(store: ResultsStore, *tasks: PlannedTask) -> uuid.UUID:
