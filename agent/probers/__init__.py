@@ -29,8 +29,10 @@ PROBERS: dict[str, Prober] = _load()
 
 def warm_up(probers: dict[str, Prober] | None = None) -> None:
     """Runs each prober module's `warm()` (if it has one) once, at agent start: what a prober would
-    otherwise load or build lazily inside its first check's timings (SSL contexts, the trust store,
-    the certificate parser; issue 14 found 77 ms of a first http check in no phase) is paid before any check."""
+    otherwise load or build lazily inside its first check's timings (issue 14 found 77 ms of a first
+    http check in no phase) is paid before any check. What only some checks need (the certificate
+    parser and SSL contexts, dnspython, RE2: ~15 MB of an idle agent's RSS) is not warmed: the first
+    check that needs it loads it before its clock starts (issue 17, tests/probers/test_first_check_loads.py)."""
     for prober in (PROBERS if probers is None else probers).values():
         module = sys.modules.get(getattr(prober, "__module__", "") or "")
         if module is None or not module.__name__.startswith(f"{__name__}."):
@@ -38,6 +40,20 @@ def warm_up(probers: dict[str, Prober] | None = None) -> None:
         warm = getattr(module, "warm", None)
         if callable(warm):
             warm()
+
+
+async def prepare(check_type: str, request: ProbeRequest, probers: dict[str, Prober] | None = None) -> bool:
+    """Loads what this check needs that the agent has not loaded yet (the certificate parser and SSL
+    contexts, dnspython, RE2, httpx: what `warm_up` leaves to the first check that needs it), through
+    its prober module's `async def prepare(request) -> bool`. True when it loaded something: the
+    caller (the runner) starts the task's clock after it, so `duration_ms` excludes a one-time load
+    as the probers' own timings do (each prober also loads what it needs before its clock starts)."""
+    prober = (PROBERS if probers is None else probers).get(check_type)
+    module = sys.modules.get(getattr(prober, "__module__", "") or "")
+    if module is None or not module.__name__.startswith(f"{__name__}."):
+        return False
+    hook = getattr(module, "prepare", None)
+    return bool(await hook(request)) if callable(hook) else False
 
 
 def check_settings(settings: ProbeSettings, probers: dict[str, Prober] | None = None) -> None:
@@ -53,4 +69,4 @@ def check_settings(settings: ProbeSettings, probers: dict[str, Prober] | None = 
 
 
 __all__ = ["PROBERS", "ProbeError", "ProbeRequest", "ProbeResult", "ProbeSettings", "Prober", "check_settings",
-           "warm_up"]
+           "prepare", "warm_up"]

@@ -6,91 +6,60 @@ server sent is parsed from its DER bytes with cryptography, verified or not, so
 `insecure_tls` reports subject, issuer, SANs, validity and key of exactly the
 expired and self-signed certificates it exists to inspect. Names are written as
 OpenSSL's `-nameopt oneline`-like "O=Org, CN=name" in the certificate's order.
+
+cryptography is loaded at the first certificate an agent describes (_x509.py), not at its start:
+it is ~9 MB of an idle agent's RSS (plus 6.6 MB the old warm-up's key generation left), and many
+agents' checks never meet TLS (issue 17). The probers await `ready()` before a check that will
+describe certificates starts its clock (https, tls, tcp with STARTTLS), so the timings a check
+reports never include the import.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
-import hashlib
 import math
 import os
 import ssl
 from functools import lru_cache
-from typing import Any
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-from cryptography.x509.oid import NameOID
 
 from hostcheck.v1 import http_pb2
 
 _DAY = 86400.0
 # Subject alternative names reported per certificate.
 MAX_SANS = 100
-_SHORT_NAMES = {NameOID.COMMON_NAME: "CN", NameOID.ORGANIZATION_NAME: "O", NameOID.ORGANIZATIONAL_UNIT_NAME: "OU",
-                NameOID.COUNTRY_NAME: "C", NameOID.LOCALITY_NAME: "L", NameOID.STATE_OR_PROVINCE_NAME: "ST",
-                NameOID.EMAIL_ADDRESS: "emailAddress", NameOID.DOMAIN_COMPONENT: "DC",
-                NameOID.SERIAL_NUMBER: "serialNumber"}
+# Whether `load()` has run (the parser imported and warmed).
+_loaded = False
 
 
-def _name(name: x509.Name) -> str:
-    return ", ".join(f"{_SHORT_NAMES.get(attr.oid, attr.oid.dotted_string)}={attr.value!s}"
-                     for rdn in name.rdns for attr in rdn)
-
-
-def _sans(cert: x509.Certificate) -> list[str]:
-    """DNS names bare, addresses as "IP Address:..." (as the ssl module and OpenSSL write them)."""
-    try:
-        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    out: list[str] = []
-    names = list(ext)
-    for general in names[:MAX_SANS]:
-        if isinstance(general, x509.DNSName):
-            out.append(general.value)
-        elif isinstance(general, x509.IPAddress):
-            out.append(f"IP Address:{_address(general.value)}")
-        elif isinstance(general, x509.RFC822Name):
-            out.append(f"email:{general.value}")
-        elif isinstance(general, x509.UniformResourceIdentifier):
-            out.append(f"URI:{general.value}")
-    if len(names) > MAX_SANS:  # a CDN certificate may name hundreds; the result must fit 16 KiB of JSON
-        out.append(f"... and {len(names) - MAX_SANS} more")
-    return out
-
-
-def _address(value: Any) -> str:
-    """An address as OpenSSL prints it: IPv6 as eight upper-case hex groups, none compressed."""
-    if value.version == 6:
-        return ":".join(f"{int(group, 16):X}" for group in value.exploded.split(":"))
-    return str(value)
-
-
-def _key(cert: x509.Certificate) -> tuple[str, int]:
-    try:
-        key: Any = cert.public_key()
-    except (ValueError, TypeError):  # a key type cryptography does not know
-        return cert.public_key_algorithm_oid._name, 0
-    if isinstance(key, rsa.RSAPublicKey):
-        return "RSA", key.key_size
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return "EC", key.curve.key_size
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return "Ed25519", 256
-    if isinstance(key, ed448.Ed448PublicKey):
-        return "Ed448", 456
-    if isinstance(key, dsa.DSAPublicKey):
-        return "DSA", key.key_size
-    return type(key).__name__, 0
-
-
-def _is_ca(cert: x509.Certificate) -> bool:
-    try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
+def load() -> bool:
+    """Loads the certificate parser (cryptography) and parses a certificate once, unless done before:
+    True when it did it now (~50-65 ms of CPU here, more under load). See `ready()`."""
+    global _loaded
+    if _loaded:
         return False
+    from hostcheck.agent.probers import _x509
+
+    _x509.warm()
+    _loaded = True
+    return True
+
+
+async def ready() -> bool:
+    """`load()`, awaited before a check that will describe certificates starts its clock, on a thread:
+    the import is Python code for the most part, so the event loop (other checks' timings) gets the
+    interpreter back at every switch interval (5 ms) instead of stalling for the whole import.
+    True when it loaded the parser now."""
+    if _loaded:
+        return False
+    return await asyncio.to_thread(load)
+
+
+def built(factory, *args) -> bool:
+    """Calls an lru_cache'd context factory; True when it built a context now (a cache miss)."""
+    misses = factory.cache_info().misses
+    factory(*args)
+    return bool(factory.cache_info().misses != misses)
 
 
 def days_left(not_after: datetime.datetime, now: float) -> int:
@@ -98,26 +67,12 @@ def days_left(not_after: datetime.datetime, now: float) -> int:
     return math.floor((not_after.timestamp() - now) / _DAY)
 
 
-def _rfc3339(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def certificate(der: bytes, *, now: float) -> http_pb2.Certificate:
-    """One DER certificate; one that does not parse is reported by its fingerprint alone."""
-    out = http_pb2.Certificate(sha256=hashlib.sha256(der).hexdigest())
-    try:
-        cert = x509.load_der_x509_certificate(der)
-    except ValueError:
-        return out
-    key_type, key_bits = _key(cert)
-    not_after = cert.not_valid_after_utc
-    out.MergeFrom(http_pb2.Certificate(
-        subject=_name(cert.subject), issuer=_name(cert.issuer), sans=_sans(cert),
-        serial=f"{cert.serial_number:X}", not_before=_rfc3339(cert.not_valid_before_utc),
-        not_after=_rfc3339(not_after), days_left=days_left(not_after, now),
-        key_type=key_type, key_bits=key_bits, signature_algorithm=cert.signature_algorithm_oid._name,
-        is_ca=_is_ca(cert)))
-    return out
+    """One DER certificate; one that does not parse is reported by its fingerprint alone (loads the parser
+    if no `load()` did: a certificate met where no prober expected one, e.g. after a redirect to https)."""
+    from hostcheck.agent.probers import _x509
+
+    return _x509.certificate(der, now=now)
 
 
 def peer_chain(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> list[bytes]:
@@ -191,17 +146,3 @@ def client_context(verify: bool, alpn: tuple[str, ...] = ()) -> ssl.SSLContext:
     if alpn:
         context.set_alpn_protocols(list(alpn))
     return context
-
-
-def warm() -> None:
-    """Loads what parsing a certificate loads (cryptography's bindings, the OID tables): ~15 ms the first time."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "warm")])
-    moment = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(moment).not_valid_after(moment)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("warm")]), critical=False)
-            .sign(key, hashes.SHA256()))
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    certificate(cert.public_bytes(Encoding.DER), now=moment.timestamp())

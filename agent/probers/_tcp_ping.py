@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
-import statistics
 import struct
 import time
 
@@ -85,6 +84,8 @@ async def probe(request: ProbeRequest, *, count: int, interval: float, port: int
 
 def _result(addr: IPAddress, port: int, outcomes: dict[int, tuple[float | None, bool, str]],
             sent: int) -> ProbeResult:
+    import statistics  # with fractions and decimal ~0.5 MB of RSS: loaded by the first summary, after the probes
+
     answered = {seq: rtt * 1000.0 for seq, (rtt, _, _) in sorted(outcomes.items()) if rtt is not None}
     refused = sum(1 for rtt, was_refused, _ in outcomes.values() if rtt is not None and was_refused)
     rtts = list(answered.values())

@@ -25,25 +25,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import re
 import socket
 import ssl
+import sys
 import time
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 from urllib.parse import urljoin
 
 import h11
 
 from hostcheck import __version__
+from hostcheck.agent.probers import _certs
 from hostcheck.agent.probers._certs import tls_info, trust_default_roots
-from hostcheck.agent.probers._certs import warm as warm_certs
 from hostcheck.agent.probers._net import describe
 from hostcheck.agent.probers.base import ProbeError, ProbeRequest, ProbeResult, budget, ms, resolve
 from hostcheck.core.errors import InvalidArgument
-from hostcheck.core.regex import compile_pattern
 from hostcheck.core.targets import IPAddress, Target, TargetError, parse_target
 from hostcheck.v1 import http_pb2
 
@@ -58,6 +60,9 @@ USER_AGENT = f"hostcheck-agent/{__version__}"
 # gzip and deflate bodies, so it offered them), but no keep-alive: the connection serves one request.
 _DEFAULT_HEADERS = (("Accept", "*/*"), ("Accept-Encoding", "gzip, deflate"), ("Connection", "close"))
 _REDIRECT_CODES = (301, 302, 303, 307, 308)
+# Loaded by the first check that needs them (see `prepare`).
+_HTTP2 = "hostcheck.agent.probers._http2"
+_REGEX = "hostcheck.core.regex"
 # Bytes read at a time, and h11's limit on a response head (httpcore's values).
 _READ_SIZE = 64 * 1024
 _MAX_HEAD = 100 * 1024
@@ -327,7 +332,8 @@ class _Stream(asyncio.Protocol):
     """What one connection receives, kept for one reader: the data, then its end (EOF or the error)."""
 
     def __init__(self) -> None:
-        self.transport: asyncio.BaseTransport | None = None
+        # Not checked with isinstance: uvloop's transports do not derive from asyncio's classes.
+        self.transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._paused = False
         # EOF or the connection lost: nothing more will come after the buffer.
@@ -336,11 +342,11 @@ class _Stream(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
+        self.transport = cast("asyncio.Transport", transport)  # a stream's (loop.create_connection)
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
-        if len(self._buffer) >= _READ_SIZE and not self._paused and isinstance(self.transport, asyncio.Transport):
+        if len(self._buffer) >= _READ_SIZE and not self._paused and self.transport is not None:
             self._paused = True
             self.transport.pause_reading()
         self._wake()
@@ -373,18 +379,18 @@ class _Stream(asyncio.Protocol):
                 self._waiter = None
         data = bytes(self._buffer)
         self._buffer.clear()
-        if self._paused and isinstance(self.transport, asyncio.Transport):
+        if self._paused and self.transport is not None:
             self._paused = False
             self.transport.resume_reading()
         return data
 
     def write(self, data: bytes) -> None:
-        assert isinstance(self.transport, asyncio.WriteTransport)
+        assert self.transport is not None
         self.transport.write(data)
 
     def close(self) -> None:
         """Closes at once: no TLS close_notify, no waiting for the rest of a body (as httpx closed)."""
-        if isinstance(self.transport, asyncio.Transport):
+        if self.transport is not None:
             self.transport.abort()
 
 
@@ -607,6 +613,24 @@ async def _hop(*, method: str, scheme: str, host: str, port: int, path: str, add
 # ---------------------------------------------------------------------------------------------- the probe
 
 
+async def prepare(request: ProbeRequest) -> bool:
+    """What this check loads the first time (probers.prepare): httpx for HTTP/2, the SSL context and the
+    certificate parser for https, RE2 for a regular expression. True when it loaded something."""
+    options = request.options
+    verify = not options.insecure_tls
+    loaded = False
+    if options.http2 and _HTTP2 not in sys.modules:
+        await asyncio.to_thread(importlib.import_module, _HTTP2)
+        loaded = True
+    if options.http2 or _url(request.target, options)[0] == "https":
+        loaded = _certs.built(ssl_context, options.http2, verify) or loaded
+        loaded = await _certs.ready() or loaded
+    if (options.body_regexp or options.header_regexp) and _REGEX not in sys.modules:
+        await asyncio.to_thread(importlib.import_module, _REGEX)
+        loaded = True
+    return loaded
+
+
 async def probe(request: ProbeRequest) -> ProbeResult:
     options = request.options
     verify = not options.insecure_tls
@@ -631,7 +655,9 @@ async def _follow(request: ProbeRequest, hop: Hop) -> ProbeResult:
     current = request
     if scheme == "https":
         ssl_context(options.http2, verify)
-    # The clock starts here: building the shared SSL context on an agent's first check is not the target's time.
+        await _certs.ready()
+    # The clock starts here: building the shared SSL context, or loading the certificate parser, on an
+    # agent's first https check is not the target's time.
     started = time.perf_counter()
     for _hop_number in range(MAX_REDIRECTS + 1):
         # Only https needs a context (and creating the first one sets OpenSSL up: ~2 MB).
@@ -679,6 +705,8 @@ async def _follow(request: ProbeRequest, hop: Hop) -> ProbeResult:
         body=_text(body.sample, exchange.charset), body_size=body.size,
         body_truncated=body.size > BODY_CAP, body_over_limit=body.over_limit, redirects=chain,
         timings=timings, total_ms=ms(time.perf_counter() - started))
+    if exchange.ssl_object is not None:
+        await _certs.ready()  # already loaded unless a redirect led from http to https
     tls = exchange.tls_info()
     if tls is not None:
         data.tls.CopyFrom(tls)
@@ -720,6 +748,8 @@ def _http_version(name: str) -> str:
 
 def _match(options, headers: dict[str, str], body: Body, charset: str | None) -> tuple[str, str] | None:
     """The first failed regular expression as (message, code), or None (runs in a thread)."""
+    from hostcheck.core.regex import compile_pattern  # RE2 (~1 MB of RSS): loaded by the first check with one
+
     for i, rule in enumerate(options.header_regexp):
         name = rule.header.lower()
         pattern = compile_pattern(f"http.header_regexp[{i}].regexp", rule.regexp)
@@ -742,11 +772,9 @@ def _match(options, headers: dict[str, str], body: Body, charset: str | None) ->
 
 
 def warm() -> None:
-    """What an agent's first http check would otherwise pay inside its timings: the shared SSL contexts
-    (OpenSSL's context machinery and the trust store), the certificate parser, h11's request writer."""
-    for verify in (True, False):
-        ssl_context(False, verify)
-    warm_certs()
+    """What an agent's first http check would otherwise pay inside its timings: h11's request writer, the
+    resolver's libraries. Not what only https needs (the SSL context: ~0.7 MB of RSS with the trust
+    store; the certificate parser: ~10 MB): an https check builds and loads those before its clock starts."""
     with contextlib.suppress(OSError):  # loads the resolver's libraries (NSS), ~5-10 ms the first time
         socket.getaddrinfo("localhost", 80, type=socket.SOCK_STREAM)
     conn = h11.Connection(h11.CLIENT)

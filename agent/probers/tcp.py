@@ -10,12 +10,13 @@ result keeps what was measured (address, port, DNS and connect times).
 from __future__ import annotations
 
 import asyncio
+import importlib
+import sys
 import time
 
 from hostcheck.agent.probers import _certs, _net, _starttls
 from hostcheck.agent.probers.base import ProbeError, ProbeRequest, ProbeResult, budget, ms, resolve
 from hostcheck.core.errors import InvalidArgument
-from hostcheck.core.regex import compile_pattern
 from hostcheck.v1 import tcp_pb2
 
 # What `expect` is matched against, and what the result shows of it.
@@ -30,17 +31,39 @@ def _port(request: ProbeRequest) -> int:
     return port
 
 
+async def prepare(request: ProbeRequest) -> bool:
+    """What this check loads the first time (probers.prepare): RE2 for `expect`, the SSL context and the
+    certificate parser for STARTTLS. True when it loaded something."""
+    options = request.options
+    loaded = False
+    if options.expect and "hostcheck.core.regex" not in sys.modules:
+        await asyncio.to_thread(importlib.import_module, "hostcheck.core.regex")
+        loaded = True
+    if options.starttls:
+        loaded = _certs.built(_certs.client_context, not options.insecure_tls) or loaded
+        loaded = await _certs.ready() or loaded
+    return loaded
+
+
 async def probe(request: ProbeRequest) -> ProbeResult:
     options = request.options
     port = _port(request)
-    started = time.perf_counter()
-    deadline = started + budget(request)
+    deadline = time.perf_counter() + budget(request)
     pattern = None
     if options.expect:
+        from hostcheck.core.regex import compile_pattern  # RE2, loaded by the first check that needs it
+
         try:
             pattern = compile_pattern("tcp.expect", options.expect)
         except InvalidArgument as exc:
             raise ProbeError("bad_options", f"tcp.expect: {exc.violations[0].reason}") from exc
+    context = None
+    if options.starttls:
+        # Built (the context) and loaded (the certificate parser) by an agent's first STARTTLS check before
+        # its clock starts: neither is the target's time.
+        context = _certs.client_context(not options.insecure_tls)
+        await _certs.ready()
+    started = time.perf_counter()
     addrs = await resolve(request, port=port)
     resolved = time.perf_counter()
     addr = addrs[0]
@@ -59,8 +82,8 @@ async def probe(request: ProbeRequest) -> ProbeResult:
                 phase = "tls"
                 upgraded = time.perf_counter()
                 data.starttls_ms = ms(upgraded - connected)
-                await writer.start_tls(_certs.client_context(not options.insecure_tls),
-                                       server_hostname=request.target.host)
+                assert context is not None
+                await writer.start_tls(context, server_hostname=request.target.host)
                 data.tls_ms = ms(time.perf_counter() - upgraded)
                 info = _certs.tls_info(writer.get_extra_info("ssl_object"), now=time.time())
                 if info is not None:

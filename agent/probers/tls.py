@@ -74,10 +74,20 @@ def _abort(writer: asyncio.StreamWriter | None) -> None:
         writer.transport.abort()
 
 
+async def prepare(request: ProbeRequest) -> bool:
+    """What this check loads the first time (probers.prepare): the SSL context and the certificate parser."""
+    built = _certs.built(_certs.client_context, True, tuple(request.options.alpn) or DEFAULT_ALPN)
+    return await _certs.ready() or built
+
+
 async def probe(request: ProbeRequest) -> ProbeResult:
     options = request.options
     port = options.port or request.target.port or DEFAULT_PORT
     deadline = time.perf_counter() + budget(request)
+    alpn = tuple(options.alpn) or DEFAULT_ALPN
+    # Built (the context) and loaded (the certificate parser) by an agent's first tls check before its clock starts.
+    context = _certs.client_context(True, alpn)
+    await _certs.ready()
     started = time.perf_counter()
     addr = (await resolve(request, port=port))[0]
     # SNI: the name asked for, else the target's name; an address target sends none (RFC 6066) and its
@@ -86,10 +96,9 @@ async def probe(request: ProbeRequest) -> ProbeResult:
     data = tls_pb2.TlsResult(address=str(addr), port=port, ip_version=addr.version,
                              server_name="" if request.target.ip is not None and not options.server_name
                              else server_name, dns_ms=ms(time.perf_counter() - started))
-    alpn = tuple(options.alpn) or DEFAULT_ALPN
     starttls = options.starttls.lower()
     try:
-        writer = await _handshake(data, server_hostname=server_name, context=_certs.client_context(True, alpn),
+        writer = await _handshake(data, server_hostname=server_name, context=context,
                                   starttls=starttls, deadline=deadline)
     except ssl.SSLCertVerificationError as exc:
         data.verify_error = str(exc.verify_message or exc.reason or exc)
@@ -115,9 +124,3 @@ async def probe(request: ProbeRequest) -> ProbeResult:
         return ProbeResult(False, data, f"{soonest.subject or soonest.sha256} has {soonest.days_left} days left, "
                                         f"fewer than {options.min_days_left}", "certificate_expiring")
     return ProbeResult(True, data)
-
-
-def warm() -> None:
-    """Builds the default contexts (verified, unverified) so the first check's handshake is not their cost."""
-    _certs.client_context(True, DEFAULT_ALPN)
-    _certs.client_context(False, DEFAULT_ALPN)

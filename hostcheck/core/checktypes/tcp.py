@@ -8,7 +8,6 @@ from typing import Any
 from hostcheck.core.checktypes._blackbox import TLS_FIELDS, ProbeSeries, tls_series
 from hostcheck.core.checktypes.base import DNS_LOOKUP, CheckType, Duration, number
 from hostcheck.core.errors import FieldViolation, InvalidArgument
-from hostcheck.core.regex import compile_pattern
 from hostcheck.core.targets import Target
 from hostcheck.v1 import tcp_pb2
 
@@ -22,6 +21,8 @@ def validate(options: tcp_pb2.TcpOptions, target: Target | None, violations: lis
         violations.append(FieldViolation("tcp.insecure_tls", "is for starttls only"))
     if options.expect:
         # Not named *_regexp (blackbox's name), so compiled here rather than by hostcheck.core.checks.
+        from hostcheck.core.regex import compile_pattern  # not at import: an agent loads this spec, RE2 ~1 MB
+
         try:
             compile_pattern("tcp.expect", options.expect)
         except InvalidArgument as exc:
