@@ -169,6 +169,8 @@ class AgentConfig:
     log_level: str = doc("Log level.", "INFO")
     log_format: str = doc("Log format: text or json (one object a line, with trace_id and span_id).", "text")
     metrics_port: int = doc("Port of the Prometheus /metrics endpoint (all interfaces); 0: off.", 0)
+    event_loop: str = doc("The agent's event loop: uvloop (libuv; less CPU per check) or asyncio (the standard "
+                          "library's).", "uvloop")
 
 
 def read_pem(setting: str, path: str) -> bytes | None:
