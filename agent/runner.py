@@ -9,6 +9,7 @@ not UTF-8 escaped, sizes capped) before it leaves the runner.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import threading
@@ -19,7 +20,7 @@ from functools import lru_cache
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from hostcheck.agent.probers import PROBERS, ProbeError, Prober, ProbeRequest, ProbeResult
+from hostcheck.agent.probers import PROBERS, ProbeError, Prober, ProbeRequest, ProbeResult, prepare
 from hostcheck.agent.probers.base import ProbeSettings, Progress, no_progress
 from hostcheck.agent.sanitize import cap, make_storable
 from hostcheck.core import telemetry
@@ -168,6 +169,14 @@ async def _probe(task: scheduler_pb2.Task, guard: TargetGuard, probers: dict[str
             raise ProbeError("bad_target", f"target {task.target!r}: {exc}") from exc
         request = ProbeRequest(target=target, options=getattr(task.options, task.check_type), timeout=timeout,
                                ip_version=task.ip_version, guard=guard, settings=settings, progress=progress)
+        if await prepare(task.check_type, request, probers):
+            # A library or SSL context this agent loads for its first such check is not the probe's
+            # time: `duration_ms` starts after it, as the probers' own timings do. The load still
+            # counts against the task's timeout, so the probe gets what is left of it.
+            loaded = time.perf_counter()
+            timeout = max(timeout - (loaded - started), 0.001)
+            request = dataclasses.replace(request, timeout=timeout)
+            started = loaded
         try:
             async with asyncio.timeout(timeout):
                 outcome = await prober(request)

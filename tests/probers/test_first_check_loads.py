@@ -80,6 +80,15 @@ async def check():
         prepare_loads[:] = loads
         loads.clear()
         assert prepared == bool(prepare_loads), (prepared, prepare_loads)
+    if mode == "runner":  # the agent's own path: the runner prepares, then starts the task's clock
+        from hostcheck.agent.probers.base import ProbeSettings, no_progress
+        from hostcheck.agent.runner import _probe
+        from hostcheck.v1 import scheduler_pb2
+        task = scheduler_pb2.Task(task_id="t", check_id="c", check_type=check_type, target=target, timeout_ms=30000)
+        getattr(task.options, check_type).CopyFrom(options)
+        result = await _probe(task, request.guard, PROBERS, ProbeSettings(), no_progress)
+        duration_ms.append(result.duration_ms)
+        return result.success, result.error, getattr(result.data, spec.name)
     try:
         result = await PROBERS[check_type](request)
         return result.success, result.error, result.data
@@ -87,8 +96,9 @@ async def check():
         return False, exc.message, exc.partial(spec.result)
 
 prepare_loads = []
+duration_ms = []
 success, error, data = asyncio.run(check())
-print(json.dumps({"carried": carried, "loads": loads, "prepare_loads": prepare_loads, "success": success, "error": error,
+print(json.dumps({"duration_ms": duration_ms, "carried": carried, "loads": loads, "prepare_loads": prepare_loads, "success": success, "error": error,
                   "data": json_format.MessageToDict(data, preserving_proto_field_name=True,
                                                   always_print_fields_with_no_presence=True)}))
 """
@@ -188,3 +198,12 @@ async def test_prepare_loads_what_the_first_check_would_load(trust_test_ca, http
     # A check that needs nothing more loads nothing (c-ares's udp lookup of an A record).
     outcome = await first_check("dns", "www.t.test", dns_pb2.DnsOptions(resolver=dnsmasq.resolver), mode="prepare")
     assert outcome["success"] and outcome["prepare_loads"] == outcome["loads"] == [], outcome
+
+
+async def test_the_runner_starts_a_tasks_clock_after_the_first_checks_loads(trust_test_ca, https_server):
+    """`duration_ms` of the first https task excludes loading the certificate parser and SSL context,
+    as the check's own timings do (the runner awaits `probers.prepare` before it starts the clock)."""
+    outcome = await first_check("http", f"https://127.0.0.1:{https_server.port}/", http_pb2.HttpOptions(),
+                                mode="runner")
+    assert_loaded_outside_timings(outcome, loaded="cryptography")
+    assert outcome["duration_ms"] == [0.0], outcome
