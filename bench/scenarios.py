@@ -202,7 +202,8 @@ async def stream_capacity(scale: Scale, workdir: Path, notes: list[str]) -> list
     return [
         Row("stream capacity", "agent streams held by one scheduler", scale.stream_agents, held, "agents", False),
         Row("stream capacity", "scheduler RSS per agent stream", 40, per_stream_kb, "KB", True),
-        Row("stream capacity", "scheduler CPU for heartbeats (10 s each)", 10, cpu["scheduler"], "% of a core",
+        Row("stream capacity", f"scheduler CPU for {n:,} agents' heartbeats (default interval, "
+            f"{SchedulerConfig().heartbeat_interval_s:g} s)", 10, cpu["scheduler"], "% of a core",
             True, f"{heartbeats_s:,.0f} heartbeats/s; floor: bare grpcio stream server, {floor_hb_s:,.0f}/s",
             floor=floor_cpu),
     ]

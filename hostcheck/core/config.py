@@ -104,8 +104,10 @@ class SchedulerConfig(TLSServerConfig, CommonConfig):
     registry_addr: str = doc("Address of the registry service.", "127.0.0.1:50051")
     results_addr: str = doc("Address of the results service.", "127.0.0.1:50053")
     scheduler_id: str = doc("This replica's id; empty: host name and pid.", "")
-    heartbeat_interval_s: float = doc("Seconds between agent heartbeats.", 10.0)
-    offline_after_s: float = doc("An agent with no heartbeat this long is offline.", 30.0)
+    heartbeat_interval_s: float = doc(
+        "Seconds between agent heartbeats (they refresh presence and the agent's load; a dead connection is "
+        "found sooner, by HTTP/2 keepalive pings every 20 s, answered in gRPC's core).", 30.0)
+    offline_after_s: float = doc("An agent with no heartbeat this long is offline (its presence expires).", 90.0)
     allow_targets: tuple[str, ...] = doc("CIDRs allowed despite the target guard (comma-separated).",
                                          default_factory=tuple)
     rate_limit: int = doc("Checks per client IP per window; 0 disables.", 100)
