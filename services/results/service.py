@@ -128,6 +128,10 @@ class Events:
                 read_back[check_id] = task_ids
                 continue
             channel = check_channel(check_id)
+            done = changes.done.get(check_id)
+            if done is not None:  # finished, and read in the write itself: no read back
+                messages.extend(_check_events(channel, check_view(cast(CheckRow, done)), task_ids))
+                continue
             messages.extend((channel, results_pb2.WatchCheckResponse(
                 event="task", task=task_view(cast(TaskRow, state.tasks[t])), check_status=state.status,
                 tasks_done=state.tasks_done, tasks_total=state.tasks_total).SerializeToString())
@@ -164,16 +168,7 @@ class Events:
             row = rows.get(check_id)
             if row is None:
                 continue  # deleted meanwhile
-            check = check_view(cast(CheckRow, row))
-            channel = check_channel(check_id)
-            wanted = {str(t) for t in task_ids}
-            messages.extend((channel, results_pb2.WatchCheckResponse(
-                event="task", task=task, check_status=check.status, tasks_done=check.tasks_done,
-                tasks_total=check.tasks_total).SerializeToString()) for task in check.tasks if task.task_id in wanted)
-            if check.status in TERMINAL_CHECK:
-                messages.append((channel, results_pb2.WatchCheckResponse(
-                    event="done", check=check, check_status=check.status, tasks_done=check.tasks_done,
-                    tasks_total=check.tasks_total).SerializeToString()))
+            messages.extend(_check_events(check_channel(check_id), check_view(cast(CheckRow, row)), task_ids))
         await self._send_many(messages)
 
     async def publish_progress(self, check_id: uuid.UUID, progress: scheduler_pb2.TaskProgress) -> None:
@@ -193,6 +188,19 @@ class Events:
             await self.live.publish_many(messages)
         except Exception as exc:  # noqa: BLE001 - watchers resync from storage
             log.warning("cannot publish %d event(s): %s", len(messages), exc)
+
+
+def _check_events(channel: str, check: checks_pb2.Check, task_ids: list[uuid.UUID]) -> list[tuple[str, bytes]]:
+    """The task events of these tasks of `check` (a view of it as stored), then its done event if it ended."""
+    wanted = {str(t) for t in task_ids}
+    messages = [(channel, results_pb2.WatchCheckResponse(
+        event="task", task=task, check_status=check.status, tasks_done=check.tasks_done,
+        tasks_total=check.tasks_total).SerializeToString()) for task in check.tasks if task.task_id in wanted]
+    if check.status in TERMINAL_CHECK:
+        messages.append((channel, results_pb2.WatchCheckResponse(
+            event="done", check=check, check_status=check.status, tasks_done=check.tasks_done,
+            tasks_total=check.tasks_total).SerializeToString()))
+    return messages
 
 
 # A task's status moves forward through these steps only (Watcher.caught_up).
@@ -681,8 +689,9 @@ class ResultsIngestServicer(results_pb2_grpc.ResultsIngestServiceServicer):
         try:
             if read_back:
                 await self.events.publish_read_back(read_back)
-            if self.monitor_eval is not None:
-                self.monitor_eval.checks_finished_soon(changes.finished_checks)
+            if self.monitor_eval is not None:  # less the checks the write read and found no monitor's run
+                self.monitor_eval.checks_finished_soon(
+                    c for c in changes.finished_checks if c not in changes.done or changes.done[c].monitor_id)
             await observe_finished(self.store, self.metrics, changes)
         except Exception as exc:  # noqa: BLE001 - watchers resync from storage
             log.warning("cannot publish the events of a write: %s", exc)
