@@ -66,6 +66,26 @@ async def test_inflight(live):
     assert await live.inflight("never") == {}
 
 
+async def test_inflight_of_many_agents_forgotten_at_once(live, monkeypatch):
+    """remove_inflight_many forgets a stored batch's tasks of every agent in one call: ids of other
+    agents, unknown ids and agents without entries are left alone; chunks cut through the agents."""
+    import hostcheck.services.storage.livestate as livestate
+    monkeypatch.setattr(livestate, "INFLIGHT_CHUNK", 2)
+    many = [f"m{i}" for i in range(2500)]  # more than one HDEL's worth in the script
+    await live.add_inflight({"a1": {"t1": 1.0, "t2": 2.0}, "a2": {"t3": 3.0, "t4": 4.0}, "a3": {"t5": 5.0},
+                             "a4": dict.fromkeys(many, 6.0)})
+    await live.remove_inflight_many({"a1": ["t1", "t3"], "a2": ["t3", "t4"], "a3": [], "never": ["t5"],
+                                     "a4": [*many[:-1], "unknown"]})
+    assert await live.inflight("a1") == {"t2": 2.0}
+    assert await live.inflight("a2") == {}
+    assert await live.inflight("a3") == {"t5": 5.0}
+    assert await live.inflight("a4") == {many[-1]: 6.0}
+    assert await live.inflight("never") == {}
+    await live.remove_inflight_many({})
+    if isinstance(live, RedisLiveState):  # a record whose agent stopped getting tasks expires
+        assert 0 < await live.redis.ttl(live._k("inflight", "a1")) <= livestate.INFLIGHT_TTL_S
+
+
 async def test_publish_reaches_every_subscriber_of_the_channel_only(live):
     async with live.subscribe("c1") as s1, live.subscribe("c1") as s2, live.subscribe("c2") as other:
         await live.publish("c1", b"hello")

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -18,8 +18,20 @@ from hostcheck.v1 import results_pb2, results_pb2_grpc, scheduler_pb2
 
 log = logging.getLogger(__name__)
 
-# Live-state updates sent at once after a stored batch (one per agent).
-FORGET_AT_ONCE = 32
+# How long a result waits for the results of its siblings (the tasks of its check this replica
+# delivered to its agents' streams, still outstanding) to go with them in one RecordResults call,
+# counted from the first result of the check. Waiting longer than a RecordResults call of a small
+# check lasts (4-8 ms here) gains nothing: a sibling arriving later goes in the next call anyway,
+# held while the check's call is in flight (issue 17). Only the check's own results wait, and
+# none beyond this after its first: a slow agent never holds the others longer.
+SIBLING_WAIT_S = 0.004
+# Stored results' tasks are removed from live state's in-flight record this long after, together
+# (see ResultForwarder._forget).
+FORGET_DELAY_S = 0.1
+# Checks whose outstanding tasks are remembered at most (the oldest are forgotten first), and how
+# long past a task's timeout a check none of whose results came here is remembered.
+SIBLING_CHECKS_MAX = 20_000
+SIBLING_KEEP_S = 60.0
 # Errors after which the same call may succeed later: the results service or its database is
 # down, busy or slow. Retried while they last, with backoff.
 TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -44,6 +56,15 @@ class _Pending:
     session: AgentSession  # where the ack goes
 
 
+@dataclass
+class _Siblings:
+    """A check's tasks delivered down this replica's streams whose results have not come yet."""
+
+    outstanding: set[str]
+    forget_at: float  # loop time after which the entry is dropped even if results are missing
+    wait_until: float | None = None  # set by the check's first result: its results wait until then
+
+
 class ResultForwarder:
     """Batches results from every stream into RecordResults calls; retries until stored.
 
@@ -53,92 +74,181 @@ class ResultForwarder:
     its own, so one bad result never fails the batch it came in.
 
     A result goes at once when a call slot is free; while `max_in_flight` calls
-    are out, results gather in the queue, so batches grow with load instead of
-    every result waiting for a timer.
+    are out, results gather, so batches grow with load instead of every result
+    waiting for a timer.
 
     A result whose check has a call in flight waits for that call to end and then goes with the
     others of its check that came meanwhile, in one call: the results service serialises a check's
     writes on its row lock, so a second call would only have waited there, and one transaction
     per check is cheaper than one per result (issue 17: three agents' results of one check were
     three transactions one after another, most of create -> completed).
+
+    For the same reason a result whose siblings are still outstanding (tasks of its check that
+    this replica delivered to its agents, `expect`) waits for them, at most `sibling_wait_s` after
+    the check's first result arrived (SIBLING_WAIT_S), so a small check's results go in one call.
     """
 
     def __init__(self, results: results_pb2_grpc.ResultsIngestServiceStub, live: LiveState, *,
-                 max_batch: int = 500, max_in_flight: int = 2, call_timeout_s: float = 30.0) -> None:
+                 max_batch: int = 500, max_in_flight: int = 2, call_timeout_s: float = 30.0,
+                 sibling_wait_s: float = SIBLING_WAIT_S) -> None:
         self.results = results
         self.live = live
         self.call_timeout_s = call_timeout_s
+        self.sibling_wait_s = sibling_wait_s
         self.dropped = 0  # results the results service kept refusing (see _record)
-        # Results to store; None wakes run() for results released from holding (see _take).
-        self.queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self.max_batch = max_batch
+        self._incoming: deque[_Pending] = deque()  # results as they came, not yet taken for a call
+        self._wake = asyncio.Event()  # set when there may be something to send (see run)
+        self._unfinished = 0  # results submitted whose call has not ended
+        self._finished = asyncio.Event()  # set while _unfinished is 0 (see join)
+        self._finished.set()
         self._slots = asyncio.Semaphore(max_in_flight)
         self._in_flight: set[asyncio.Task] = set()
         self._busy: Counter[str] = Counter()  # check id -> calls in flight with results of it
         self._held: dict[str, list[_Pending]] = {}  # check id -> results waiting for its call to end
-        self._ready: list[_Pending] = []  # held results whose check's call ended: sent first
+        self._waiting: dict[str, list[_Pending]] = {}  # check id -> results waiting for their siblings
+        self._parked = 0  # results in _held and _waiting
+        self._ready: deque[_Pending] = deque()  # results whose wait ended: sent first
+        self._siblings: dict[str, _Siblings] = {}  # check id -> its tasks outstanding here (oldest first)
+        self._forgotten: dict[str, list[str]] = {}  # agent id -> stored tasks to remove from in-flight (_forget)
+        self._forgetting: asyncio.TimerHandle | None = None
+        self._forgetters: set[asyncio.Future] = set()
+
+    def pending(self) -> int:
+        """Results received and not yet sent to the results service."""
+        return len(self._incoming) + self._parked + len(self._ready)
+
+    async def join(self) -> None:
+        """Returns once every result submitted so far has had its call end (stored, or dropped)."""
+        await self._finished.wait()
+
+    def expect(self, batch: scheduler_pb2.TaskBatch) -> None:
+        """Tasks just delivered down an agent's stream here: their results will come through here."""
+        if self.sibling_wait_s <= 0:
+            return
+        now = asyncio.get_running_loop().time()
+        siblings = self._siblings
+        while siblings:  # forget the oldest checks whose results did not all come (agent gone, task lost)
+            oldest = next(iter(siblings))
+            if siblings[oldest].forget_at > now:
+                break
+            del siblings[oldest]
+        for task in batch.tasks:
+            if not task.check_id:
+                continue
+            forget_at = now + task.timeout_ms / 1000 + SIBLING_KEEP_S
+            entry = siblings.get(task.check_id)
+            if entry is None:
+                if len(siblings) >= SIBLING_CHECKS_MAX:
+                    del siblings[next(iter(siblings))]
+                siblings[task.check_id] = _Siblings({task.task_id}, forget_at)
+            else:
+                entry.outstanding.add(task.task_id)
+                entry.forget_at = max(entry.forget_at, forget_at)
 
     def submit(self, agent_id: str, results: Iterable[scheduler_pb2.TaskResult], session: AgentSession) -> None:
+        siblings, incoming = self._siblings, self._incoming
+        n = len(incoming)
         for r in results:
-            self.queue.put_nowait(_Pending(agent_id, r, session))
+            incoming.append(_Pending(agent_id, r, session))
+            entry = siblings.get(r.check_id) if siblings else None
+            if entry is None:
+                continue
+            entry.outstanding.discard(r.task_id)
+            if entry.wait_until is None:
+                entry.wait_until = asyncio.get_running_loop().time() + self.sibling_wait_s
+            if not entry.outstanding:  # the last sibling: those waiting for it go now, with it
+                del siblings[r.check_id]
+                self._stop_waiting(r.check_id)
+        if len(incoming) > n:
+            self._unfinished += len(incoming) - n
+            self._finished.clear()
+            self._wake.set()
+
+    def _stop_waiting(self, check_id: str) -> None:
+        """The check's results wait no more: its last sibling came, or the wait is over (then the
+        check is forgotten: its later results go at once)."""
+        self._siblings.pop(check_id, None)
+        waiting = self._waiting.pop(check_id, None)
+        if waiting:
+            self._parked -= len(waiting)
+            self._ready.extend(waiting)
+            self._wake.set()
 
     async def run(self) -> None:
         try:
             while True:
-                first = await self.queue.get()
                 await self._slots.acquire()
-                batch = self._take(first)
-                if not batch:
-                    self._slots.release()
-                    continue
+                while not (batch := self._take()):
+                    self._wake.clear()
+                    await self._wake.wait()
                 task = asyncio.create_task(self._store_batch(batch))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
         finally:
             for task in list(self._in_flight):
                 task.cancel()
+            if self._forgetting is not None:  # what waited to be forgotten goes now
+                self._forgetting.cancel()
+                self._forget_now()
 
-    def _take(self, first: _Pending | None) -> list[_Pending]:
-        """The next call's results: those released by ended calls first, then the queue's; a result
-        of a check with a call in flight is held for it (see the class). Every result taken off the
-        queue stays unfinished (queue.join) until its call ends."""
-        candidates, self._ready = self._ready[:self.max_batch], self._ready[self.max_batch:]
-        if self._ready:
-            self.queue.put_nowait(None)  # more released than one call takes: come round again
-        if first is None:
-            self.queue.task_done()
-        else:
-            candidates.append(first)
-        while len(candidates) < self.max_batch and not self.queue.empty():
-            p = self.queue.get_nowait()
-            if p is None:
-                self.queue.task_done()
-            else:
-                candidates.append(p)
+    def _take(self) -> list[_Pending]:
+        """The next call's results: those whose wait ended first, then the others in the order they
+        came; a result of a check with a call in flight is held for it, and one whose siblings are
+        outstanding waits for them (see the class). At most max_batch wait so: beyond that, results
+        stay in arrival order until a call ends (else every result of a burst touching the same
+        checks would be held, and come back sorted by check: a call per check with an ack per
+        agent in each, issue 17)."""
         batch: list[_Pending] = []
-        for p in candidates:
-            check_id = p.result.check_id
-            if check_id and self._busy[check_id]:
-                self._held.setdefault(check_id, []).append(p)
+        ready, incoming, busy = self._ready, self._incoming, self._busy
+        while ready and len(batch) < self.max_batch:
+            p = ready.popleft()  # waited already: held ones only while their check is busy again
+            if busy.get(p.result.check_id):
+                self._park(self._held, p)
             else:
                 batch.append(p)
-        for check_id in {p.result.check_id for p in batch if p.result.check_id}:
-            self._busy[check_id] += 1
+        now = -1.0
+        while incoming and len(batch) < self.max_batch and self._parked < self.max_batch:
+            p = incoming.popleft()
+            check_id = p.result.check_id
+            if not check_id:
+                batch.append(p)
+            elif busy.get(check_id):
+                self._park(self._held, p)
+            elif (entry := self._siblings.get(check_id)) is not None and entry.wait_until is not None:
+                if now < 0:
+                    now = asyncio.get_running_loop().time()
+                if now < entry.wait_until:
+                    if check_id not in self._waiting:
+                        asyncio.get_running_loop().call_at(entry.wait_until, self._stop_waiting, check_id)
+                    self._park(self._waiting, p)
+                else:
+                    del self._siblings[check_id]  # its wait is over
+                    batch.append(p)
+            else:
+                batch.append(p)
+        for check_id in {p.result.check_id for p in batch}:
+            if check_id:
+                busy[check_id] += 1
         return batch
+
+    def _park(self, where: dict[str, list[_Pending]], p: _Pending) -> None:
+        where.setdefault(p.result.check_id, []).append(p)
+        self._parked += 1
 
     def _release(self, batch: list[_Pending]) -> None:
         """The call of `batch` ended: the results held for its checks go next."""
-        released = False
-        for check_id in {p.result.check_id for p in batch if p.result.check_id}:
+        for check_id in dict.fromkeys(p.result.check_id for p in batch):  # held ones go back in order
+            if not check_id:
+                continue
             self._busy[check_id] -= 1
             if self._busy[check_id] <= 0:
                 del self._busy[check_id]
                 held = self._held.pop(check_id, None)
                 if held:
+                    self._parked -= len(held)
                     self._ready.extend(held)
-                    released = True
-        if released:
-            self.queue.put_nowait(None)  # wakes run()
+        self._wake.set()
 
     async def _store_batch(self, batch: list[_Pending]) -> None:
         try:
@@ -146,16 +256,32 @@ class ResultForwarder:
         finally:
             self._release(batch)
             self._slots.release()
-            for _ in batch:
-                self.queue.task_done()
+            self._unfinished -= len(batch)
+            if not self._unfinished:
+                self._finished.set()
         # Off the critical path: the acks are out and the next call may go.
-        for i in range(0, len(by_agent), FORGET_AT_ONCE):
-            await asyncio.gather(*(self._forget(agent_id, task_ids)
-                                   for agent_id, task_ids in list(by_agent.items())[i:i + FORGET_AT_ONCE]))
+        if by_agent:
+            self._forget(by_agent)
 
-    async def _forget(self, agent_id: str, task_ids: list[str]) -> None:
-        with contextlib.suppress(Exception):
-            await self.live.remove_inflight(agent_id, task_ids)
+    def _forget(self, by_agent: dict[str, list[str]]) -> None:
+        """Removes stored results' tasks from live state's in-flight record, FORGET_DELAY_S later
+        together with those of the calls that ended meanwhile: one live-state call per agent was a
+        third of the scheduler's CPU while ingesting, and one per call most of the rest (issue 17)."""
+        for agent_id, task_ids in by_agent.items():
+            self._forgotten.setdefault(agent_id, []).extend(task_ids)
+        if self._forgetting is None:
+            self._forgetting = asyncio.get_running_loop().call_later(FORGET_DELAY_S, self._forget_now)
+
+    def _forget_now(self) -> None:
+        self._forgetting = None
+        forgotten, self._forgotten = self._forgotten, {}
+        task = asyncio.ensure_future(self._remove_inflight(forgotten))
+        self._forgetters.add(task)
+        task.add_done_callback(self._forgetters.discard)
+
+    async def _remove_inflight(self, by_agent: dict[str, list[str]]) -> None:
+        with contextlib.suppress(Exception):  # advisory: a Redis blip must not stop storing results
+            await self.live.remove_inflight_many(by_agent)
 
     async def _store(self, batch: list[_Pending]) -> dict[str, list[str]]:
         """Stores the batch and acks it to the agents; returns the task ids done, by agent."""

@@ -127,7 +127,7 @@ class SchedulerService:
             await asyncio.wait_for(self.sessions.wait_empty(), drain_s)
         # Results already received are stored before we go (the agents would resend them anyway).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.forwarder.queue.join(), drain_s)
+            await asyncio.wait_for(self.forwarder.join(), drain_s)
         for task in self.background:
             task.cancel()
         for task in self.background:
@@ -152,11 +152,12 @@ async def start(config: SchedulerConfig, *, live: LiveState | None = None) -> Sc
     forwarder = ResultForwarder(results, live)
     progress = ProgressForwarder(results)
     metrics = SchedulerMetrics(connected_agents=lambda: len(sessions),
-                                         forwarder_queue=lambda: forwarder.queue.qsize())
+                                         forwarder_queue=forwarder.pending)
     sessions = AgentSessions(live, scheduler_id=scheduler_id, on_results=forwarder.submit,
                              on_open=metrics.agent_streams.inc, on_heartbeat=metrics.heartbeats.inc,
                              heartbeat_interval_s=config.heartbeat_interval_s,
                              offline_after_s=config.offline_after_s, on_progress=progress.submit,
+                             on_deliver=forwarder.expect,
                              max_age_s=config.agent_stream_max_age_s)
     router = Router(live, sessions)
     rate_limit = RateLimit(live, limit=config.rate_limit, window_s=config.rate_limit_window_s)

@@ -100,10 +100,12 @@ class AgentSessions:
                  hello_timeout_s: float = HELLO_TIMEOUT_S,
                  presence_batch_s: float = PRESENCE_BATCH_S,
                  on_progress: ProgressSink = lambda agent_id, progress: None,
+                 on_deliver: Callable[[scheduler_pb2.TaskBatch], object] = lambda batch: None,
                  max_age_s: float = 0.0, age_jitter: float = AGE_JITTER) -> None:
         self.live = live
         self.scheduler_id = scheduler_id
         self.on_results = on_results
+        self.on_deliver = on_deliver  # tasks sent down a stream here (their results will come up here)
         self.on_progress = on_progress
         self.on_open = on_open
         self.on_heartbeat = on_heartbeat
@@ -134,6 +136,7 @@ class AgentSessions:
         if session is None:
             log.warning("agent %s is not connected here; %d task(s) will time out", agent_id, len(batch.tasks))
             return False
+        self.on_deliver(batch)
         session.send(scheduler_pb2.ConnectResponse(tasks=batch))
         return True
 

@@ -168,7 +168,12 @@ class LiveState(ABC):
         """Records in-flight tasks: agent id -> {task id: deadline}, for many agents at once."""
 
     @abstractmethod
-    async def remove_inflight(self, agent_id: str, task_ids: list[str]) -> None: ...
+    async def remove_inflight_many(self, tasks_by_agent: dict[str, list[str]]) -> None:
+        """Forgets in-flight tasks: agent id -> [task id, ...], for many agents at once (the result
+        forwarder forgets a whole stored batch's tasks in one call); unknown ids are ignored."""
+
+    async def remove_inflight(self, agent_id: str, task_ids: list[str]) -> None:
+        await self.remove_inflight_many({agent_id: task_ids})
 
     @abstractmethod
     async def inflight(self, agent_id: str) -> dict[str, float]: ...
@@ -269,13 +274,14 @@ class MemoryLiveState(LiveState):
         for agent_id, task_deadlines in tasks_by_agent.items():
             self._inflight[agent_id].update(task_deadlines)
 
-    async def remove_inflight(self, agent_id: str, task_ids: list[str]) -> None:
-        tasks = self._inflight.get(agent_id)
-        if tasks is not None:
-            for task_id in task_ids:
-                tasks.pop(task_id, None)
-            if not tasks:
-                del self._inflight[agent_id]
+    async def remove_inflight_many(self, tasks_by_agent: dict[str, list[str]]) -> None:
+        for agent_id, task_ids in tasks_by_agent.items():
+            tasks = self._inflight.get(agent_id)
+            if tasks is not None:
+                for task_id in task_ids:
+                    tasks.pop(task_id, None)
+                if not tasks:
+                    del self._inflight[agent_id]
 
     async def inflight(self, agent_id: str) -> dict[str, float]:
         return dict(self._inflight.get(agent_id, {}))
@@ -324,6 +330,36 @@ for i = 1, n do
 end
 return n
 """
+# KEYS: n in-flight hashes; ARGV: the hashes' ttl in s, then for each its number of tasks, then
+# task id and deadline for each.
+_ADD_INFLIGHT = """
+local at = 2
+for i = 1, #KEYS do
+  local n = tonumber(ARGV[at])
+  for j = at + 1, at + 2 * n, 1000 do  -- unpack() is limited to a few thousand values
+    redis.call('HSET', KEYS[i], unpack(ARGV, j, math.min(j + 999, at + 2 * n)))
+  end
+  redis.call('EXPIRE', KEYS[i], ARGV[1])
+  at = at + 1 + 2 * n
+end
+return #KEYS
+"""
+# Seconds an agent's in-flight record outlives its last new task.
+INFLIGHT_TTL_S = 3600
+# KEYS: n in-flight hashes; ARGV: for each, its number of task ids, then those ids.
+_REMOVE_INFLIGHT = """
+local at = 1
+for i = 1, #KEYS do
+  local n = tonumber(ARGV[at])
+  for j = at + 1, at + n, 1000 do  -- unpack() is limited to a few thousand values
+    redis.call('HDEL', KEYS[i], unpack(ARGV, j, math.min(j + 999, at + n)))
+  end
+  at = at + 1 + n
+end
+return #KEYS
+"""
+# Agents whose in-flight tasks one script call forgets.
+INFLIGHT_CHUNK = 1000
 # Presences written by one script call (a call blocks Redis while it runs: ~1 ms per 1,000).
 PRESENCE_CHUNK = 1000
 # Messages published by one pipeline.
@@ -366,6 +402,8 @@ class RedisLiveState(LiveState):
         self._clear = self.redis.register_script(_CLEAR_IF_HOLDER)
         self._rate = self.redis.register_script(_RATE_LIMIT)
         self._set_presences = self.redis.register_script(_SET_PRESENCES)
+        self._add_inflight = self.redis.register_script(_ADD_INFLIGHT)
+        self._remove_inflight = self.redis.register_script(_REMOVE_INFLIGHT)
 
     def _k(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -410,18 +448,30 @@ class RedisLiveState(LiveState):
         return list(found.values())
 
     async def add_inflight(self, tasks_by_agent: dict[str, dict[str, float]]) -> None:
-        # One round trip for a whole fan-out, not one per agent.
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for agent_id, task_deadlines in tasks_by_agent.items():
-                if task_deadlines:
-                    key = self._k("inflight", agent_id)
-                    pipe.hset(key, mapping={t: str(d) for t, d in task_deadlines.items()})
-                    pipe.expire(key, 3600)
-            await pipe.execute()
+        # One script call per chunk of agents for a whole fan-out, not a command per agent: a pipeline's
+        # replies are parsed one by one (see set_presences).
+        items = [(agent_id, deadlines) for agent_id, deadlines in tasks_by_agent.items() if deadlines]
+        for start in range(0, len(items), INFLIGHT_CHUNK):
+            chunk = items[start:start + INFLIGHT_CHUNK]
+            args: list[str | int | float] = [INFLIGHT_TTL_S]
+            for _, deadlines in chunk:
+                args.append(len(deadlines))
+                for task_id, deadline in deadlines.items():
+                    args += (task_id, deadline)
+            await self._add_inflight(keys=[self._k("inflight", agent_id) for agent_id, _ in chunk], args=args)
 
-    async def remove_inflight(self, agent_id: str, task_ids: list[str]) -> None:
-        if task_ids:
-            await self.redis.hdel(self._k("inflight", agent_id), *task_ids)
+    async def remove_inflight_many(self, tasks_by_agent: dict[str, list[str]]) -> None:
+        # One script call per chunk of agents, not an HDEL per agent: a stored batch holds the results of
+        # hundreds of agents, and a call per agent (its own pool checkout, timeout and reply) was
+        # a third of the scheduler's CPU while ingesting (issue 17).
+        items = [(agent_id, task_ids) for agent_id, task_ids in tasks_by_agent.items() if task_ids]
+        for start in range(0, len(items), INFLIGHT_CHUNK):
+            chunk = items[start:start + INFLIGHT_CHUNK]
+            args: list[str | int] = []
+            for _, task_ids in chunk:
+                args.append(len(task_ids))
+                args.extend(task_ids)
+            await self._remove_inflight(keys=[self._k("inflight", agent_id) for agent_id, _ in chunk], args=args)
 
     async def inflight(self, agent_id: str) -> dict[str, float]:
         raw = cast(dict[bytes, bytes], await self.redis.hgetall(self._k("inflight", agent_id)))

@@ -14,6 +14,7 @@ from hostcheck.core.targets import TargetGuard
 from hostcheck.services.scheduler.dispatch import Dispatcher
 from hostcheck.services.scheduler.planning import plan_tasks
 from hostcheck.v1 import checks_pb2, results_pb2, scheduler_pb2
+from tests.helpers import assert_eventually
 from tests.scheduler.conftest import make_agent, rpc_error
 
 
@@ -98,3 +99,27 @@ async def test_nothing_is_sent_when_the_check_cannot_be_stored(replicas, live):
     assert await live.inflight(agent.agent_id) == {}
     assert stream.down.empty()
     assert counted.registry.get_sample_value("hostcheck_checks_created_total") == 0
+
+
+async def test_the_in_flight_record_is_written_while_the_check_is_being_stored(replicas, live):
+    """What sending needs besides the stored check is done while OpenCheck is out, not after it
+    returns (issue 17); the tasks still go only once the check is stored."""
+    a, _ = replicas
+    agent = make_agent()
+    stream = await a.connect(agent)
+    plan = await planned(live, [agent])
+    task_ids = {t.task_id for t in plan.by_agent[agent.agent_id].tasks}
+
+    class Storing(ResultsIngest):
+        async def OpenCheck(self, request, timeout=None, metadata=None):
+            await assert_eventually(lambda: _inflight_ids(live, agent.agent_id, task_ids), timeout=5,
+                                    message="in flight recorded while the check is being stored")
+            assert stream.down.empty(), "tasks sent before the check was stored"
+            return await super().OpenCheck(request, timeout, metadata)
+
+    await Dispatcher(Storing(), live, a.router, metrics()).dispatch(plan)
+    assert {t.task_id for t in (await stream.receive("tasks")).tasks.tasks} == task_ids
+
+
+async def _inflight_ids(live, agent_id: str, expected: set[str]) -> bool:
+    return set(await live.inflight(agent_id)) == expected

@@ -132,6 +132,29 @@ async def test_deliver_cancel_and_drain_reach_only_streams_held_here(replica):
     assert (await stream.receive("drain")).drain.reason == "shutting down"
 
 
+async def test_tasks_sent_down_a_stream_here_are_told_to_the_forwarder(live_pair):
+    """on_deliver (the result forwarder's `expect`) hears of every task batch that goes down a stream
+    held here, also when another replica routed it, and of none that does not."""
+    told: list[list[str]] = []
+    here = await Replica(live_pair[0], "s-here", on_deliver=lambda batch: told.append(
+        [t.task_id for t in batch.tasks])).start()
+    there = await Replica(live_pair[1], "s-there").start()
+    try:
+        agent = make_agent()
+        stream = await here.connect(agent)
+        assert here.sessions.deliver("elsewhere", scheduler_pb2.TaskBatch(tasks=[scheduler_pb2.Task(task_id="x")])) \
+            is False
+        here.sessions.deliver(agent.agent_id, scheduler_pb2.TaskBatch(tasks=[scheduler_pb2.Task(task_id="t1")]))
+        await there.router.send(agent.agent_id, scheduler_pb2.TaskBatch(tasks=[scheduler_pb2.Task(task_id="t2")]),
+                                "s-here")
+        assert [t.task_id for t in (await stream.receive("tasks")).tasks.tasks] == ["t1"]
+        assert [t.task_id for t in (await stream.receive("tasks")).tasks.tasks] == ["t2"]
+        assert told == [["t1"], ["t2"]]
+    finally:
+        await here.stop()
+        await there.stop()
+
+
 class AgentAuth:
     """The registry's token check, answering as told."""
 
