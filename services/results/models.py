@@ -59,6 +59,11 @@ class CheckRow(Base):
     # Set when the check is a monitor's run (migration 0007).
     monitor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     monitor_run: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Its tasks: all, open (pending or running), ended with their result (completed or failed).
+    # Kept by triggers on check_tasks (migration 0008), never written by the code: read them.
+    tasks_total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tasks_open: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tasks_produced: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     tasks: Mapped[list[TaskRow]] = relationship(back_populates="check", cascade="all, delete-orphan",
                                                 passive_deletes=True, order_by="TaskRow.created_at")

@@ -313,27 +313,26 @@ _TASK_COLUMNS = ("id, check_id, agent_id, agent_name, location, region, country,
                  "reason, created_at, started_at, completed_at, deadline_at")
 _RESULT_COLUMNS = "task_id, check_id, agent_id, check_type, success, data, error, error_code, duration_ms, " \
                   "started_at, created_at, late"
-# The checks of these tasks, locked in id order (every writer locks in that order: no deadlock).
-_LOCK_SQL = (f"SELECT {_CHECK_COLUMNS} FROM checks WHERE id IN (SELECT check_id FROM check_tasks "
-             "WHERE id = ANY(CAST(%(ids)s AS uuid[]))) ORDER BY id FOR UPDATE")
-# These tasks, whether each has a result, and their checks' task counts (total, open, ended with
-# a result). Sent after _LOCK_SQL in the same pipeline: it runs once the locks are held, with a
-# snapshot taken then, so no other write changes what it reads before this one commits.
+# The checks of these tasks, locked in id order (every writer locks in that order: no deadlock),
+# with their task counts (total, open, ended with a result: kept on the row by triggers on
+# check_tasks, migration 0008). Counting the checks' tasks here instead cost Postgres 21-36 ms
+# per batch of 500 results of 40 checks of 1,000 tasks (issue 17).
+# The tasks are found one id at a time (LATERAL ... LIMIT 1: an index probe each, whatever the
+# statistics say): with `id = ANY(...)` the planner chose to scan every task of the partition
+# once the checks' rows had been updated a few times (3.4-3.8 ms a batch, 1.4-1.7 probing).
+_BY_ID = ("FROM unnest(CAST(%(ids)s AS uuid[])) AS u(id) "
+          "JOIN LATERAL (SELECT * FROM check_tasks WHERE check_tasks.id = u.id LIMIT 1) t ON true")
+_LOCK_SQL = (f"SELECT {_CHECK_COLUMNS}, tasks_total, tasks_open, tasks_produced FROM checks "
+             f"WHERE id IN (SELECT t.check_id {_BY_ID}) ORDER BY id FOR UPDATE")
+# Index of tasks_total in a _LOCK_SQL row (then tasks_open, tasks_produced).
+_COUNTS_AT = len(_CHECK_COLUMNS.split(", "))
+# These tasks and whether each has a result. Sent after _LOCK_SQL in the same pipeline: it runs
+# once the locks are held, with a snapshot taken then, so no other write changes what it reads
+# before this one commits. By index probes too: as a join, Postgres hashed every stored result
+# for each batch (a cost growing with the table: 5 -> 10 ms a batch over 40,000 results).
 _TASKS_SQL = (
-    "SELECT " + ", ".join(f"t.{c}" for c in _TASK_COLUMNS.split(", ")) + ", r.id, n.total, n.open, n.produced "
-    "FROM check_tasks t JOIN (SELECT check_id, count(*) AS total, "
-    "count(*) FILTER (WHERE status IN ('pending', 'running')) AS open, "
-    "count(*) FILTER (WHERE status IN ('completed', 'failed')) AS produced FROM check_tasks "
-    "WHERE check_id IN (SELECT check_id FROM check_tasks WHERE id = ANY(CAST(%(ids)s AS uuid[]))) "
-    "GROUP BY check_id) n ON n.check_id = t.check_id "
-    "LEFT JOIN check_results r ON r.task_id = t.id WHERE t.id = ANY(CAST(%(ids)s AS uuid[]))")
-# The same, the checks' ids given (read after the locks): for big batches, where counting the
-# tasks of checks found by the tasks' ids cost Postgres ~1.7x as much (a batch of 500 results
-# of 20 checks of 1,000 tasks: 36 ms against 21 ms). Small batches send _TASKS_SQL with the locks.
-_TASKS_OF_CHECKS_SQL = _TASKS_SQL.replace(
-    "WHERE check_id IN (SELECT check_id FROM check_tasks WHERE id = ANY(CAST(%(ids)s AS uuid[])))",
-    "WHERE check_id = ANY(CAST(%(checks)s AS uuid[]))")
-PIPELINED_READ = 32
+    "SELECT " + ", ".join(f"t.{c}" for c in _TASK_COLUMNS.split(", ")) + f", r.id {_BY_ID} "
+    "LEFT JOIN LATERAL (SELECT id FROM check_results WHERE check_results.task_id = t.id LIMIT 1) r ON true")
 # These checks, and every task of them with its result (read_checks; and in a write that ends
 # small checks, after the write: what their done events carry).
 _CHECKS_SQL = f"SELECT {_CHECK_COLUMNS} FROM checks WHERE id = ANY(CAST(%(ids)s AS uuid[]))"
@@ -357,7 +356,6 @@ _OPEN_SQL = (
 DONE_READ_TASKS = 64
 
 _CHECKS = cast(Table, CheckRow.__table__)
-_COUNTED = _TASKS.alias("counted")
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
@@ -367,13 +365,10 @@ def _uuid_array(ids) -> str:
     return "{" + ",".join(map(str, ids)) + "}"
 
 
-def _found(rows, found: dict[uuid.UUID, tuple[TaskSnapshot, bool]],
-           counts: dict[uuid.UUID, tuple[int, int, int]]) -> None:
-    """Rows of (a task's 15 columns, its result's id or None, its check's total, open, produced)."""
+def _found(rows, found: dict[uuid.UUID, tuple[TaskSnapshot, bool]]) -> None:
+    """Rows of (a task's 15 columns, its result's id or None)."""
     for r in rows:
-        snapshot = TaskSnapshot(*r[:15])
-        found[r[0]] = (snapshot, r[15] is not None)
-        counts[snapshot.check_id] = (r[16], r[17], r[18])
+        found[r[0]] = (TaskSnapshot(*r[:15]), r[15] is not None)
 
 
 def _plan(by_task: dict[uuid.UUID, IncomingResult], found: dict[uuid.UUID, tuple[TaskSnapshot, bool]],
@@ -664,38 +659,34 @@ class ResultsStore:
         return await self._record(by_task, isolate=True)
 
     async def _record(self, by_task: dict[uuid.UUID, IncomingResult], *, isolate: bool) -> Changes:
-        """Four statements however big the batch: the checks' locks, their tasks (with whether each
-        has a result, and the checks' task counts), the write, the commit (issue 17: a write was
+        """Four statements however big the batch: the checks' locks (with their task counts), their
+        tasks (with whether each has a result), the write, the commit (issue 17: a write was
         eight round trips and one more per check it ended). Postgres goes by `_record_pg` unless
         the batch must be written result by result (`isolate`)."""
         changes = Changes()
         async with self.sessions() as session, session.begin():
-            # The checks of these tasks, locked in id order (one statement: this is every result's path).
-            statuses: dict[uuid.UUID, str] = dict((await session.execute(_lock(
-                select(CheckRow.id, CheckRow.status)
+            # The checks of these tasks, locked in id order (one statement: this is every result's path),
+            # with their task counts before this write: check id -> (its tasks, those still open, those
+            # that ended with a result), kept on the row by triggers (migration 0008). Read under the
+            # checks' locks, so no other write changes them before ours commits.
+            locked = (await session.execute(_lock(
+                select(CheckRow.id, CheckRow.status, CheckRow.tasks_total, CheckRow.tasks_open, CheckRow.tasks_produced)
                 .where(CheckRow.id.in_(select(TaskRow.check_id).where(TaskRow.id.in_(by_task))))
-                .order_by(CheckRow.id), session))).all())
+                .order_by(CheckRow.id), session))).all()
+            statuses: dict[uuid.UUID, str] = {r[0]: r[1] for r in locked}
+            counts: dict[uuid.UUID, tuple[int, int, int]] = {r[0]: (r[2], r[3], r[4]) for r in locked}
             # task id -> (the task, whether it has a result already)
             found: dict[uuid.UUID, tuple[TaskSnapshot, bool]] = {}
-            # check id -> (its tasks, those still open, those that ended with a result), before this write
-            counts: dict[uuid.UUID, tuple[int, int, int]] = {}
             if statuses:
-                # Read under the checks' locks, so no other write changes these counts before ours
-                # commits. Plain rows, no ORM objects: a batch has hundreds.
-                counted = (select(_COUNTED.c.check_id, func.count().label("total"),
-                                  func.count().filter(_COUNTED.c.status.in_(OPEN_TASK)).label("open"),
-                                  func.count().filter(_COUNTED.c.status.in_(("completed", "failed"))).label("produced"))
-                           .where(_COUNTED.c.check_id.in_(list(statuses)))
-                           .group_by(_COUNTED.c.check_id).subquery())
+                # Plain rows, no ORM objects: a batch has hundreds.
                 rows = (await session.execute(
                     select(TaskRow.id, TaskRow.check_id, TaskRow.agent_id, TaskRow.agent_name, TaskRow.location,
                            TaskRow.region, TaskRow.country, TaskRow.city, TaskRow.check_type, TaskRow.status,
                            TaskRow.reason, TaskRow.created_at, TaskRow.started_at, TaskRow.completed_at,
-                           TaskRow.deadline_at, ResultRow.id, counted.c.total, counted.c.open, counted.c.produced)
-                    .join(counted, counted.c.check_id == TaskRow.check_id)
+                           TaskRow.deadline_at, ResultRow.id)
                     .outerjoin(ResultRow, ResultRow.task_id == TaskRow.id)
                     .where(TaskRow.id.in_(by_task)))).all()
-                _found(rows, found, counts)
+                _found(rows, found)
             now = utcnow()
             writes = _plan(by_task, found, changes)
             if isolate:
@@ -721,17 +712,13 @@ class ResultsStore:
         ids = _uuid_array(by_task)
         async with db.pg_transaction(self.engine) as pg:
             locked = await pg.execute(_LOCK_SQL, {"ids": ids}, prepare=False)
-            if len(by_task) <= PIPELINED_READ:
-                read = await pg.execute(_TASKS_SQL, {"ids": ids}, prepare=False)
-                checks = {r[0]: r for r in await locked.fetchall()}
-            else:  # the counts by the locked checks' ids: cheaper than by the tasks' (a round trip less dear)
-                checks = {r[0]: r for r in await locked.fetchall()}
-                read = await pg.execute(_TASKS_OF_CHECKS_SQL, {"ids": ids, "checks": _uuid_array(checks)},
-                                        prepare=False)
+            read = await pg.execute(_TASKS_SQL, {"ids": ids}, prepare=False)
+            checks = {r[0]: r for r in await locked.fetchall()}
             statuses = {c: r[1] for c, r in checks.items()}
+            # check id -> (its tasks, those still open, those that ended with a result), before this write
+            counts = {c: (r[_COUNTS_AT], r[_COUNTS_AT + 1], r[_COUNTS_AT + 2]) for c, r in checks.items()}
             found: dict[uuid.UUID, tuple[TaskSnapshot, bool]] = {}
-            counts: dict[uuid.UUID, tuple[int, int, int]] = {}
-            _found(await read.fetchall(), found, counts)
+            _found(await read.fetchall(), found)
             now = utcnow()
             writes = _plan(by_task, found, changes)
             after, ends = _ends(writes, counts, statuses)
@@ -819,22 +806,19 @@ class ResultsStore:
         """
         if not check_ids:
             return
-        rows = (await session.execute(
-            select(TaskRow.check_id, TaskRow.status, func.count()).where(TaskRow.check_id.in_(check_ids))
-            .group_by(TaskRow.check_id, TaskRow.status))).all()
-        by_check: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
-        for check_id, status, n in rows:
-            by_check[check_id][status] = n
+        # The counts the triggers left after this transaction's task updates (migration 0008).
+        counts = {c: (total, still_open, produced) for c, total, still_open, produced in (await session.execute(
+            select(CheckRow.id, CheckRow.tasks_total, CheckRow.tasks_open, CheckRow.tasks_produced)
+            .where(CheckRow.id.in_(check_ids)))).all()}
         for check_id in check_ids:
-            counts = by_check.get(check_id, {})
-            state = CheckState(status=statuses.get(check_id, "in_progress"),
-                               tasks_done=sum(n for s, n in counts.items() if s not in OPEN_TASK),
-                               tasks_total=sum(counts.values()),
+            total, still_open, produced = counts.get(check_id, (0, 0, 0))
+            state = CheckState(status=statuses.get(check_id, "in_progress"), tasks_done=total - still_open,
+                               tasks_total=total,
                                tasks={t: tasks[t] for t in changes.tasks[check_id] if t in tasks})
             changes.checks[check_id] = state
-            if counts.get("pending") or counts.get("running"):
+            if still_open or check_id not in counts:
                 continue
-            status = "completed" if counts.get("completed") or counts.get("failed") else "failed"
+            status = "completed" if produced else "failed"
             result = await session.execute(
                 update(CheckRow).where(CheckRow.id == check_id, CheckRow.status.not_in(TERMINAL_CHECK))
                 .values(status=status, completed_at=now))
@@ -871,19 +855,13 @@ class ResultsStore:
             by_id = {t.id: t for t in tasks}
             for task in tasks:
                 changes.tasks[task.check_id].append(task.id)
-            check_ids = list(changes.tasks)
-            statuses = (await session.execute(
-                select(CheckRow.id, CheckRow.status).where(CheckRow.id.in_(check_ids)))).all()
-            counts: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
-            for check_id, task_status, n in (await session.execute(
-                    select(TaskRow.check_id, TaskRow.status, func.count()).where(TaskRow.check_id.in_(check_ids))
-                    .group_by(TaskRow.check_id, TaskRow.status))).all():
-                counts[check_id][task_status] = n
-            for check_id, check_status in statuses:
-                c = counts[check_id]
+            # Running is still open: the counts on the check rows (migration 0008) did not change.
+            for check_id, check_status, total, still_open in (await session.execute(
+                    select(CheckRow.id, CheckRow.status, CheckRow.tasks_total, CheckRow.tasks_open)
+                    .where(CheckRow.id.in_(list(changes.tasks))))).all():
                 changes.checks[check_id] = CheckState(
-                    status=check_status, tasks_done=sum(n for s, n in c.items() if s not in OPEN_TASK),
-                    tasks_total=sum(c.values()), tasks={t: by_id[t] for t in changes.tasks[check_id]})
+                    status=check_status, tasks_done=total - still_open, tasks_total=total,
+                    tasks={t: by_id[t] for t in changes.tasks[check_id]})
         return changes
 
     async def open_tasks(self, task_ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID]]:
