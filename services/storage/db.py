@@ -69,7 +69,7 @@ async def pg_transaction(engine: AsyncEngine) -> AsyncIterator[psycopg.AsyncConn
     otherwise it is committed when the block ends. Give constant SQL texts (psycopg converts
     each once and prepares it after a few runs).
 
-    The connection is the pool's (its size, timeout and pre-ping apply). An error is raised as
+    The connection is the pool's (its size, timeout and pool_pre_ping apply). An error is raised as
     SQLAlchemy's (`DBAPIError.instance`: IntegrityError, OperationalError, ...), so `is_outage` and
     the callers' handling are as for SQLAlchemy statements; the transaction is rolled back, and a
     connection that broke or cannot be rolled back (a cancellation) is invalidated, not reused.
