@@ -16,11 +16,14 @@ PLACES = DEMO_LOCATIONS[:DEV_AGENTS]
 
 
 async def _points(page: Page) -> dict[str, dict]:
-    """Each map point by its tooltip's agent name: outcome, position on the map and circle colour."""
+    """Each map point by its tooltip's agent name: outcome, position on the map (relative to the map,
+    so what the page shows above it, e.g. a results table whose rows wrap, does not move it) and circle
+    colour."""
     return await page.get_by_test_id("map-point").evaluate_all("""points => Object.fromEntries(points.map(p => {
         const box = p.getBoundingClientRect();
+        const map = p.closest('[data-testid="world-map"]').getBoundingClientRect();
         return [p.querySelector("title").textContent.split(":")[0], {
-            outcome: p.dataset.outcome, x: box.x + box.width / 2, y: box.y + box.height / 2,
+            outcome: p.dataset.outcome, x: box.x + box.width / 2 - map.x, y: box.y + box.height / 2 - map.y,
             fill: getComputedStyle(p.querySelectorAll("circle")[1]).fill,
         }];
     }))""")
