@@ -53,8 +53,43 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
         return engine
-    return create_async_engine(aurl, pool_size=pool_size, max_overflow=2 * pool_size, pool_pre_ping=True,
-                               pool_timeout=5, connect_args={"connect_timeout": 5})
+    engine = create_async_engine(aurl, pool_size=pool_size, max_overflow=2 * pool_size, pool_timeout=5,
+                                 connect_args={"connect_timeout": 5})
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection idle longer than this is checked (SELECT 1) before use (see _ping_when_idle).
+PING_AFTER_IDLE_S = 1.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """SQLAlchemy's `pool_pre_ping`, but only for a connection that sat in the pool over
+    PING_AFTER_IDLE_S: that check is a round trip before every transaction, and the connections of a
+    busy service go back out within milliseconds (issue 17: it was one of a write's round trips).
+    A connection that dies while idle (Postgres restarted, a proxy timed it out) is still found and
+    replaced before use; one that dies in use fails that transaction, which callers treat as an
+    outage (`is_outage`) and retry, and SQLAlchemy then drops the pool's older connections too."""
+    import time
+
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _checked_in(dbapi_connection, record) -> None:
+        record.info["hostcheck_idle_since"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _checked_out(dbapi_connection, record, proxy) -> None:
+        since = record.info.pop("hostcheck_idle_since", None)
+        if since is None or time.monotonic() - since <= PING_AFTER_IDLE_S:
+            return  # new, or back from a recent use
+        try:
+            alive = dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # noqa: BLE001 - any failure: a fresh connection instead
+            raise sqlalchemy.exc.DisconnectionError(f"pooled connection failed its check: {exc}") from exc
+        if not alive:
+            raise sqlalchemy.exc.DisconnectionError("pooled connection failed its check")
 
 
 @contextlib.asynccontextmanager
@@ -69,7 +104,7 @@ async def pg_transaction(engine: AsyncEngine) -> AsyncIterator[psycopg.AsyncConn
     otherwise it is committed when the block ends. Give constant SQL texts (psycopg converts
     each once and prepares it after a few runs).
 
-    The connection is the pool's (its size, timeout and pool_pre_ping apply). An error is raised as
+    The connection is the pool's (its size, timeout and idle check apply). An error is raised as
     SQLAlchemy's (`DBAPIError.instance`: IntegrityError, OperationalError, ...), so `is_outage` and
     the callers' handling are as for SQLAlchemy statements; the transaction is rolled back, and a
     connection that broke or cannot be rolled back (a cancellation) is invalidated, not reused.
