@@ -70,6 +70,9 @@ from hostcheck.v1 import (
 )
 
 log = logging.getLogger(__name__)
+# A write of at most this many task events publishes them without first asking Redis whether the
+# checks are watched (Events.publish_tasks).
+UNCHECKED_WRITE_EVENTS = 16
 
 # A watcher that got no event for this long compares the check's progress in storage with what it
 # was sent (a small read); storage still ahead of it a whole interval later means an event was lost
@@ -119,7 +122,14 @@ class Events:
         check id -> its changed tasks whose events need the read (none: just its done event)."""
         messages: list[tuple[str, bytes]] = []
         read_back: dict[uuid.UUID, list[uuid.UUID]] = {}
-        watched = await self._watched(list(changes.tasks))
+        if sum(map(len, changes.tasks.values())) <= UNCHECKED_WRITE_EVENTS and all(
+                (state := changes.checks.get(c)) is not None and (state.status not in TERMINAL_CHECK or c in changes.done)
+                for c in changes.tasks):
+            # A small write needing no read-back: its few events cost less to build and publish to
+            # nobody than asking Redis who listens, a round trip on every check's path to done.
+            watched = set(changes.tasks)
+        else:
+            watched = await self._watched(list(changes.tasks))
         for check_id, task_ids in changes.tasks.items():
             if check_id not in watched:
                 continue
