@@ -810,21 +810,17 @@ class ResultsStore:
         counts = {c: (total, still_open, produced) for c, total, still_open, produced in (await session.execute(
             select(CheckRow.id, CheckRow.tasks_total, CheckRow.tasks_open, CheckRow.tasks_produced)
             .where(CheckRow.id.in_(check_ids)))).all()}
+        ending: dict[uuid.UUID, str] = {}
         for check_id in check_ids:
             total, still_open, produced = counts.get(check_id, (0, 0, 0))
-            state = CheckState(status=statuses.get(check_id, "in_progress"), tasks_done=total - still_open,
-                               tasks_total=total,
-                               tasks={t: tasks[t] for t in changes.tasks[check_id] if t in tasks})
-            changes.checks[check_id] = state
-            if still_open or check_id not in counts:
-                continue
-            status = "completed" if produced else "failed"
-            result = await session.execute(
-                update(CheckRow).where(CheckRow.id == check_id, CheckRow.status.not_in(TERMINAL_CHECK))
-                .values(status=status, completed_at=now))
-            if cast(CursorResult, result).rowcount:
-                changes.finished_checks.add(check_id)
-                state.status = status
+            changes.checks[check_id] = CheckState(
+                status=statuses.get(check_id, "in_progress"), tasks_done=total - still_open, tasks_total=total,
+                tasks={t: tasks[t] for t in changes.tasks[check_id] if t in tasks})
+            if check_id in counts and not still_open:
+                ending[check_id] = "completed" if produced else "failed"
+        for check_id, status in (await self._end_checks(session, ending, now)).items():
+            changes.finished_checks.add(check_id)
+            changes.checks[check_id].status = status
 
     async def mark_running(self, started: dict[uuid.UUID, tuple[uuid.UUID, datetime]]) -> Changes:
         """Marks pending tasks running: task id -> (the agent that says it started it, when).
