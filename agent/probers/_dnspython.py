@@ -1,8 +1,8 @@
 """dns: dnspython's half of the prober (see dns.py): tcp and tls as the transport, the trace from the
-root, and the record types c-ares does not parse (and TXT).
+root, and the record types dns.py's own wire code does not read.
 
 Loaded by the first check that needs it (dns.py `_python_half`), not at the agent's start: dnspython
-is ~3-4 MB of an idle agent's RSS, and the udp lookups of the common types (c-ares) never use it (issue 17).
+is ~3-4 MB of an idle agent's RSS, and the udp lookups of the common types (dns.py) never use it (issue 17).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _name(value: dns.name.Name) -> str:
 
 
 def _records(rrset) -> list[dns_pb2.DnsRecord]:
-    """One rrset from dnspython as DnsRecords, in the same form as c-ares's (names without the final dot)."""
+    """One rrset from dnspython as DnsRecords, in the same form as dns.py's udp reader (names without the final dot)."""
     out = []
     type_name = dns.rdatatype.to_text(rrset.rdtype)
     for rdata in rrset:

@@ -1,20 +1,22 @@
 """dns: one query of one record type to a resolver over udp, tcp or tls, or a trace from the root servers.
 
-Two libraries, each for what it does well:
-- c-ares (pycares) for plain queries: over udp, of the types c-ares parses (A, AAAA, CNAME,
-  MX, NS, SOA, PTR, SRV, CAA). Fast, and what agents have always used. Its sockets are
-  driven by the agent's event loop (`_ares_query`), not by the thread c-ares starts per
-  channel by default (what aiodns uses): a check needs a fresh channel (c-ares caches
-  answers inside one), and a thread started and stopped per check cost two thirds of a
-  check's CPU (issue 17).
-- dnspython for what c-ares cannot do: TCP as the transport and DNS over TLS (c-ares has
-  neither DoT nor a way to verify a resolver's certificate), the trace (queries without
-  recursion to each authoritative server, reading the referrals), and record types
-  c-ares does not parse (DNSKEY, DS, HTTPS, SVCB, NAPTR, TLSA, SSHFP). TXT goes through
-  dnspython too: pycares joins a record's strings into one, losing where each ended
-  (`"part one" "part two"` came back as `part onepart two`). That half is _dnspython.py, imported
-  by the first check that needs it: an agent whose dns checks are all c-ares's never loads
-  dnspython (~3-4 MB of RSS; issue 17).
+Two ways to ask, each for what it does well:
+- Our own wire code for plain queries: over udp, of the common types (A, AAAA, CNAME, MX, NS,
+  SOA, PTR, SRV, CAA, TXT). Each check builds its query (a random ID, recursion desired, EDNS(0)
+  with a 1232-byte payload and a fresh client cookie, as c-ares sent it) and sends it from a fresh
+  connected udp socket that the agent's event loop watches (`_UdpExchange`): asked again on the
+  same socket when half the check's time is up (TRIES), again over a fresh tcp connection when the
+  answer comes truncated, again without EDNS after a FORMERR from a server without it. A packet
+  with another ID, question or client cookie is dropped and the check waits on. Answers are read
+  into records in dig's zone-file form (names without the final dot; `\\.` and `\\DDD` escapes as
+  dig prints them; TXT strings each quoted). This replaced c-ares (pycares), whose channel made and
+  destroyed per check (a channel caches answers; a fresh lookup per check) was over half a dns
+  check's CPU and ~0.7 MB of the agent's RSS (issue 17, docs/benchmarks.md).
+- dnspython for the rest: TCP as the transport and DNS over TLS (with the resolver's certificate
+  verified), the trace (queries without recursion to each authoritative server, reading the
+  referrals), and the record types we do not read ourselves (DNSKEY, DS, HTTPS, SVCB, NAPTR, TLSA,
+  SSHFP). That half is _dnspython.py, imported by the first check that needs it: an agent whose
+  dns checks are all plain udp ones never loads dnspython (~3-4 MB of RSS; issue 17).
 
 Where the packets go: the resolver the check names (the guard applies to it, as to any
 target: a 127.0.0.1 resolver needs 127.0.0.0/8 allowed), else the agent's default
@@ -35,18 +37,18 @@ from __future__ import annotations
 import asyncio
 import importlib
 import ipaddress
+import os
+import socket
 import ssl
+import struct
 import time
-import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 from types import ModuleType
 
-import pycares
-
 from hostcheck.agent.probers.base import ProbeError, ProbeRequest, ProbeResult, ProbeSettings, budget, ms
 from hostcheck.core.checktypes import dns as spec
-from hostcheck.core.checktypes.dns import ARES_RECORD_TYPES, DEFAULT_PORT, DEFAULT_TLS_PORT, RECORD_TYPES
+from hostcheck.core.checktypes.dns import DEFAULT_PORT, DEFAULT_TLS_PORT, RECORD_TYPES, WIRE_RECORD_TYPES
 from hostcheck.core.config import ConfigError
 from hostcheck.core.targets import IPAddress, TargetGuard
 from hostcheck.v1 import dns_pb2
@@ -78,23 +80,11 @@ ROOT_SERVERS_V6 = ("2001:503:ba3e::2:30", "2801:1b8:10::b", "2001:500:2::c", "20
 PRIVATE_ZONES = ("cluster.local", "internal", "local", "localhost", "localdomain", "home.arpa", "lan", "intranet",
                  "corp", "private")
 
-_QUERY_TYPES = {name: getattr(pycares, f"QUERY_TYPE_{name}") for name in ARES_RECORD_TYPES}
-_TYPE_NAMES = {number: name for name, number in _QUERY_TYPES.items()}
-# Types c-ares answers with their strings joined (TXT) or does not parse: dnspython's.
-_ARES_TYPES = frozenset(ARES_RECORD_TYPES) - {"TXT"}
+# The types our own wire code reads (plain udp queries); the others are dnspython's (_dnspython.py).
+_WIRE_TYPES = frozenset(WIRE_RECORD_TYPES)
+# The agent's own resolver's configuration ("system"), read per check as c-ares did.
+_RESOLV_CONF = "/etc/resolv.conf"
 
-# c-ares error -> (rcode the server sent or "" when none came, our error code).
-_ERRORS: dict[int, tuple[str, str]] = {
-    pycares.errno.ARES_ENOTFOUND: ("NXDOMAIN", "nxdomain"),
-    pycares.errno.ARES_ENODATA: ("NOERROR", "no_answer"),
-    pycares.errno.ARES_ESERVFAIL: ("SERVFAIL", "servfail"),
-    pycares.errno.ARES_EREFUSED: ("REFUSED", "dns_refused"),
-    pycares.errno.ARES_EFORMERR: ("FORMERR", "formerr"),
-    pycares.errno.ARES_ENOTIMP: ("NOTIMP", "notimp"),
-    pycares.errno.ARES_ETIMEOUT: ("", "timeout"),
-    pycares.errno.ARES_ECONNREFUSED: ("", "refused"),
-    pycares.errno.ARES_EBADNAME: ("", "bad_target"),
-}
 # An rcode other than NOERROR -> our error code.
 _RCODE_ERRORS = {"NXDOMAIN": "nxdomain", "SERVFAIL": "servfail", "REFUSED": "dns_refused", "FORMERR": "formerr",
                  "NOTIMP": "notimp"}
@@ -123,9 +113,18 @@ def check_settings(settings: ProbeSettings) -> None:
             raise ConfigError(f"HOSTCHECK_DNS_ROOT_SERVERS: {exc}") from exc
 
 
+@lru_cache(maxsize=1024)
+def _address(host: str) -> IPAddress | None:
+    """The target's address, or None for a name (Target.ip parses it anew: ~10 us, two ValueErrors for a name)."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
 def _query(request: ProbeRequest) -> tuple[str, str]:
     """(name to look up, record type)."""
-    target_ip = request.target.ip
+    target_ip = _address(request.target.host)
     record_type = (request.options.record_type or ("PTR" if target_ip is not None else "A")).upper()
     if record_type not in RECORD_TYPES:
         raise ProbeError("bad_options", f"record type {record_type!r} is not one of {', '.join(RECORD_TYPES)}")
@@ -172,44 +171,13 @@ def private_zone_refusal(name: str, guard: TargetGuard) -> str | None:
     return None
 
 
-def _answer(record: pycares.DNSRecord) -> dns_pb2.DnsRecord:
-    """One answer from c-ares: name, type, ttl, `value` in zone-file form, and the record's own fields."""
-    d = record.data
-    out = dns_pb2.DnsRecord(name=record.name, type=_TYPE_NAMES.get(record.type, str(record.type)),
-                            ttl=max(record.ttl, 0))
-    if isinstance(d, pycares.ARecordData | pycares.AAAARecordData):
-        out.value = d.addr
-    elif isinstance(d, pycares.CNAMERecordData):
-        out.value = d.cname
-    elif isinstance(d, pycares.NSRecordData):
-        out.value = d.nsdname
-    elif isinstance(d, pycares.PTRRecordData):
-        out.value = d.dname
-    elif isinstance(d, pycares.MXRecordData):
-        out.priority, out.exchange = d.priority, d.exchange
-        out.value = f"{d.priority} {d.exchange}"
-    elif isinstance(d, pycares.SRVRecordData):
-        out.priority, out.weight, out.port, out.target = d.priority, d.weight, d.port, d.target
-        out.value = f"{d.priority} {d.weight} {d.port} {d.target}"
-    elif isinstance(d, pycares.SOARecordData):
-        soa = (d.mname, d.rname, d.serial, d.refresh, d.retry, d.expire, d.minimum)
-        out.mname, out.rname, out.serial, out.refresh, out.retry, out.expire, out.minimum = soa
-        out.value = " ".join(map(str, soa))
-    elif isinstance(d, pycares.CAARecordData):
-        out.flags, out.tag, out.caa_value = d.critical, d.tag, d.value
-        out.value = f'{d.critical} {d.tag} "{d.value}"'
-    else:
-        out.value = str(d)
-    return out
-
-
 @lru_cache(maxsize=1)
 def _tls_context() -> ssl.SSLContext:
     """The system's trust roots (SSL_CERT_FILE respected), built once: a context costs ~40 ms of CPU."""
     return ssl.create_default_context()
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Server:
     ip: IPAddress
     port: int
@@ -218,12 +186,26 @@ class _Server:
         return f"[{self.ip}]:{self.port}" if self.ip.version == 6 else f"{self.ip}:{self.port}"
 
 
+# What a check parses or judges the same way each time, kept by its text (each ~4-7 us a check; issue 17).
+_server_text = lru_cache(maxsize=1024)(str)
+_zone_refusal = lru_cache(maxsize=1024)(private_zone_refusal)
+
+
+@lru_cache(maxsize=1024)
+def _resolver(value: str, default_port: int) -> _Server:
+    return _Server(*parse_resolver(value, default_port))
+
+
+@lru_cache(maxsize=1024)
+def _resolver_refusal(guard: TargetGuard, ip: IPAddress) -> str | None:
+    return guard.refusal(ip)
+
+
 def _default_resolver(settings: ProbeSettings, default_port: int) -> _Server | None:
-    """The agent's default resolver; None: the system's (for c-ares, which reads /etc/resolv.conf itself)."""
+    """The agent's default resolver; None: the system's (/etc/resolv.conf, read per check)."""
     if settings.dns_resolver == SYSTEM:
         return None
-    ip, port = spec.parse_resolver(settings.dns_resolver, default_port)
-    return _Server(ip, port)
+    return _resolver(settings.dns_resolver, default_port)
 
 
 async def prepare(request: ProbeRequest) -> bool:
@@ -235,7 +217,7 @@ async def prepare(request: ProbeRequest) -> bool:
         return False  # the probe says what is wrong
     options = request.options
     protocol = (options.protocol or "udp").lower()
-    if not options.trace and protocol == "udp" and record_type in _ARES_TYPES:
+    if not options.trace and protocol == "udp" and record_type in _WIRE_TYPES:
         return False
     loaded = _python is None
     await _python_half()
@@ -254,7 +236,7 @@ async def probe(request: ProbeRequest) -> ProbeResult:
     if protocol not in spec.PROTOCOLS:
         raise ProbeError("bad_options", f"protocol {protocol!r} is not one of {', '.join(spec.PROTOCOLS)}")
     if not request.settings.dns_private_zones:
-        reason = private_zone_refusal(name, request.guard)
+        reason = _zone_refusal(name, request.guard)
         if reason:
             raise ProbeError("target_refused", reason)
     if options.trace:
@@ -266,15 +248,14 @@ async def probe(request: ProbeRequest) -> ProbeResult:
     default_port = DEFAULT_TLS_PORT if protocol == "tls" else DEFAULT_PORT
     server: _Server | None
     if options.resolver:
-        ip, port = parse_resolver(options.resolver, default_port)
-        reason = request.guard.refusal(ip)
+        server = _resolver(options.resolver, default_port)
+        reason = _resolver_refusal(request.guard, server.ip)
         if reason:
             raise ProbeError("target_refused", f"resolver {options.resolver}: {reason}", resolver=options.resolver)
-        server = _Server(ip, port)
     else:
         server = _default_resolver(request.settings, default_port)
-    if protocol == "udp" and record_type in _ARES_TYPES:
-        return await _ares_probe(request, name, record_type, server, started)
+    if protocol == "udp" and record_type in _WIRE_TYPES:
+        return await _udp_probe(request, name, record_type, server, started)
     python = await _python_half()
     if server is None:
         server = python.system_resolver(default_port)
@@ -291,135 +272,427 @@ async def _python_half() -> ModuleType:
     return _python
 
 
-class _AresError(Exception):
-    """c-ares gave up on the query: args are (errno, its text), as aiodns's DNSError had them."""
+# ---- plain udp queries: our own wire code on a fresh socket per check --------------------------------
 
 
-class _AresLookup:
-    """One query on a fresh c-ares channel whose sockets the running event loop watches.
+def _wire_name(name: str) -> bytes:
+    """A name in wire form (`\\.` and `\\DDD` escapes as c-ares and dig read them); ValueError when it
+    cannot be one (an empty label, a label over 63 bytes, over 255 in all)."""
+    if name in ("", "."):
+        return b"\x00"
+    labels: list[bytes]
+    if "\\" not in name:
+        labels = [label.encode("ascii", "strict") if label.isascii() else label.encode("idna")
+                  for label in name.split(".")]
+    else:
+        labels = []
+        label, i = bytearray(), 0
+        while i < len(name):
+            c = name[i]
+            if c == "\\" and name[i + 1:i + 4].isdigit() and len(name[i + 1:i + 4]) == 3:
+                label.append(int(name[i + 1:i + 4]) & 0xFF)
+                i += 4
+                continue
+            if c == "\\" and i + 1 < len(name):
+                label.extend(name[i + 1].encode())
+                i += 2
+                continue
+            if c == ".":
+                labels.append(bytes(label))
+                label = bytearray()
+            else:
+                label.extend(c.encode())
+            i += 1
+        labels.append(bytes(label))
+    out = bytearray()
+    for part in labels:
+        if not 0 < len(part) <= 63:
+            raise ValueError(f"not a name that can be looked up (label {part!r})")
+        out.append(len(part))
+        out += part
+    out.append(0)
+    if len(out) > 255:
+        raise ValueError("over 255 bytes as a DNS name")
+    return bytes(out)
 
-    c-ares calls `_sock_state` when it opens, closes or changes interest in a socket (a udp
-    socket per server; a tcp connection for a truncated answer), and `_on_timer` at the
-    channel's next timeout makes it resend (TRIES) or give up. The answer or the error comes
-    through `_done`, inside one of those calls, on the loop's thread.
-    """
 
-    def __init__(self, nameservers: list[str] | None, timeout: float) -> None:
+# Record types by number, as dig names them (others: TYPEnnn).
+_TYPE_NAMES = {1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 13: "HINFO", 15: "MX", 16: "TXT", 28: "AAAA",
+               33: "SRV", 35: "NAPTR", 39: "DNAME", 43: "DS", 46: "RRSIG", 47: "NSEC", 48: "DNSKEY", 50: "NSEC3",
+               52: "TLSA", 44: "SSHFP", 64: "SVCB", 65: "HTTPS", 99: "SPF", 257: "CAA"}
+_TYPE_NUMBERS = {name: number for number, name in _TYPE_NAMES.items()}
+# Response codes by number (RCODE with EDNS's extended bits), as dig names them.
+_RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED", 6: "YXDOMAIN",
+                7: "YXRRSET", 8: "NXRRSET", 9: "NOTAUTH", 10: "NOTZONE", 16: "BADVERS", 23: "BADCOOKIE"}
+# A label byte printed as itself in a name; the others escaped as dig and dnspython do (`\\.`, `\\DDD`).
+_ESCAPED = b'"().;\\@$'
+_LABEL_TEXT = tuple(
+    ("\\" + chr(c)) if c in _ESCAPED else chr(c) if 0x20 < c < 0x7F else f"\\{c:03d}" for c in range(256))
+_PLAIN = bytes(c for c in range(0x21, 0x7F) if c not in _ESCAPED)
+# EDNS(0) as c-ares sends it: 1232 bytes of udp payload, and a client cookie (RFC 7873) fresh per check.
+_EDNS_PAYLOAD = 1232
+_HEADER = struct.Struct("!HHHHHH")
+_RR = struct.Struct("!HHIH")
+_OPT_COOKIE = 10
+
+
+class _BadAnswer(Exception):
+    """The response is not a well-formed DNS message."""
+
+
+def _read_name(msg: bytes, offset: int) -> tuple[str, int]:
+    """(the name at `offset` in zone-file form without the final dot, "." for the root; the offset after it).
+    Compression pointers must point backwards (no loops)."""
+    labels: list[str] = []
+    end = -1
+    size = 0
+    limit = offset
+    while True:
+        if offset >= len(msg):
+            raise _BadAnswer("a name runs past the message's end")
+        length = msg[offset]
+        if length == 0:
+            offset += 1
+            break
+        if length >= 0xC0:
+            if offset + 1 >= len(msg):
+                raise _BadAnswer("a name runs past the message's end")
+            pointer = ((length & 0x3F) << 8) | msg[offset + 1]
+            if pointer >= limit:
+                raise _BadAnswer("a name's compression pointer does not point backwards")
+            if end < 0:
+                end = offset + 2
+            offset = limit = pointer
+            continue
+        if length > 63:
+            raise _BadAnswer(f"a label of unknown kind (0x{length:02x})")
+        label = msg[offset + 1:offset + 1 + length]
+        if len(label) != length:
+            raise _BadAnswer("a name runs past the message's end")
+        size += length + 1
+        if size > 255:
+            raise _BadAnswer("a name over 255 bytes")
+        labels.append(label.decode("ascii") if not label.translate(None, _PLAIN)
+                      else "".join(_LABEL_TEXT[c] for c in label))
+        offset += 1 + length
+    return (".".join(labels) if labels else "."), (end if end >= 0 else offset)
+
+
+def _txt_strings(rdata: bytes) -> str:
+    """TXT strings in zone-file form: each quoted, with `"` and `\\` escaped (as _dnspython's _txt)."""
+    out, i = [], 0
+    while i < len(rdata):
+        n = rdata[i]
+        raw = rdata[i + 1:i + 1 + n]
+        if len(raw) != n:
+            raise _BadAnswer("a TXT string runs past its record")
+        text = raw.decode("utf-8", "replace").replace("\\", "\\\\").replace('"', '\\"')
+        out.append(f'"{text}"')
+        i += 1 + n
+    return " ".join(out)
+
+
+def _record(msg: bytes, offset: int) -> tuple[dns_pb2.DnsRecord | None, int]:
+    """(the resource record at `offset` as a DnsRecord, None for EDNS's OPT; the offset after it)."""
+    name, offset = _read_name(msg, offset)
+    if offset + 10 > len(msg):
+        raise _BadAnswer("a record runs past the message's end")
+    rtype, _rclass, ttl, rdlength = _RR.unpack_from(msg, offset)
+    start = offset + 10
+    end = start + rdlength
+    if end > len(msg):
+        raise _BadAnswer("a record's data runs past the message's end")
+    if rtype == 41:
+        return None, end
+    out = dns_pb2.DnsRecord(name=name, type=_TYPE_NAMES.get(rtype) or f"TYPE{rtype}",
+                            ttl=ttl if ttl < 0x80000000 else 0)
+    try:
+        if rtype == 1:
+            if rdlength != 4:
+                raise _BadAnswer("an A record of other than 4 bytes")
+            out.value = socket.inet_ntop(socket.AF_INET, msg[start:end])
+        elif rtype == 28:
+            if rdlength != 16:
+                raise _BadAnswer("an AAAA record of other than 16 bytes")
+            out.value = socket.inet_ntop(socket.AF_INET6, msg[start:end])
+        elif rtype in (2, 5, 12, 39):  # NS, CNAME, PTR, DNAME
+            out.value = _read_name(msg, start)[0]
+        elif rtype == 15:
+            priority = int.from_bytes(msg[start:start + 2])
+            exchange = _read_name(msg, start + 2)[0]
+            out.priority, out.exchange, out.value = priority, exchange, f"{priority} {exchange}"
+        elif rtype == 33:
+            priority, weight, port = struct.unpack_from("!HHH", msg, start)
+            target = _read_name(msg, start + 6)[0]
+            out.priority, out.weight, out.port, out.target = priority, weight, port, target
+            out.value = f"{priority} {weight} {port} {target}"
+        elif rtype == 6:
+            mname, at = _read_name(msg, start)
+            rname, at = _read_name(msg, at)
+            if at + 20 > end:
+                raise _BadAnswer("an SOA record runs past its data")
+            numbers = struct.unpack_from("!IIIII", msg, at)
+            out.mname, out.rname = mname, rname
+            out.serial, out.refresh, out.retry, out.expire, out.minimum = numbers
+            out.value = " ".join(map(str, (mname, rname, *numbers)))
+        elif rtype == 257:
+            flags, tag_length = msg[start], msg[start + 1]
+            tag = msg[start + 2:start + 2 + tag_length].decode("ascii", "replace")
+            value = msg[start + 2 + tag_length:end].decode("utf-8", "replace")
+            out.flags, out.tag, out.caa_value = flags, tag, value
+            out.value = f'{flags} {tag} "{value}"'
+        elif rtype == 16:
+            out.value = _txt_strings(msg[start:end])
+        else:  # RFC 3597's form for data we do not read, as dig prints an unknown type
+            out.value = f"\\# {rdlength} {msg[start:end].hex().upper()}" if rdlength else "\\# 0"
+    except (IndexError, struct.error) as exc:
+        raise _BadAnswer(f"a {out.type} record's data is cut short") from exc
+    return out, end
+
+
+@dataclass
+class _Response:
+    rcode: int
+    truncated: bool
+    answers: list[dns_pb2.DnsRecord]
+    authority: list[dns_pb2.DnsRecord]
+    edns: bool  # the response has an OPT record
+
+
+def _response(msg: bytes, query: bytes, question_end: int, cookie: bytes) -> _Response | None:
+    """The answer to `query`, or None for a packet that is not one (another ID, another question, another
+    client cookie: dropped, as c-ares drops them, and the check waits on)."""
+    if len(msg) < 12 or msg[:2] != query[:2] or not msg[2] & 0x80:
+        return None
+    _qid, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(msg)
+    if qdcount != 1 or msg[12:question_end].lower() != query[12:question_end].lower():
+        return None  # c-ares compares the question case-insensitively too
+    truncated = bool(flags & 0x0200)
+    rcode = flags & 0x0F
+    offset = question_end
+    answers: list[dns_pb2.DnsRecord] = []
+    authority: list[dns_pb2.DnsRecord] = []
+    edns = False
+    try:
+        for i in range(ancount + nscount + arcount):
+            if i >= ancount + nscount:  # the additional section: only EDNS's OPT matters
+                _, offset = _read_name(msg, offset)
+                if offset + 10 > len(msg):
+                    raise _BadAnswer("a record runs past the message's end")
+                rtype, _rclass, ttl, rdlength = _RR.unpack_from(msg, offset)
+                offset += 10 + rdlength
+                if offset > len(msg):
+                    raise _BadAnswer("a record's data runs past the message's end")
+                if rtype == 41:
+                    edns = True
+                    rcode |= (ttl >> 24) << 4
+                    if not _cookie_matches(msg[offset - rdlength:offset], cookie):
+                        return None
+                continue
+            record, offset = _record(msg, offset)
+            if record is not None:  # an OPT outside the additional section is not kept
+                (answers if i < ancount else authority).append(record)
+    except _BadAnswer:
+        if truncated:  # cut short by the truncation: what counts is the TC bit
+            return _Response(rcode, True, [], [], edns)
+        raise
+    return _Response(rcode, truncated, answers, authority, edns)
+
+
+def _cookie_matches(options: bytes, cookie: bytes) -> bool:
+    """False when the OPT echoes a client cookie other than ours (RFC 7873: an off-path answer)."""
+    i = 0
+    while i + 4 <= len(options):
+        code, length = struct.unpack_from("!HH", options, i)
+        if code == _OPT_COOKIE and cookie and options[i + 4:i + 12] != cookie:
+            return False
+        i += 4 + length
+    return True
+
+
+def _make_query(name: str, record_type: str, *, edns: bool = True) -> tuple[bytes, int, bytes]:
+    """(the query with a random ID and recursion desired, where its question ends, the client cookie)."""
+    rand = os.urandom(10)
+    question = _wire_name(name) + struct.pack("!HH", _TYPE_NUMBERS[record_type], 1)
+    header = rand[:2] + (b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x01" if edns else b"\x01\x00\x00\x01" + bytes(6))
+    if not edns:
+        return header + question, 12 + len(question), b""
+    cookie = rand[2:]
+    opt = b"\x00\x00\x29" + struct.pack("!HIHHH", _EDNS_PAYLOAD, 0, 12, _OPT_COOKIE, 8) + cookie
+    return header + question + opt, 12 + len(question), cookie
+
+
+class _UdpExchange:
+    """One query on a fresh connected udp socket watched by the running loop; asked again on the
+    same socket when the try's share of the time is up (TRIES), without EDNS after a FORMERR to it."""
+
+    def __init__(self, server: _Server, name: str, record_type: str, query: tuple[bytes, int, bytes],
+                 try_timeout: float) -> None:
         self.loop = asyncio.get_running_loop()
-        self.future: asyncio.Future[pycares.DNSResult] = self.loop.create_future()
-        self._readers: set[int] = set()
-        self._writers: set[int] = set()
-        self._timer: asyncio.TimerHandle | None = None
-        self._called_back = False  # c-ares ended the query (answer or error): nothing of it left to cancel
-        self._closed = False
-        # Through a weak reference: the channel outlives close() on pycares's thread, and a cycle
-        # through it would leave each check's lookup to the garbage collector.
-        this = weakref.ref(self)
-
-        def sock_state(fd: int, readable: bool, writable: bool) -> None:
-            lookup = this()
-            if lookup is not None:
-                lookup._sock_state(fd, readable, writable)
-
-        self.channel = pycares.Channel(sock_state_cb=sock_state, timeout=timeout, tries=TRIES, servers=nameservers)
-
-    def _sock_state(self, fd: int, readable: bool, writable: bool) -> None:
-        if self._closed:  # the channel is destroyed on pycares's own thread: nothing to watch any more
-            return
-        loop = self.loop
-        if readable and fd not in self._readers:
-            loop.add_reader(fd, self.channel.process_read_fd, fd)
-            self._readers.add(fd)
-        elif not readable and fd in self._readers:
-            loop.remove_reader(fd)
-            self._readers.discard(fd)
-        if writable and fd not in self._writers:
-            loop.add_writer(fd, self.channel.process_write_fd, fd)
-            self._writers.add(fd)
-        elif not writable and fd in self._writers:
-            loop.remove_writer(fd)
-            self._writers.discard(fd)
-
-    def _done(self, result: pycares.DNSResult | None, errno: int | None) -> None:
-        self._called_back = True
-        if self.future.done():
-            return
-        if errno is not None or result is None:
-            errno = pycares.errno.ARES_EBADRESP if errno is None else errno
-            self.future.set_exception(_AresError(errno, pycares.errno.strerror(errno)))
-        else:
-            self.future.set_result(result)
-
-    def _arm(self) -> None:
-        """Wakes c-ares at its next timeout (ares_timeout: 0 when one is due, or none is set)."""
-        if not self.future.done() and not self._closed:
-            self._timer = self.loop.call_later(max(self.channel.timeout(), 0.001), self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self.channel.process_fd(pycares.ARES_SOCKET_BAD, pycares.ARES_SOCKET_BAD)
-        self._arm()
-
-    async def query(self, name: str, record_type: str) -> pycares.DNSResult:
+        self.name, self.record_type = name, record_type
+        self.query, self.question_end, self.cookie = query
+        self.future: asyncio.Future[_Response] = self.loop.create_future()
+        self.try_timeout = try_timeout
+        self.tries = 1
+        self.timer: asyncio.TimerHandle | None = None
+        self.sock = socket.socket(socket.AF_INET6 if server.ip.version == 6 else socket.AF_INET, socket.SOCK_DGRAM)
+        self.fd = -1
         try:
-            self.channel.query(name, _QUERY_TYPES[record_type], callback=self._done)
-        except pycares.AresError as exc:
-            # c-ares may have called back first with the same error (a malformed name).
-            errno = exc.args[0] if exc.args else pycares.errno.ARES_EFORMERR
-            self._done(None, errno)
-        self._arm()
-        return await self.future
+            self.sock.setblocking(False)
+            self.sock.connect((str(server.ip), server.port))
+            self.fd = self.sock.fileno()
+            self.loop.add_reader(self.fd, self._on_readable)
+        except BaseException:
+            self.close()
+            raise
+
+    def start(self) -> None:
+        self._send()
+
+    def _send(self) -> None:
+        try:
+            self.sock.send(self.query)
+        except BlockingIOError:
+            pass  # a full socket buffer is a lost datagram: the next try sends it again
+        except OSError as exc:
+            self._fail(exc)
+            return
+        if self.tries < TRIES:
+            self.timer = self.loop.call_later(self.try_timeout, self._retry)
+
+    def _retry(self) -> None:
+        self.timer = None
+        if not self.future.done():
+            self.tries += 1
+            self._send()
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(exc)
+
+    def _on_readable(self) -> None:
+        while not self.future.done():
+            try:
+                msg = self.sock.recv(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # ICMP port unreachable: ConnectionRefusedError
+                self._fail(exc)
+                return
+            try:
+                response = _response(msg, self.query, self.question_end, self.cookie)
+            except _BadAnswer as exc:
+                self._fail(exc)
+                return
+            if response is None:
+                continue
+            if response.rcode == 1 and self.cookie and not response.edns:
+                # FORMERR from a server without EDNS: asked again without it, as c-ares does.
+                self.query, self.question_end, self.cookie = _make_query(self.name, self.record_type, edns=False)
+                if self.timer is not None:
+                    self.timer.cancel()
+                    self.timer = None
+                self.tries = TRIES  # the plain query is the last try
+                self._send()
+                continue
+            self.future.set_result(response)
 
     def close(self) -> None:
-        """Cancels what is pending (its callback runs here, on the loop), stops watching, frees the channel."""
-        if self._closed:
-            return
-        if not self._called_back:
-            self.channel.cancel()
-        self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        for fd in self._readers:
-            self.loop.remove_reader(fd)
-        for fd in self._writers:
-            self.loop.remove_writer(fd)
-        self._readers.clear()
-        self._writers.clear()
-        self.channel.close()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.fd >= 0:
+            self.loop.remove_reader(self.fd)
+            self.fd = -1
+        self.sock.close()
 
 
-async def _ares_probe(request: ProbeRequest, name: str, record_type: str, server: _Server | None,
-                      started: float) -> ProbeResult:
-    nameservers = [str(server)] if server is not None else None
-    seconds = budget(request)
-    # A fresh channel per check: c-ares caches answers inside one.
-    lookup = _AresLookup(nameservers, max(seconds / TRIES, 0.01))
-    # The system's (/etc/resolv.conf, read by c-ares) without their ports, as aiodns gave them.
-    servers = nameservers or [s.rsplit(":", 1)[0] for s in lookup.channel.servers]
-    data = dns_pb2.DnsResult(query=name, record_type=record_type, resolver=servers[0] if servers else "",
-                             protocol="udp")
+async def _tcp_exchange(server: _Server, query: bytes, question_end: int, cookie: bytes) -> _Response:
+    """The query again over a fresh tcp connection (its udp answer came truncated), as c-ares does."""
+    reader, writer = await asyncio.open_connection(str(server.ip), server.port)
     try:
-        sent = time.perf_counter()
-        try:
-            async with asyncio.timeout(max(seconds - (sent - started), 0.001)):
-                result = await lookup.query(name, record_type)
-        except TimeoutError as exc:
-            data.query_ms = ms(time.perf_counter() - sent)
-            raise ProbeError("timeout", f"no answer from {data.resolver} for {name} {record_type}", data) from exc
-        except _AresError as exc:
-            data.query_ms = ms(time.perf_counter() - sent)
-            errno, text = exc.args
-            rcode, code = _ERRORS.get(errno, ("", "dns_error"))
-            data.rcode = rcode
-            return ProbeResult(False, data, f"{name} {record_type} via {data.resolver}: {text}", code)
-        data.query_ms = ms(time.perf_counter() - sent)
+        writer.write(len(query).to_bytes(2) + query)
+        while True:
+            length = int.from_bytes(await reader.readexactly(2))
+            response = _response(await reader.readexactly(length), query, question_end, cookie)
+            if response is not None:
+                return response
     finally:
-        lookup.close()
-    data.rcode = "NOERROR"
-    data.answers.extend(_answer(r) for r in result.answer)
-    data.authority.extend(_answer(r) for r in result.authority)
+        writer.close()
+
+
+def _system_server() -> _Server:
+    """The first name server of /etc/resolv.conf (127.0.0.1 without one, as c-ares and glibc default)."""
+    try:
+        with open(_RESOLV_CONF, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                words = line.split()
+                if len(words) >= 2 and words[0] == "nameserver":
+                    try:
+                        return _Server(ipaddress.ip_address(words[1].split("%", 1)[0]), DEFAULT_PORT)
+                    except ValueError:
+                        continue
+    except OSError:
+        pass
+    return _Server(ipaddress.ip_address("127.0.0.1"), DEFAULT_PORT)
+
+
+async def _udp_probe(request: ProbeRequest, name: str, record_type: str, server: _Server | None,
+                     started: float) -> ProbeResult:
+    if server is None:  # the agent's own: reported without its port, as before
+        server = _system_server()
+        resolver = f"[{server.ip}]" if server.ip.version == 6 else str(server.ip)
+    else:
+        resolver = _server_text(server)
+    seconds = budget(request)
+    data = dns_pb2.DnsResult(query=name, record_type=record_type, resolver=resolver, protocol="udp")
+    # What c-ares reported as an error (a bad name, a refused or unreachable server, a malformed answer)
+    # is a failed result, as it was; a timeout is a ProbeError with what was measured.
+    try:
+        query = _make_query(name, record_type)
+    except ValueError as exc:
+        return ProbeResult(False, data, f"{name} {record_type}: {exc}", "bad_target")
+    sent = time.perf_counter()
+    try:
+        exchange = _UdpExchange(server, name, record_type, query, max(seconds / TRIES, 0.01))
+    except OSError as exc:
+        return _network_error(exc, data, name, record_type, sent)
+    try:
+        exchange.start()
+        async with asyncio.timeout(max(seconds - (sent - started), 0.001)):
+            response = await exchange.future
+            if response.truncated:
+                response = await _tcp_exchange(server, exchange.query, exchange.question_end, exchange.cookie)
+    except TimeoutError as exc:
+        data.query_ms = ms(time.perf_counter() - sent)
+        raise ProbeError("timeout", f"no answer from {data.resolver} for {name} {record_type}", data) from exc
+    except _BadAnswer as exc:
+        data.query_ms = ms(time.perf_counter() - sent)
+        return ProbeResult(False, data, f"{name} {record_type} via {data.resolver}: bad answer: {exc}", "dns_error")
+    except asyncio.IncompleteReadError:  # the tcp retry of a truncated answer
+        data.query_ms = ms(time.perf_counter() - sent)
+        return ProbeResult(False, data, f"{name} {record_type} via {data.resolver}: the tcp connection closed "
+                                        f"before the answer", "connection_error")
+    except OSError as exc:
+        return _network_error(exc, data, name, record_type, sent)
+    finally:
+        exchange.close()
+    data.query_ms = ms(time.perf_counter() - sent)
+    data.rcode = _RCODE_NAMES.get(response.rcode) or str(response.rcode)
+    data.answers.extend(response.answers)
+    data.authority.extend(response.authority)
     return _outcome(data, name, record_type)
+
+
+def _network_error(exc: OSError, data: dns_pb2.DnsResult, name: str, record_type: str, sent: float) -> ProbeResult:
+    data.query_ms = ms(time.perf_counter() - sent)
+    if isinstance(exc, ConnectionRefusedError):
+        code, text = "refused", "refused (nothing listens on its port)"
+    elif isinstance(exc, ConnectionError):
+        code, text = "connection_error", f"the connection closed: {exc.strerror or exc}"
+    else:
+        code, text = ("unreachable" if exc.errno in (101, 113) else "network_error"), exc.strerror or str(exc)
+    return ProbeResult(False, data, f"{name} {record_type} via {data.resolver}: {text}", code)
 
 
 def _outcome(data: dns_pb2.DnsResult, name: str, record_type: str) -> ProbeResult:

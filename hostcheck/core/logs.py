@@ -7,8 +7,6 @@ import logging
 import sys
 import time
 
-from opentelemetry import trace
-
 
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: ts, level, service, logger, msg, and trace_id/span_id inside a span."""
@@ -22,6 +20,8 @@ class JsonFormatter(logging.Formatter):
                "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()}
         if self.service:
             doc["service"] = self.service
+        from opentelemetry import trace  # imported by the first JSON line, not with this module (issue 17)
+
         span = trace.get_current_span().get_span_context()
         if span.is_valid:
             doc["trace_id"] = trace.format_trace_id(span.trace_id)

@@ -1,7 +1,7 @@
-"""The dns prober's c-ares queries driven by the agent's event loop (agent/probers/dns.py, `_AresLookup`):
-what the loop must do for c-ares that c-ares's own thread did before (issue 17): wake it to ask a
-silent server again, watch a tcp connection for writing when an answer comes truncated, and leave
-no socket watched or open and no thread behind, whatever the outcome."""
+"""The dns prober's udp queries driven by the agent's event loop (agent/probers/dns.py, `_UdpExchange`;
+c-ares's `_AresLookup` before it, issue 17): ask a silent server again within the check, ask again
+over tcp when an answer comes truncated, and leave no socket watched or open and no thread behind,
+whatever the outcome."""
 
 from __future__ import annotations
 
@@ -125,7 +125,7 @@ async def test_nothing_is_left_watched_open_or_running():
     loop = asyncio.get_running_loop()
     selector = loop._selector  # type: ignore[attr-defined]  # what the loop watches: the only way to see it
     async with resolver() as (answering, _), resolver(drop=1_000) as (silent, _):
-        await run(dns_prober.probe, probe_request("www.t.test", opts(answering)))  # pycares's thread started
+        await run(dns_prober.probe, probe_request("www.t.test", opts(answering)))  # anything made once, made
         watched, fds, threads = len(selector.get_map()), _open_fds(), threading.active_count()
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as closed:
             closed.bind(("127.0.0.1", 0))
@@ -139,5 +139,5 @@ async def test_nothing_is_left_watched_open_or_running():
         assert {o.error_code for o in outcomes[60:]} <= {"refused", "timeout"}
         assert len(selector.get_map()) == watched
         assert threading.active_count() == threads  # no thread per check
-        # The channels are destroyed on pycares's thread, soon after each check.
+        # Each check's socket is closed when it ends (c-ares's channels were closed on pycares's thread).
         await assert_eventually(lambda: _open_fds() <= fds, timeout=5, message="the checks' sockets are closed")

@@ -12,9 +12,9 @@ from hostcheck.core.errors import FieldViolation
 from hostcheck.core.targets import IPAddress, Target
 from hostcheck.v1 import dns_pb2
 
-# The types c-ares (pycares) parses; the others go through dnspython (see agent/probers/dns.py).
-ARES_RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "PTR", "SRV", "CAA")
-RECORD_TYPES = (*ARES_RECORD_TYPES, "DNSKEY", "DS", "HTTPS", "SVCB", "NAPTR", "TLSA", "SSHFP")
+# The types the prober's own wire code reads over udp; the others go through dnspython (agent/probers/dns.py).
+WIRE_RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "PTR", "SRV", "CAA")
+RECORD_TYPES = (*WIRE_RECORD_TYPES, "DNSKEY", "DS", "HTTPS", "SVCB", "NAPTR", "TLSA", "SSHFP")
 PROTOCOLS = ("udp", "tcp", "tls")
 DEFAULT_PORT = 53
 # DNS over TLS (RFC 7858).
