@@ -92,7 +92,7 @@ def judge(item: results_pb2.AgentResult, index: int, now: datetime) -> IncomingR
         encoded, problem = _data(data)
     result = IncomingResult(agent_id=agent_id, task_id=task_id, success=r.success, data=data, error=r.error,
                             error_code=r.error_code, duration_ms=duration_ms, started_at=started_at,
-                            check_type=r.check_type, data_json=encoded)
+                            check_type=r.check_type, data_json=encoded, check_id=_uuid(r.check_id))
     return result if problem is None else result.quarantined(problem.kind, problem.message)
 
 

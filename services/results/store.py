@@ -118,13 +118,16 @@ class IncomingResult:
     # `data` as JSON text when the caller encoded it already (ingest.judge does, to check its size):
     # stored as it is on Postgres instead of being encoded again. None: encoded when stored.
     data_json: str | None = field(default=None, compare=False, repr=False)
+    # The check the agent says the task is of (None: not said, or not a UUID). Only narrows which
+    # checks a write reads back for their done events; the task's own check is what counts.
+    check_id: uuid.UUID | None = field(default=None, compare=False, repr=False)
 
     def quarantined(self, kind: str, message: str) -> IncomingResult:
         """The failed result stored in place of this one: error code QUARANTINED, `message` saying why."""
         return IncomingResult(agent_id=self.agent_id, task_id=self.task_id, success=False, data={},
                               error=f"result quarantined: {escape(message)}"[:MAX_ERROR_CHARS],
                               error_code=QUARANTINED, duration_ms=self.duration_ms, started_at=self.started_at,
-                              quarantine=kind)
+                              quarantine=kind, check_id=self.check_id)
 
 
 @dataclass
@@ -306,7 +309,6 @@ def _psycopg(sql: str) -> str:
 # with such an array are not prepared (`prepare=False`): a prepared statement's generic plan
 # searches the array row by row (`id = ANY($1)`), a custom plan hashes it once (a constant):
 # prepared, Postgres took 4x the CPU when ingesting (issue 17).
-_WRITE_SQL = _psycopg(_WRITE)
 _CHECK_COLUMNS = ("id, status, target, check_types, request, created_at, completed_at, deadline_at, client_ip, "
                   "created_by_key_id, monitor_id, monitor_run")
 _TASK_COLUMNS = ("id, check_id, agent_id, agent_name, location, region, country, city, check_type, status, "
@@ -326,13 +328,53 @@ _LOCK_SQL = (f"SELECT {_CHECK_COLUMNS}, tasks_total, tasks_open, tasks_produced 
              f"WHERE id IN (SELECT t.check_id {_BY_ID}) ORDER BY id FOR UPDATE")
 # Index of tasks_total in a _LOCK_SQL row (then tasks_open, tasks_produced).
 _COUNTS_AT = len(_CHECK_COLUMNS.split(", "))
-# These tasks and whether each has a result. Sent after _LOCK_SQL in the same pipeline: it runs
+# A batch's write, decided and done by Postgres in one statement sent right after _LOCK_SQL in the
+# same pipeline, and the COMMIT with them: the checks' locks are held only while Postgres works,
+# never across a round trip or the results service's Python (issue 17: reading the tasks, planning
+# and encoding a 500-result batch, 22 ms of CPU at load 7, ran under the locks between two round
+# trips, so a second call's write waited for it as well as for Postgres). It runs
 # once the locks are held, with a snapshot taken then, so no other write changes what it reads
-# before this one commits. By index probes too: as a join, Postgres hashed every stored result
-# for each batch (a cost growing with the table: 5 -> 10 ms a batch over 40,000 results).
-_TASKS_SQL = (
-    "SELECT " + ", ".join(f"t.{c}" for c in _TASK_COLUMNS.split(", ")) + f", r.id {_BY_ID} "
-    "LEFT JOIN LATERAL (SELECT id FROM check_results WHERE check_results.task_id = t.id LIMIT 1) r ON true")
+# before this one commits. It makes the same decisions as _plan / _ends (which then build the
+# events from the rows it returns, read in the same snapshot): a task not found, or not this
+# agent's, is unknown (no row); a task with a result already is a resend (nothing written); a
+# result of another check type than its task's (`sent_type`: the data's type, `claimed`: the
+# agent's word) is stored quarantined, unless quarantined already; a result of an ended task is
+# stored late, its task left as it is; a check whose last open task this ends is ended. The
+# tasks are found by index probes (LATERAL ... LIMIT 1): with `id = ANY(...)` the planner chose to
+# scan every task of the partition once the checks' rows had been updated a few times; as a
+# join, Postgres hashed every stored result for each batch. The results' rows go as one JSON
+# parameter (json.dumps is C), encoded before the transaction. Returns each task found (as it
+# was before the write: _TASK_COLUMNS), whether it had a result, and its check's status if this
+# write ended the check.
+_RECORD_SQL = (
+    "WITH v AS (SELECT " + ", ".join(f"t.{c}" for c in _TASK_COLUMNS.split(", ")) + ", "
+    "r.id IS NOT NULL AS has_result, x.success, x.data, x.error, x.code, x.duration_ms, x.started, x.sent_type, "
+    "x.claimed, x.quarantined "
+    "FROM json_to_recordset(CAST(%(results)s AS json)) AS x(task_id uuid, agent uuid, success boolean, data jsonb, "
+    "error text, code varchar, duration_ms float8, started timestamptz, sent_type varchar, claimed varchar, "
+    "quarantined boolean) "
+    "JOIN LATERAL (SELECT * FROM check_tasks WHERE check_tasks.id = x.task_id LIMIT 1) t ON t.agent_id = x.agent "
+    "LEFT JOIN LATERAL (SELECT id FROM check_results WHERE check_results.task_id = t.id LIMIT 1) r ON true), "
+    "w AS (SELECT v.*, v.status IN ('completed', 'failed', 'timed_out') AS late, NOT v.quarantined "
+    "AND ((v.sent_type <> '' AND v.sent_type <> v.check_type) OR (v.claimed <> '' AND v.claimed <> v.check_type)) "
+    "AS mismatch FROM v WHERE NOT v.has_result), "
+    "ins AS (INSERT INTO check_results (id, task_id, check_id, agent_id, check_type, success, data, error, "
+    "error_code, duration_ms, started_at, created_at, late) "
+    "SELECT gen_random_uuid(), w.id, w.check_id, w.agent_id, w.check_type, w.success AND NOT w.mismatch, "
+    "CASE WHEN w.mismatch THEN CAST('{}' AS jsonb) ELSE w.data END, "
+    "CASE WHEN w.mismatch THEN 'result quarantined: a ' || COALESCE(NULLIF(w.sent_type, ''), w.claimed) "
+    "|| ' result for a ' || w.check_type || ' task' ELSE w.error END, "
+    f"CASE WHEN w.mismatch THEN '{QUARANTINED}' ELSE w.code END, w.duration_ms, w.started, %(now)s, w.late FROM w), "
+    "upd AS (UPDATE check_tasks SET status = CASE WHEN w.success AND NOT w.mismatch THEN 'completed' ELSE 'failed' END, "
+    "started_at = w.started, completed_at = %(now)s, reason = CASE WHEN w.success AND NOT w.mismatch THEN '' "
+    f"WHEN w.mismatch THEN '{QUARANTINED}' ELSE COALESCE(NULLIF(w.code, ''), 'failed') END "
+    "FROM w WHERE check_tasks.id = w.id AND NOT w.late), "
+    "n AS (SELECT check_id, count(*) AS n FROM w WHERE NOT w.late GROUP BY check_id), "
+    "ends AS (UPDATE checks SET status = CASE WHEN checks.tasks_produced + n.n > 0 THEN 'completed' ELSE 'failed' END, "
+    "completed_at = %(now)s FROM n WHERE checks.id = n.check_id AND checks.tasks_total > 0 "
+    "AND checks.tasks_open = n.n AND checks.status NOT IN ('completed', 'failed') RETURNING checks.id, checks.status) "
+    "SELECT " + ", ".join(f"v.{c}" for c in _TASK_COLUMNS.split(", ")) + ", v.has_result, ends.status "
+    "FROM v LEFT JOIN ends ON ends.id = v.check_id")
 # These checks, and every task of them with its result (read_checks; and in a write that ends
 # small checks, after the write: what their done events carry).
 _CHECKS_SQL = f"SELECT {_CHECK_COLUMNS} FROM checks WHERE id = ANY(CAST(%(ids)s AS uuid[]))"
@@ -341,6 +383,25 @@ _CHECKS_TASKS_SQL = (
     + ", ".join(f"r.{c}" for c in _RESULT_COLUMNS.split(", ")) + " FROM check_tasks t "
     "LEFT JOIN check_results r ON r.task_id = t.id WHERE t.check_id = ANY(CAST(%(ids)s AS uuid[])) "
     "ORDER BY t.created_at")
+# Ended checks of at most this many tasks are read back inside the write that ends them (their
+# done events then need no read); bigger ones are read after the write, and only when watched.
+DONE_READ_TASKS = 64
+# The checks this write ended that have at most DONE_READ_TASKS tasks, with every task and result
+# (what their done events carry), read after _RECORD_SQL in the same pipeline. The write's checks
+# are those its results name (`checks`: the agents' word, only narrowing the read: ended ones are
+# told by _RECORD_SQL), or, when a result names none, found from the tasks as _LOCK_SQL finds them.
+# The checks first, then their tasks by the index on check_id (LATERAL ... OFFSET 0: not flattened
+# into a join): as a join, Postgres sorted every task of the partition by created_at and merged
+# them with the (no) checks found, ~100 ms a batch when ingesting (issue 17).
+_DONE_COLUMNS = (", ".join(f"t.{c}" for c in _TASK_COLUMNS.split(", ")) + ", "
+                 + ", ".join(f"r.{c}" for c in _RESULT_COLUMNS.split(", ")))
+_DONE_FROM = (f"SELECT {_DONE_COLUMNS} FROM checks c "
+              "CROSS JOIN LATERAL (SELECT * FROM check_tasks WHERE check_tasks.check_id = c.id OFFSET 0) t "
+              "LEFT JOIN LATERAL (SELECT * FROM check_results WHERE check_results.task_id = t.id LIMIT 1) r ON true ")
+_DONE_WHERE = (f"c.completed_at = %(now)s AND c.tasks_total <= {DONE_READ_TASKS} "
+               "AND c.status IN ('completed', 'failed') ORDER BY t.created_at")
+_DONE_SQL = f"{_DONE_FROM}WHERE c.id = ANY(CAST(%(checks)s AS uuid[])) AND {_DONE_WHERE}"
+_DONE_BY_TASKS_SQL = f"{_DONE_FROM}WHERE c.id IN (SELECT t.check_id {_BY_ID}) AND {_DONE_WHERE}"
 # A check and its pending tasks in one statement (OpenCheck). A check id taken already is
 # refused by the primary key (no SELECT first: one round trip less per check, issue 17).
 _OPEN_SQL = (
@@ -351,9 +412,6 @@ _OPEN_SQL = (
     "v.region, v.country, v.city, v.check_type, 'pending', '', %(now)s, NULL, NULL, v.deadline_at "
     "FROM json_to_recordset(CAST(%(tasks)s AS json)) AS v(id uuid, agent_id uuid, agent_name varchar, "
     "location varchar, region varchar, country varchar, city varchar, check_type varchar, deadline_at timestamptz)")
-# Ended checks of at most this many tasks are read back inside the write that ends them (their
-# done events then need no read); bigger ones are read after the write, and only when watched.
-DONE_READ_TASKS = 64
 
 _CHECKS = cast(Table, CheckRow.__table__)
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -446,6 +504,30 @@ def _write_params(writes: list[_Write], now: datetime, ending: dict[uuid.UUID, s
                           "started_at": t.started_at.isoformat() if t.started_at else None})
     return {"now": now, "results": "[" + ",".join(rows) + "]", "tasks": _JSON.encode(tasks),
             "checks": _JSON.encode([{"id": str(c), "status": s} for c, s in ending.items()])}
+
+
+def _record_rows(results) -> str:
+    """The results as _RECORD_SQL's JSON parameter: each as the agent sent it (judged), with its
+    data's type (the data's one key) and the check type the agent says; its task decides the rest.
+    Each row formatted directly, its strings encoded by json (half the CPU of a dict per row encoded)."""
+    enc = _JSON.encode
+    rows = []
+    for r in results:
+        # The data's JSON goes in as it is, not as a string in the row's JSON (escaped and parsed twice).
+        data = r.data_json if r.data_json is not None else enc(r.data)
+        sent_type = next(iter(r.data), "")
+        rows.append(
+            f'{{"task_id":"{r.task_id}","agent":"{r.agent_id}","success":{"true" if r.success else "false"},'
+            f'"error":{enc(r.error) if r.error else "null"},"code":{enc(r.error_code) if r.error_code else _EMPTY},'
+            f'"duration_ms":{float.__repr__(float(r.duration_ms))},'
+            f'"started":{enc(r.started_at.isoformat()) if r.started_at else "null"},'
+            f'"sent_type":{enc(sent_type) if sent_type else _EMPTY},'
+            f'"claimed":{enc(r.check_type) if r.check_type else _EMPTY},'
+            f'"quarantined":{"true" if r.quarantine else "false"},"data":{data}}}')
+    return "[" + ",".join(rows) + "]"
+
+
+_EMPTY = '""'
 
 
 def _snapshots(checks, rows, ended: dict[uuid.UUID, str] | None = None, now: datetime | None = None
@@ -700,39 +782,46 @@ class ResultsStore:
         return changes
 
     async def _record_pg(self, by_task: dict[uuid.UUID, IncomingResult]) -> Changes:
-        """`_record` on Postgres in raw psycopg statements of constant text, in two round trips:
-        the checks' locks and their tasks (pipelined: the read runs after the locks are held), then
-        the write, the read of the small checks it ends and the commit (issue 17: through
-        SQLAlchemy, a write of one result took 5-6 ms of CPU, most of it per statement).
+        """`_record` on Postgres in raw psycopg statements of constant text, in one round trip: the
+        checks' locks, the write (_RECORD_SQL: Postgres decides what to store, as _plan would), the
+        read of the small checks it ends and the COMMIT, pipelined, so the locks are held only while
+        Postgres works (issue 17). Everything the write sends is encoded before the transaction, and
+        what the events are built from (_plan, _ends, the snapshots) is made from its rows after it.
 
         The checks it ends with at most DONE_READ_TASKS tasks are read back inside the write's
         transaction, after the write: their done events (`changes.done`) need no read afterwards.
         """
         changes = Changes()
         ids = _uuid_array(by_task)
+        now = utcnow()
+        params = {"results": _record_rows(by_task.values()), "now": now}
+        named = {r.check_id for r in by_task.values()}
+        done_params = {"ids": ids, "now": now} if None in named else {"checks": _uuid_array(named), "now": now}
         async with db.pg_transaction(self.engine) as pg:
             locked = await pg.execute(_LOCK_SQL, {"ids": ids}, prepare=False)
-            read = await pg.execute(_TASKS_SQL, {"ids": ids}, prepare=False)
+            wrote = await pg.execute(_RECORD_SQL, params)
+            done_read = await pg.execute(_DONE_BY_TASKS_SQL if None in named else _DONE_SQL, done_params,
+                                         prepare=False)
+            await pg.commit()  # sent with them: one round trip
             checks = {r[0]: r for r in await locked.fetchall()}
-            statuses = {c: r[1] for c, r in checks.items()}
-            # check id -> (its tasks, those still open, those that ended with a result), before this write
-            counts = {c: (r[_COUNTS_AT], r[_COUNTS_AT + 1], r[_COUNTS_AT + 2]) for c, r in checks.items()}
-            found: dict[uuid.UUID, tuple[TaskSnapshot, bool]] = {}
-            _found(await read.fetchall(), found)
-            now = utcnow()
-            writes = _plan(by_task, found, changes)
-            after, ends = _ends(writes, counts, statuses)
-            params = _write_params(writes, now, ends)
-            wrote = done_read = None
-            if params is not None:
-                wrote = await pg.execute(_WRITE_SQL, params)
-                small = [c for c in ends if counts[c][0] <= DONE_READ_TASKS]
-                if small:
-                    done_read = await pg.execute(_CHECKS_TASKS_SQL, {"ids": _uuid_array(small)}, prepare=False)
-            await pg.commit()  # sent with the write: one round trip
-            ended: dict[uuid.UUID, str] = {} if wrote is None else {r[0]: ends[r[0]] for r in await wrote.fetchall()}
-            if done_read is not None:
-                changes.done = _snapshots(checks.values(), await done_read.fetchall(), ended, now)
+            rows = await wrote.fetchall()
+            done_rows = await done_read.fetchall()
+        statuses = {c: r[1] for c, r in checks.items()}
+        # check id -> (its tasks, those still open, those that ended with a result), before this write
+        counts = {c: (r[_COUNTS_AT], r[_COUNTS_AT + 1], r[_COUNTS_AT + 2]) for c, r in checks.items()}
+        found: dict[uuid.UUID, tuple[TaskSnapshot, bool]] = {}
+        ended: dict[uuid.UUID, str] = {}
+        for r in rows:
+            found[r[0]] = (TaskSnapshot(*r[:15]), r[15])
+            if r[16] is not None:
+                ended[r[1]] = r[16]
+        writes = _plan(by_task, found, changes)
+        after, _ = _ends(writes, counts, statuses)
+        for w in writes:  # the snapshots live events are built from, as written
+            w.result(now)
+            w.task_update(now)
+        if done_rows:
+            changes.done = _snapshots(checks.values(), done_rows, ended, now)
         _note(changes, writes, after, statuses, ended, found)
         return changes
 

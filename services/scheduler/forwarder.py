@@ -81,7 +81,10 @@ class ResultForwarder:
     others of its check that came meanwhile, in one call: the results service serialises a check's
     writes on its row lock, so a second call would only have waited there, and one transaction
     per check is cheaper than one per result (issue 17: three agents' results of one check were
-    three transactions one after another, most of create -> completed).
+    three transactions one after another, most of create -> completed). Once max_batch results
+    wait so and nothing else can go, they go in the free slot beside the busy call (`_take_held`):
+    in a burst whose every batch touches the same checks, the results service then judges and
+    encodes the next call while the current one writes.
 
     For the same reason a result whose siblings are still outstanding (tasks of its check that
     this replica delivered to its agents, `expect`) waits for them, at most `sibling_wait_s` after
@@ -227,10 +230,32 @@ class ResultForwarder:
                     batch.append(p)
             else:
                 batch.append(p)
+        if not batch and self._parked >= self.max_batch and self._held:
+            self._take_held(batch)
         for check_id in {p.result.check_id for p in batch}:
             if check_id:
                 busy[check_id] += 1
         return batch
+
+    def _take_held(self, batch: list[_Pending]) -> None:
+        """A free slot, nothing else to send and a full backlog held behind busy checks (a burst whose
+        every batch touches the same checks): the held results go now, beside their checks' calls, the
+        oldest first. The results service takes a check's writes one at a time still, but it judges
+        and encodes this call while the other one is in Postgres, and its write waits in Postgres,
+        not behind a call (issue 17: held, the writes and the Python around them ran one after the
+        other). At most max_batch, so a call carries whole agents' runs as they came."""
+        held = self._held
+        for check_id in list(held):
+            room = self.max_batch - len(batch)
+            if room <= 0:
+                break
+            results = held[check_id]
+            batch.extend(results[:room])
+            if len(results) > room:
+                held[check_id] = results[room:]
+            else:
+                del held[check_id]
+            self._parked -= min(room, len(results))
 
     def _park(self, where: dict[str, list[_Pending]], p: _Pending) -> None:
         where.setdefault(p.result.check_id, []).append(p)
