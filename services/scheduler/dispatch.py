@@ -66,6 +66,9 @@ class Dispatcher:
             raise
         await self.push(plan.by_agent, await prepared)
         self.metrics.checks_created.inc()
+        # The agents' streams write their tasks before the reply to the caller is built and sent: the
+        # caller's next step (a watch) waits for the tasks' results anyway.
+        await asyncio.sleep(0)
         return opened
 
     async def _prepare(self, by_agent: dict[str, AgentTasks]) -> dict[str, str]:

@@ -9,6 +9,7 @@ runs one suite against both.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import time
@@ -200,9 +201,14 @@ class LiveState(ABC):
     @abstractmethod
     async def _unsubscribe_remote(self, channel: str) -> None: ...
 
-    @abstractmethod
     async def hit_rate_limit(self, key: str, limit: int, window_s: int) -> tuple[bool, int]:
         """Counts one hit; returns (allowed, seconds until the window resets)."""
+        count, ttl = await self.count_hit(key, window_s)
+        return count <= limit, max(1, ttl)
+
+    @abstractmethod
+    async def count_hit(self, key: str, window_s: int) -> tuple[int, int]:
+        """Counts one hit in the key's window; returns (hits in the window, seconds until it resets)."""
 
     @abstractmethod
     async def check_health(self) -> None: ...
@@ -298,14 +304,14 @@ class MemoryLiveState(LiveState):
     async def _unsubscribe_remote(self, channel: str) -> None:
         pass
 
-    async def hit_rate_limit(self, key: str, limit: int, window_s: int) -> tuple[bool, int]:
+    async def count_hit(self, key: str, window_s: int) -> tuple[int, int]:
         now = self._clock()
         count, reset_at = self._counters.get(key, (0, now + window_s))
         if reset_at <= now:
             count, reset_at = 0, now + window_s
         count += 1
         self._counters[key] = (count, reset_at)
-        return count <= limit, max(1, int(reset_at - now + 0.999))
+        return count, max(1, int(reset_at - now + 0.999))
 
     async def check_health(self) -> None:
         pass
@@ -376,6 +382,22 @@ return {n, ttl}
 """
 
 
+# Seconds a message delivered here at publish waits for its copy from Redis to be dropped.
+ECHO_TTL_S = 30.0
+
+
+class _Echo:
+    """A message published and delivered here, whose copy from Redis is still to come."""
+
+    __slots__ = ("channel", "expires", "payload", "pending")
+
+    def __init__(self, channel: str, payload: bytes, expires: float) -> None:
+        self.channel = channel
+        self.payload = payload
+        self.expires = expires
+        self.pending = True
+
+
 class RedisLiveState(LiveState):
     """Live state in Redis, shared by every replica. Keys are prefixed so tests can share a server."""
 
@@ -399,6 +421,10 @@ class RedisLiveState(LiveState):
         self._subscribed = asyncio.Event()  # the reader sleeps on it while no channel is subscribed
         # channel -> resolved when Redis confirms its SUBSCRIBE (see _subscribe_remote)
         self._confirmations: dict[str, asyncio.Future[None]] = {}
+        # Messages published here and delivered to this process's subscribers at once, whose copy
+        # from Redis is dropped when it arrives: channel -> payload -> in publish order (_deliver_local).
+        self._echoes: dict[str, dict[bytes, collections.deque[_Echo]]] = {}
+        self._echo_log: collections.deque[_Echo] = collections.deque()  # by expiry
         self._clear = self.redis.register_script(_CLEAR_IF_HOLDER)
         self._rate = self.redis.register_script(_RATE_LIMIT)
         self._set_presences = self.redis.register_script(_SET_PRESENCES)
@@ -477,17 +503,94 @@ class RedisLiveState(LiveState):
         raw = cast(dict[bytes, bytes], await self.redis.hgetall(self._k("inflight", agent_id)))
         return {k.decode(): float(v) for k, v in raw.items()}
 
+    def _deliver_local(self, messages: list[tuple[str, bytes]]) -> list[_Echo]:
+        """Hands the messages of channels subscribed in this process to their subscribers now, and
+        notes each as an echo to expect back from Redis (see _take_echo).
+
+        A watcher on the publishing process got its events through Redis: the publish's round trip,
+        then the subscription connection's read and parse, ~1-2 ms on every check's path to `done`
+        (issue 17). Redis still gets every message, for the other processes.
+        """
+        subs = self._fanout.subs
+        echoes: list[_Echo] = []
+        now = time.monotonic()
+        self._expire_echoes(now)
+        for channel, payload in messages:
+            if not subs.get(channel):
+                continue
+            self._fanout.deliver(channel, payload)
+            echo = _Echo(channel, payload, now + ECHO_TTL_S)
+            self._echoes.setdefault(channel, {}).setdefault(payload, collections.deque()).append(echo)
+            self._echo_log.append(echo)
+            echoes.append(echo)
+        return echoes
+
+    def _take_echo(self, channel: str, payload: bytes) -> bool:
+        """Whether this message from Redis is one published here and delivered already (then it is
+        dropped: a subscriber gets each message once). Redis returns this process's own messages
+        on the subscription connection; they are told apart by their bytes, the oldest first."""
+        by_payload = self._echoes.get(channel)
+        if not by_payload:
+            return False
+        waiting = by_payload.get(payload)
+        if not waiting:
+            return False
+        waiting.popleft().pending = False
+        if not waiting:
+            del by_payload[payload]
+            if not by_payload:
+                del self._echoes[channel]
+        return True
+
+    def _forget_echoes(self, echoes: list[_Echo]) -> None:
+        """These will not come back (their publish failed, or it is too late): stop waiting for them."""
+        for echo in echoes:
+            if not echo.pending:
+                continue
+            echo.pending = False
+            by_payload = self._echoes.get(echo.channel, {})
+            waiting = by_payload.get(echo.payload)
+            if waiting is not None:
+                with contextlib.suppress(ValueError):
+                    waiting.remove(echo)
+                if not waiting:
+                    del by_payload[echo.payload]
+                    if not by_payload:
+                        self._echoes.pop(echo.channel, None)
+
+    def _expire_echoes(self, now: float) -> None:
+        """Echoes not back after ECHO_TTL_S (the subscription was lost meanwhile, or not yet in
+        effect at Redis) are no longer expected: a later message with the same bytes is delivered."""
+        queue = self._echo_log
+        expired = []
+        while queue and (queue[0].expires <= now or not queue[0].pending):
+            echo = queue.popleft()
+            if echo.pending:
+                expired.append(echo)
+        if expired:
+            self._forget_echoes(expired)
+
     async def publish(self, channel: str, payload: bytes) -> None:
-        await self.redis.publish(self._k("ch", channel), payload)
+        echoes = self._deliver_local([(channel, payload)])
+        try:
+            await self.redis.publish(self._k("ch", channel), payload)
+        except BaseException:
+            self._forget_echoes(echoes)
+            raise
 
     async def publish_many(self, messages: list[tuple[str, bytes]]) -> None:
         # One pipeline per chunk: a write's hundreds of events were as many PUBLISH round trips,
         # each taking a pooled connection, and queued behind each other (issue 17).
-        for start in range(0, len(messages), PUBLISH_CHUNK):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for channel, payload in messages[start:start + PUBLISH_CHUNK]:
-                    pipe.publish(self._k("ch", channel), payload)
-                await pipe.execute()
+        echoes = self._deliver_local(messages)
+        try:
+            for start in range(0, len(messages), PUBLISH_CHUNK):
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for channel, payload in messages[start:start + PUBLISH_CHUNK]:
+                        pipe.publish(self._k("ch", channel), payload)
+                    await pipe.execute()
+        except BaseException:
+            self._forget_echoes(echoes)
+            raise
 
     async def subscribed(self, channels: list[str]) -> set[str]:
         if not channels:
@@ -540,7 +643,9 @@ class RedisLiveState(LiveState):
                 continue
             kind = msg.get("type")
             if kind == "message":
-                self._fanout.deliver(msg["channel"].decode()[strip:], msg["data"])
+                channel, data = msg["channel"].decode()[strip:], msg["data"]
+                if not self._echoes or not self._take_echo(channel, data):
+                    self._fanout.deliver(channel, data)
             elif kind == "subscribe":
                 channel = msg["channel"].decode()[strip:]
                 confirmed = self._confirmations.get(channel)
@@ -552,9 +657,9 @@ class RedisLiveState(LiveState):
                     for sub in list(self._fanout.subs.get(channel, ())):
                         sub.mark_gap()
 
-    async def hit_rate_limit(self, key: str, limit: int, window_s: int) -> tuple[bool, int]:
+    async def count_hit(self, key: str, window_s: int) -> tuple[int, int]:
         count, ttl = await self._rate(keys=[self._k("rate", key)], args=[window_s])
-        return int(count) <= limit, max(1, int(ttl))
+        return int(count), max(1, int(ttl))
 
     async def check_health(self) -> None:
         await self.redis.ping()
