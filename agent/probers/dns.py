@@ -329,6 +329,11 @@ _ESCAPED = b'"().;\\@$'
 _LABEL_TEXT = tuple(
     ("\\" + chr(c)) if c in _ESCAPED else chr(c) if 0x20 < c < 0x7F else f"\\{c:03d}" for c in range(256))
 _PLAIN = bytes(c for c in range(0x21, 0x7F) if c not in _ESCAPED)
+# A byte of a TXT string or CAA value as dig prints it: `\"` and `\\`, bytes outside printable ASCII
+# as `\DDD` (not decoded as UTF-8: dig prints the bytes).
+_STRING_TEXT = tuple(("\\" + chr(c)) if c in b'"\\' else chr(c) if 0x20 <= c < 0x7F else f"\\{c:03d}"
+                     for c in range(256))
+_STRING_PLAIN = bytes(c for c in range(0x20, 0x7F) if c not in b'"\\')
 # EDNS(0) as c-ares sends it: 1232 bytes of udp payload, and a client cookie (RFC 7873) fresh per check.
 _EDNS_PAYLOAD = 1232
 _HEADER = struct.Struct("!HHHHHH")
@@ -379,17 +384,29 @@ def _read_name(msg: bytes, offset: int) -> tuple[str, int]:
 
 
 def _txt_strings(rdata: bytes) -> str:
-    """TXT strings in zone-file form: each quoted, with `"` and `\\` escaped (as _dnspython's _txt)."""
+    """TXT strings in zone-file form as dig prints them: each quoted, `"` and `\\` escaped, other bytes outside
+    printable ASCII as `\\DDD` (_dnspython's _txt decodes them as UTF-8 instead)."""
     out, i = [], 0
     while i < len(rdata):
         n = rdata[i]
         raw = rdata[i + 1:i + 1 + n]
         if len(raw) != n:
             raise _BadAnswer("a TXT string runs past its record")
-        text = raw.decode("utf-8", "replace").replace("\\", "\\\\").replace('"', '\\"')
-        out.append(f'"{text}"')
+        out.append(f'"{_string_text(raw)}"')
         i += 1 + n
     return " ".join(out)
+
+
+def _ends_at(at: int, end: int, kind: str) -> None:
+    """A record's data must end where its length says (dig: FORMERR; dnspython refuses it too): a name
+    running past it would be read from the next record."""
+    if at != end:
+        raise _BadAnswer(f"a {kind} record's data is not as long as its length says")
+
+
+def _string_text(raw: bytes) -> str:
+    """A character-string's bytes as dig prints them between quotes."""
+    return raw.decode("ascii") if not raw.translate(None, _STRING_PLAIN) else "".join(_STRING_TEXT[c] for c in raw)
 
 
 def _record(msg: bytes, offset: int) -> tuple[dns_pb2.DnsRecord | None, int]:
@@ -405,7 +422,7 @@ def _record(msg: bytes, offset: int) -> tuple[dns_pb2.DnsRecord | None, int]:
     if rtype == 41:
         return None, end
     out = dns_pb2.DnsRecord(name=name, type=_TYPE_NAMES.get(rtype) or f"TYPE{rtype}",
-                            ttl=ttl if ttl < 0x80000000 else 0)
+                            ttl=ttl)  # 2^31 or more as it came, as dig prints it (dnspython: 0)
     try:
         if rtype == 1:
             if rdlength != 4:
@@ -416,31 +433,41 @@ def _record(msg: bytes, offset: int) -> tuple[dns_pb2.DnsRecord | None, int]:
                 raise _BadAnswer("an AAAA record of other than 16 bytes")
             out.value = socket.inet_ntop(socket.AF_INET6, msg[start:end])
         elif rtype in (2, 5, 12, 39):  # NS, CNAME, PTR, DNAME
-            out.value = _read_name(msg, start)[0]
+            out.value, at = _read_name(msg, start)
+            _ends_at(at, end, out.type)
         elif rtype == 15:
+            if rdlength < 3:
+                raise _BadAnswer("an MX record's data is cut short")
             priority = int.from_bytes(msg[start:start + 2])
-            exchange = _read_name(msg, start + 2)[0]
+            exchange, at = _read_name(msg, start + 2)
+            _ends_at(at, end, "MX")
             out.priority, out.exchange, out.value = priority, exchange, f"{priority} {exchange}"
         elif rtype == 33:
+            if rdlength < 7:
+                raise _BadAnswer("an SRV record's data is cut short")
             priority, weight, port = struct.unpack_from("!HHH", msg, start)
-            target = _read_name(msg, start + 6)[0]
+            target, at = _read_name(msg, start + 6)
+            _ends_at(at, end, "SRV")
             out.priority, out.weight, out.port, out.target = priority, weight, port, target
             out.value = f"{priority} {weight} {port} {target}"
         elif rtype == 6:
             mname, at = _read_name(msg, start)
             rname, at = _read_name(msg, at)
-            if at + 20 > end:
-                raise _BadAnswer("an SOA record runs past its data")
+            if at + 20 != end:  # dig and dnspython: the data must end where its length says
+                raise _BadAnswer("an SOA record's data is not as long as its length says")
             numbers = struct.unpack_from("!IIIII", msg, at)
             out.mname, out.rname = mname, rname
             out.serial, out.refresh, out.retry, out.expire, out.minimum = numbers
             out.value = " ".join(map(str, (mname, rname, *numbers)))
         elif rtype == 257:
             flags, tag_length = msg[start], msg[start + 1]
-            tag = msg[start + 2:start + 2 + tag_length].decode("ascii", "replace")
-            value = msg[start + 2 + tag_length:end].decode("utf-8", "replace")
-            out.flags, out.tag, out.caa_value = flags, tag, value
-            out.value = f'{flags} {tag} "{value}"'
+            raw_tag = msg[start + 2:start + 2 + tag_length]
+            if start + 2 + tag_length > end or not raw_tag.isalnum():  # dig: FORMERR; dnspython refuses it too
+                raise _BadAnswer("a CAA record whose tag is not letters and digits")
+            raw_value = msg[start + 2 + tag_length:end]
+            tag = raw_tag.decode("ascii")
+            out.flags, out.tag, out.caa_value = flags, tag, raw_value.decode("utf-8", "replace")
+            out.value = f'{flags} {tag} "{_string_text(raw_value)}"'  # the value as dig prints it
         elif rtype == 16:
             out.value = _txt_strings(msg[start:end])
         else:  # RFC 3597's form for data we do not read, as dig prints an unknown type

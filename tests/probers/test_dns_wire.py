@@ -164,7 +164,8 @@ async def test_nxdomain_carries_the_authority_as_over_tcp():
 
 
 # Names and data dig prints specially. The reference is dnspython's half of the prober (_dnspython.py:
-# what a tcp check reports, compared with dig in test_dns.py), so udp and tcp give the same text.
+# what a tcp check reports, compared with dig in test_dns.py), so udp and tcp give the same text; but
+# TXT strings and CAA values are as dig prints them (test_dns_wire_props.py).
 ODD = [
     ("CNAME", r"we\.ird\\name\"x.t.test."),
     ("CNAME", r"sp\032ace\009tab\255.t.test."),
@@ -175,6 +176,8 @@ ODD = [
     ("SOA", r"ns\.1.t.test. host\@master.t.test. 4294967295 1 2 3 4"),
     ("TXT", r'"quote\" and back\\slash" "" "\195\188n\195\175code"'),
     ("CAA", '128 tbs "Unknown"'),
+    ("CAA", r'0 issue "ca\"x\\y\195\169\000;"'),
+    ("TXT", r'"\000\255\127~ "'),
     ("PTR", "ptr.t.test."),
     ("AAAA", "::ffff:192.0.2.1"),
     ("AAAA", "2001:db8::1:0:0:1"),
@@ -188,7 +191,10 @@ async def test_odd_records_read_as_the_tcp_path_reads_them(kind, text):
     async with resolver(lambda q: [reply(q, ("www.t.test.", kind, text)).to_wire()]) as (address, _):
         result = await run(dns_prober.probe, probe_request("www.t.test", opts(address)))
     [record] = result.data.answers
-    [expected] = _dnspython._records(dns.rrset.from_text("www.t.test.", 300, "IN", kind, text))
+    rrset = dns.rrset.from_text("www.t.test.", 300, "IN", kind, text)
+    [expected] = _dnspython._records(rrset)
+    if kind in ("TXT", "CAA"):  # bytes outside printable ASCII as dig prints them (\DDD), not decoded as UTF-8
+        expected.value = rrset[0].to_text()
     assert record == expected
 
 
@@ -276,3 +282,14 @@ async def test_the_system_resolver_is_the_first_nameserver_of_resolv_conf(tmp_pa
     assert result.success, result
     assert result.data.resolver == host  # without its port, as c-ares's list gave it
     assert len(log) == 1
+
+
+async def test_a_ttl_of_2_to_the_31_or_more_is_as_it_came_as_dig_prints_it():
+    """dnspython's parser makes such a TTL 0 (RFC 2181 §8); dig 9.18 prints the wire's number, and so do we."""
+    def handler(wire: bytes) -> list[bytes]:
+        answer = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 0x80000000, 4) + bytes([192, 0, 2, 1])
+        return [_header(wire, 1) + _question(wire) + answer]
+
+    async with resolver(handler) as (address, _):
+        result = await run(dns_prober.probe, probe_request("www.t.test", opts(address)))
+    assert [(a.ttl, a.value) for a in result.data.answers] == [(0x80000000, "192.0.2.1")]
