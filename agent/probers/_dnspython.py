@@ -38,15 +38,6 @@ from hostcheck.core.checktypes import dns as spec
 from hostcheck.v1 import dns_pb2
 
 
-def _txt(strings) -> str:
-    """TXT strings in zone-file form: each quoted, with `"` and `\\` escaped."""
-    def quote(raw: bytes) -> str:
-        text = raw.decode("utf-8", "replace").replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{text}"'
-
-    return " ".join(quote(s) for s in strings)
-
-
 def _name(value: dns.name.Name) -> str:
     return value.to_text(omit_final_dot=True) if value != dns.name.root else "."
 
@@ -60,7 +51,7 @@ def _records(rrset) -> list[dns_pb2.DnsRecord]:
         kind = rrset.rdtype
         if kind in (dns.rdatatype.A, dns.rdatatype.AAAA):
             record.value = rdata.address
-        elif kind in (dns.rdatatype.CNAME, dns.rdatatype.NS, dns.rdatatype.PTR):
+        elif kind in (dns.rdatatype.CNAME, dns.rdatatype.NS, dns.rdatatype.PTR, dns.rdatatype.DNAME):
             record.value = _name(rdata.target)
         elif kind == dns.rdatatype.MX:
             record.priority, record.exchange = rdata.preference, _name(rdata.exchange)
@@ -78,9 +69,9 @@ def _records(rrset) -> list[dns_pb2.DnsRecord]:
         elif kind == dns.rdatatype.CAA:
             record.flags, record.tag = rdata.flags, rdata.tag.decode("ascii", "replace")
             record.caa_value = rdata.value.decode("utf-8", "replace")
-            record.value = f'{rdata.flags} {record.tag} "{record.caa_value}"'
+            record.value = rdata.to_text()  # as dig prints it: bytes outside printable ASCII as \DDD
         elif kind == dns.rdatatype.TXT:
-            record.value = _txt(rdata.strings)
+            record.value = rdata.to_text()  # each string quoted, `"`, `\\` and unprintable bytes escaped, as dig
         else:
             # DNSKEY, DS, HTTPS, SVCB, NAPTR, TLSA, SSHFP: dnspython's zone-file form, as dig prints it.
             record.value = rdata.to_text()

@@ -385,7 +385,7 @@ def _read_name(msg: bytes, offset: int) -> tuple[str, int]:
 
 def _txt_strings(rdata: bytes) -> str:
     """TXT strings in zone-file form as dig prints them: each quoted, `"` and `\\` escaped, other bytes outside
-    printable ASCII as `\\DDD` (_dnspython's _txt decodes them as UTF-8 instead)."""
+    printable ASCII as `\\DDD` (as _dnspython's records, by dnspython's to_text)."""
     out, i = [], 0
     while i < len(rdata):
         n = rdata[i]
