@@ -218,5 +218,7 @@ async def test_a_thousand_monitors_of_ten_agents_in_well_under_a_second(store):
           f"{len(text) / 1e6:.1f} MB")
     # 0.45-0.6 s of wall time at a load of 5 on 2 cores (the database's part: ~0.2 s); what is
     # asserted is this process' CPU (reading rows, writing text), which other tests' load does
-    # not stretch as it stretches wall time (3.7 s seen at a load of 9).
-    assert cpu < 1.2, cpu
+    # not stretch as it stretches wall time (3.7 s seen at a load of 9). Its CPU differs by host
+    # (0.5-0.8 s on a Xeon, 1.4-1.8 s on an EPYC): the bound is for a cost per monitor gone wrong
+    # (a query or a row's parse per monitor), not for the host; the one query is asserted above.
+    assert cpu < 4.0, cpu

@@ -5,7 +5,6 @@ each agent is sent)."""
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 import uuid
 from collections import OrderedDict
@@ -73,48 +72,17 @@ def _retrieve(future: asyncio.Future) -> None:
 KEY_QUOTA_WINDOW_S = 3600
 
 
-# A caller whose count (as live state last answered, plus the hits sent since) is at least this
-# share of its limit below it is let through without waiting for live state's answer; the hit is
-# still counted there (see RateLimit.hit).
-RATE_LIMIT_HEADROOM = 0.2
-# How long live state's answer about a caller's count is trusted for that decision.
-RATE_LIMIT_KNOWN_S = 1.0
-
-
-@dataclass
-class _Count:
-    """A caller's count as live state last answered it, and this replica's hits sent since."""
-
-    count: int = 0
-    resets_at: float = -math.inf  # monotonic time its window ends (from the answer's ttl)
-    answered_at: float = -math.inf  # monotonic time of that answer (-inf: wait for the next one)
-    unanswered: int = 0  # hits let through whose answer has not come
-    sent: set[asyncio.Future] = field(default_factory=set)  # their counting, running
-
-
-# Callers whose last count a replica keeps (see RateLimit._remember).
-RATE_LIMIT_KNOWN_MAX = 10_000
-
-
 class RateLimit:
     """Checks per caller per window, counted in live state so every replica shares the count.
 
     Anonymous callers: `limit` per client IP per `window_s` (0: no limit). An API key: its
     own quota per hour, whatever its IP. The admin: no limit.
-
-    Every hit is counted in live state. A caller far below its limit (RATE_LIMIT_HEADROOM of it,
-    by live state's answer of less than RATE_LIMIT_KNOWN_S ago plus this replica's hits since) does
-    not wait for the answer: that round trip was on every check's path to its agents (issue 17).
-    Near the limit, or with no recent answer (none yet, or live state failed), a hit waits for it.
     """
 
-    def __init__(self, live: LiveState, *, limit: int, window_s: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, live: LiveState, *, limit: int, window_s: int) -> None:
         self.live = live
         self.limit = limit
         self.window_s = window_s
-        self._clock = clock
-        self._known: dict[str, _Count] = {}
 
     async def hit(self, caller: Caller) -> None:
         """Counts one check of `caller`; raises ResourceExhausted (with when to retry) past its limit."""
@@ -127,53 +95,11 @@ class RateLimit:
             key, limit, window, who = f"checks:{caller.ip}", self.limit, self.window_s, caller.ip
         else:
             return
-        known = self._known.get(key)
-        now = self._clock()
-        if (known is not None and now - known.answered_at < RATE_LIMIT_KNOWN_S and now < known.resets_at
-                and known.count + known.unanswered + 1 <= limit * (1 - RATE_LIMIT_HEADROOM)):
-            known.unanswered += 1
-            sent = asyncio.ensure_future(self._count(key, window, known))
-            known.sent.add(sent)
-            sent.add_done_callback(known.sent.discard)
-            return
-        if known is not None and known.sent:
-            # Near the limit the answer decides: it must count the hits let through before this one.
-            await asyncio.wait(set(known.sent))
-        count, retry = await self._count(key, window, None)
+        # Counted before the check goes ahead, so live state being down refuses it (UNAVAILABLE).
+        count, retry = await self.live.count_hit(key, window)
         if count > limit:
             raise ResourceExhausted(f"rate limit of {limit} checks per {window} s for {who} reached",
                                     retry_after_s=retry)
-
-    async def _count(self, key: str, window: int, let_through: _Count | None) -> tuple[int, int]:
-        """Counts one hit in live state: (the count, seconds until its window resets), noted for the next
-        decisions. `let_through`: the caller's entry when the hit was let through without waiting."""
-        try:
-            count, ttl = await self.live.count_hit(key, window)
-        except BaseException as exc:
-            if let_through is not None:
-                let_through.unanswered -= 1
-            entry = self._known.get(key)
-            if entry is not None:
-                entry.answered_at = -math.inf  # the next hit waits for live state's answer (or its error)
-            if let_through is None or isinstance(exc, asyncio.CancelledError):
-                raise
-            return 0, 0  # the check went ahead; the next hit raises the error if it lasts
-        if let_through is not None:
-            let_through.unanswered -= 1
-        now = self._clock()
-        entry = self._known.get(key) or self._remember(key)
-        entry.count, entry.resets_at, entry.answered_at = count, now + ttl, now
-        return count, max(1, ttl)
-
-    def _remember(self, key: str) -> _Count:
-        if len(self._known) >= RATE_LIMIT_KNOWN_MAX:
-            now = self._clock()
-            self._known = {k: c for k, c in self._known.items()
-                           if c.sent or now - c.answered_at < RATE_LIMIT_KNOWN_S}
-            if len(self._known) >= RATE_LIMIT_KNOWN_MAX:
-                self._known = {k: c for k, c in self._known.items() if c.sent}
-        entry = self._known[key] = _Count()
-        return entry
 
 
 @dataclass
