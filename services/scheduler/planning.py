@@ -96,8 +96,8 @@ class RateLimit:
         else:
             return
         # Counted before the check goes ahead, so live state being down refuses it (UNAVAILABLE).
-        count, retry = await self.live.count_hit(key, window)
-        if count > limit:
+        allowed, retry = await self.live.hit_rate_limit(key, limit, window)
+        if not allowed:
             raise ResourceExhausted(f"rate limit of {limit} checks per {window} s for {who} reached",
                                     retry_after_s=retry)
 
